@@ -1,0 +1,68 @@
+"""Does the optimized model still agree with the plain one? Differences of outputs on the same inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from runner.backends.pytorch.config import PyTorchBackendConfig
+from runner.config.attention import AttentionConfig
+from runner.config.pipeline import ConvertConfig
+from runner.config.quant import QuantConfig
+from runner.config.run import RunConfig
+
+# Largest max-abs difference, relative to the reference's largest magnitude, still counted as agreement.
+# Float32 kernels differ by rounding only; half precision accumulates in other orders.
+RELATIVE_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 5e-2}
+
+
+def reference_changes(cfg: RunConfig) -> list[str]:
+    """What this run changes relative to the reference (eager, unquantized, unconverted, PyTorch)."""
+    changes = []
+    if cfg.attention.name != "eager":
+        changes.append(f"attention={cfg.attention.name}")
+    if cfg.quant.name != "none":
+        changes.append(f"quant={cfg.quant.name}")
+    if cfg.backend.name != "pytorch":
+        changes.append(f"backend={cfg.backend.name}")
+    changes += [f"convert.{f.name}=true" for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name)]
+    return changes
+
+
+def reference_config(cfg: RunConfig) -> RunConfig:
+    return dataclasses.replace(
+        cfg,
+        attention=AttentionConfig(name="eager", implementation="eager"),
+        quant=QuantConfig(name="none"),
+        backend=PyTorchBackendConfig(),
+        convert=ConvertConfig(),
+    )
+
+
+def compare_outputs(output: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor | None,
+                    dtype: str, is_logits: bool) -> dict:
+    """Differences over real (unpadded) positions; top-1 agreement and KL for logits, cosine otherwise."""
+    output, reference = output.float().cpu(), reference.float().cpu()
+    if mask is not None and output.dim() == 3:
+        keep = mask.bool().cpu()
+        output, reference = output[keep], reference[keep]
+    diff = (output - reference).abs()
+    scale = reference.abs().max().clamp_min(1e-12)
+    result = {
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "relative_max_diff": float(diff.max() / scale),
+        "tolerance": RELATIVE_TOLERANCE[dtype],
+    }
+    if is_logits:
+        result["top1_agreement"] = float((output.argmax(-1) == reference.argmax(-1)).float().mean())
+        log_p = torch.log_softmax(reference, -1)
+        log_q = torch.log_softmax(output, -1)
+        result["kl_divergence"] = float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
+    else:
+        cos = torch.nn.functional.cosine_similarity(output.flatten(0, -2), reference.flatten(0, -2), dim=-1)
+        result["cosine_similarity_mean"] = float(cos.mean())
+        result["cosine_similarity_min"] = float(cos.min())
+    result["agrees"] = result["relative_max_diff"] <= result["tolerance"]
+    return result

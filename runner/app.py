@@ -1,0 +1,79 @@
+"""One run: typed config -> pipeline -> record. Failures are recorded, never lost."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from runner.config.load import to_container, to_run_config
+from runner.console import print_summary
+from runner.context import RunContext
+from runner.devices import resolve_device
+from runner.errors import RunnerError
+from runner.measure.environment import environment
+from runner.pipeline import run_pipeline
+from runner.results import RESULTS_FILE, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def rerun_command(overrides: list[str]) -> str:
+    return " ".join(["python -m runner", *(shlex.quote(o) for o in overrides)])
+
+
+def new_record(cfg: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    container = to_container(cfg)
+    return {
+        "status": "running",
+        "name": container.get("name"),
+        "run_dir": str(run_dir),
+        "started": datetime.now(UTC).isoformat(),
+        "command": rerun_command(overrides),
+        "replay": f"python -m runner --config-path {run_dir.resolve()}/.hydra --config-name config",
+        "overrides": overrides,
+        "config": container,
+    }
+
+
+def failure(error: BaseException) -> dict[str, str]:
+    return {
+        "type": type(error).__name__,
+        "message": str(error) or type(error).__name__,
+        "traceback": "".join(traceback.format_exception(error))[-4000:],
+    }
+
+
+def execute(cfg: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Run one job and return its record; the record is on disk whether the job succeeded or failed."""
+    record = new_record(cfg, run_dir, overrides)
+    start = time.perf_counter()
+    try:
+        run_cfg = to_run_config(cfg)
+        if run_cfg.hardware.threads:
+            torch.set_num_threads(run_cfg.hardware.threads)
+        record["environment"] = environment()
+        ctx = RunContext(cfg=run_cfg, run_dir=run_dir, device=resolve_device(run_cfg.hardware), record=record)
+        record["device"] = str(ctx.device)
+        run_pipeline(ctx)
+        record["status"] = "ok"
+    except Exception as error:  # recorded with its reason; the caller decides whether to stop
+        record["status"] = "failed"
+        record["error"] = failure(error)
+        if not isinstance(error, RunnerError):
+            log.error("run failed: %s", record["error"]["traceback"])
+    finally:
+        record["duration_s"] = time.perf_counter() - start
+        record["finished"] = datetime.now(UTC).isoformat()
+        write_json_atomic(run_dir / RESULTS_FILE, record)
+    return record
+
+
+def report(record: dict[str, Any]) -> None:
+    print_summary(record)

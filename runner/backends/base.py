@@ -1,0 +1,53 @@
+"""What every backend offers the stages and scenarios."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from runner.context import RunContext
+from runner.measure.timer import DeviceClock
+from runner.registry import Registry
+
+
+class Backend:
+    name: ClassVar[str]
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.cfg
+
+    def load(self) -> dict[str, Any]:
+        """Load the model; return the `model` section of the record."""
+        raise NotImplementedError
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        """One forward pass; returns the model's main output (logits, or last hidden state)."""
+        raise NotImplementedError
+
+    def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
+        """Greedy generation of exactly `new_tokens` tokens; `on_step()` is called once per token, as
+        soon as that token's logits exist (the first call marks the end of prefill)."""
+        raise NotImplementedError(f"backend {self.name!r} cannot generate")
+
+    def inference_context(self):
+        """Entered around warmup and measured inference (a forced SDPA kernel, for instance)."""
+        return contextlib.nullcontext()
+
+    def devices(self) -> list[torch.device]:
+        return [self.ctx.device]
+
+    def clock(self) -> DeviceClock:
+        return DeviceClock(self.ctx.device)
+
+    def save(self, directory: Path) -> None:
+        raise NotImplementedError(f"backend {self.name!r} cannot save a model")
+
+    def unload(self) -> None:
+        """Free the model's memory."""
+
+
+BACKENDS: Registry[type[Backend]] = Registry("backend")

@@ -1,0 +1,104 @@
+"""PyTorch execution of a Transformers model."""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+
+from runner.backends.base import BACKENDS, Backend
+from runner.backends.pytorch import load_options
+from runner.config.model import Task
+from runner.models.build import build_model
+from runner.models.source import resolve_weights
+
+
+class _OnStep(LogitsProcessor):
+    """Calls back once per generated token, right after that token's logits are computed."""
+
+    def __init__(self, on_step) -> None:
+        self.on_step = on_step
+
+    def __call__(self, input_ids, scores):
+        self.on_step()
+        return scores
+
+
+@BACKENDS.register("pytorch")
+class PyTorchBackend(Backend):
+    model: Any = None
+
+    def load(self) -> dict[str, Any]:
+        cfg = self.cfg
+        source = resolve_weights(cfg.model)
+        start = time.perf_counter()
+        self.model = build_model(
+            cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
+        )
+        for device in self.devices():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        load_time = time.perf_counter() - start
+        config = self.model.config
+        return {
+            "name": cfg.model.name,
+            "hub_id": cfg.model.hub_id,
+            "weights": source.kind,
+            "weights_source": source.location,
+            "weights_reason": source.reason,
+            "class": type(self.model).__name__,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "parameters": self.model.num_parameters(),
+            "footprint_bytes": self.model.get_memory_footprint(),
+            "load_time_s": load_time,
+            "attn_implementation": getattr(config, "_attn_implementation", None),
+            "vocab_size": getattr(config, "vocab_size", None),
+        }
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        if self.cfg.model.task == Task.feature_extraction:
+            return out.last_hidden_state
+        return out.logits
+
+    def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
+        config = self.model.generation_config
+        generation = GenerationConfig(
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=config.pad_token_id if config.pad_token_id is not None else 0,
+            eos_token_id=config.eos_token_id,
+            bos_token_id=config.bos_token_id,
+        )
+        with torch.inference_mode():
+            return self.model.generate(
+                **inputs,
+                generation_config=generation,
+                logits_processor=LogitsProcessorList([_OnStep(on_step)]),
+            )
+
+    def inference_context(self):
+        return load_options.inference_context(self.cfg)
+
+    def devices(self) -> list[torch.device]:
+        placement = getattr(self.model, "hf_device_map", None)
+        if not placement:
+            return [self.ctx.device]
+        found = {torch.device(f"cuda:{d}" if isinstance(d, int) else d) for d in placement.values()}
+        return sorted(found, key=str)
+
+    def save(self, directory: Path) -> None:
+        self.model.save_pretrained(directory)
+
+    def unload(self) -> None:
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,20 @@
+"""Schema of the `pipeline` group: which stages run, in order."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ConvertConfig:
+    bettertransformer: bool = False
+
+
+@dataclass
+class SaveConfig:
+    model: bool = False  # write save_pretrained output into the run folder
+    directory: str = "model"  # relative to the run folder
+
+
+@dataclass
+class PipelineConfig:
+    name: str = "default"
+    stages: list[str] = field(default_factory=lambda: ["load", "convert", "warmup", "infer", "compare", "reverse", "save"])

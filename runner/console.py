@@ -1,0 +1,50 @@
+"""The short results table printed at the end of a run."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+MiB = 1024**2
+
+
+def _ms(stats: dict | None) -> list[str]:
+    if not stats:
+        return ["-", "-", "-", "-"]
+    return [f"{stats[k] * 1e3:.3f}" for k in ("mean", "p50", "p90", "stdev")]
+
+
+def print_summary(record: dict, console: Console | None = None) -> None:
+    console = console or Console(stderr=False)
+    model = record.get("model", {})
+    console.print(
+        f"[bold]{record.get('name')}[/]: model={model.get('name')} ({model.get('weights')} weights, "
+        f"{model.get('dtype')}, attn={model.get('attn_implementation')}) on {record.get('device')}"
+    )
+    if record.get("status") != "ok":
+        console.print(f"[red]failed[/]: {record.get('error', {}).get('message')}")
+        return
+    measurements = record.get("measurements", {})
+    table = Table("phase", "mean ms", "p50 ms", "p90 ms", "stdev ms", "count")
+    for scenario in ("forward", "generate"):
+        for phase, stats in measurements.get(scenario, {}).items():
+            if isinstance(stats, dict) and "mean" in stats:
+                table.add_row(f"{scenario}.{phase}", *_ms(stats), str(stats["count"]))
+    console.print(table)
+    for scenario in ("forward", "generate"):
+        for key, value in measurements.get(scenario, {}).get("throughput", {}).items():
+            console.print(f"  {key}: {value['value']:.1f} {value['unit']}")
+    memory = record.get("memory", {})
+    for device, stats in memory.get("gpu", {}).items():
+        console.print(f"  peak memory {device}: {stats['peak_allocated_bytes'] / MiB:.1f} MiB allocated, "
+                      f"{stats['peak_reserved_bytes'] / MiB:.1f} MiB reserved")
+    if "cpu_rss_peak_bytes" in memory:
+        console.print(f"  peak RSS: {memory['cpu_rss_peak_bytes'] / MiB:.0f} MiB; "
+                      f"model footprint {model.get('footprint_bytes', 0) / MiB:.1f} MiB; "
+                      f"load {model.get('load_time_s', 0):.2f} s")
+    agreement = record.get("agreement", {})
+    if "agrees" in agreement:
+        verdict = "agrees" if agreement["agrees"] else "[red]DISAGREES[/]"
+        console.print(f"  vs reference: {verdict} (max abs diff {agreement['max_abs_diff']:.3g}, "
+                      f"relative {agreement['relative_max_diff']:.3g}, tolerance {agreement['tolerance']:.3g})")
+    console.print(f"  record: {record.get('run_dir')}/results.json")

@@ -1,0 +1,26 @@
+"""What the stages share while a run executes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from runner.config.run import RunConfig
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    run_dir: Path
+    device: torch.device  # where inputs go (the first device of the model)
+    backend: Any = None  # a runner.backends.base.Backend, set by the load stage
+    inputs: dict[str, Any] | None = None  # the measured batch, built once
+    record: dict[str, Any] = field(default_factory=dict)  # sections that end up in results.json
+    completed: list = field(default_factory=list)  # stages that finished, in order
+    reversed: bool = False  # set once every stage's changes to the model have been undone
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.record.setdefault(name, {})

@@ -1,0 +1,28 @@
+"""Turn the hardware group into a torch device, with clear errors for devices that are not there."""
+
+from __future__ import annotations
+
+import torch
+
+from runner.config.hardware import DeviceKind, HardwareConfig
+from runner.errors import ConfigError
+
+
+def resolve_device(hardware: HardwareConfig) -> torch.device:
+    if hardware.kind == DeviceKind.cpu:
+        return torch.device("cpu")
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if hardware.kind == DeviceKind.auto:
+        return torch.device("cuda", 0) if available else torch.device("cpu")
+    if not available:
+        raise ConfigError(
+            f"hardware={hardware.name} needs a CUDA GPU, but torch sees none "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
+            "Use hardware=cpu or hardware=auto."
+        )
+    if not 0 <= hardware.device < available:
+        raise ConfigError(
+            f"hardware.device={hardware.device} does not exist: this host has {available} GPU(s), "
+            f"valid indexes are 0..{available - 1}"
+        )
+    return torch.device("cuda", hardware.device)

@@ -1,0 +1,35 @@
+"""Clocks that read the time only after the device has finished.
+
+On a GPU, marks are CUDA events recorded in the stream and read after the last one completed; on the CPU,
+marks are `perf_counter` readings. Either way `seconds(a, b)` is the wall time the device spent between two
+marks.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+class DeviceClock:
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(torch.cuda.current_stream(self.device))
+            return event
+        return time.perf_counter()
+
+    def seconds(self, start, end) -> float:
+        if self.cuda:
+            end.synchronize()
+            return start.elapsed_time(end) / 1000.0
+        return end - start
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)

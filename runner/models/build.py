@@ -1,0 +1,99 @@
+"""Build a Transformers model from a preset (random weights) or a checkpoint, straight onto its device."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from runner.config.model import DType, ModelConfig, Task
+from runner.errors import ConfigError
+from runner.models.source import WeightsSource
+
+log = logging.getLogger(__name__)
+
+AUTO_CLASSES = {
+    Task.causal_lm: "AutoModelForCausalLM",
+    Task.sequence_classification: "AutoModelForSequenceClassification",
+    Task.feature_extraction: "AutoModel",
+}
+TORCH_DTYPES = {DType.float32: torch.float32, DType.float16: torch.float16, DType.bfloat16: torch.bfloat16}
+
+
+def torch_dtype(dtype: DType) -> torch.dtype:
+    return TORCH_DTYPES[dtype]
+
+
+def auto_class(task: Task):
+    return getattr(transformers, AUTO_CLASSES[task])
+
+
+def architecture_config(model: ModelConfig) -> PretrainedConfig:
+    try:
+        return AutoConfig.for_model(model.model_type, **copy.deepcopy(dict(model.architecture)))
+    except ValueError as e:
+        raise ConfigError(f"model.model_type={model.model_type!r}: {e}") from e
+
+
+def random_checkpoint(model: ModelConfig, device: torch.device) -> Path:
+    """A saved random-weight checkpoint of the preset, made once and reused.
+
+    Quantization and `device_map` placement go through `from_pretrained`, which needs a checkpoint; the
+    random weights are built on `device` (no full-size CPU copy) and written under the cache folder.
+    """
+    key = json.dumps([model.model_type, dict(model.architecture), model.dtype.value, model.seed,
+                      model.task.value], sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    root = Path(os.environ.get("RUNNER_CACHE", "outputs/.cache"))
+    folder = root / "random-weights" / f"{model.name}-{model.dtype.value}-{digest}"
+    if (folder / "config.json").exists():
+        return folder
+    log.info("writing a random-weight checkpoint of %s to %s (once)", model.name, folder)
+    built = build_random(model, "eager", device)
+    tmp = folder.with_name(folder.name + ".tmp")
+    built.save_pretrained(tmp)
+    del built
+    tmp.rename(folder)
+    return folder
+
+
+def build_random(model: ModelConfig, attn_implementation: str, device: torch.device) -> PreTrainedModel:
+    config = architecture_config(model)
+    torch.manual_seed(model.seed)
+    with torch.device(device):
+        built = auto_class(model.task).from_config(
+            config, dtype=torch_dtype(model.dtype), attn_implementation=attn_implementation
+        )
+    return built.eval()
+
+
+def build_model(
+    model: ModelConfig,
+    source: WeightsSource,
+    attn_implementation: str,
+    device: torch.device,
+    **from_pretrained: Any,
+) -> PreTrainedModel:
+    """Random weights are built directly; anything that needs `from_pretrained` (a checkpoint,
+    quantization, a device map) loads a checkpoint, a cached random one if need be."""
+    if source.kind == "random" and not from_pretrained:
+        return build_random(model, attn_implementation, device)
+    location = source.location if source.kind == "pretrained" else str(random_checkpoint(model, device))
+    from_pretrained.setdefault("device_map", {"": device})
+    built = auto_class(model.task).from_pretrained(
+        location,
+        dtype=torch_dtype(model.dtype),
+        attn_implementation=attn_implementation,
+        revision=model.revision if source.kind == "pretrained" else None,
+        trust_remote_code=model.trust_remote_code,
+        **from_pretrained,
+    )
+    return built.eval()

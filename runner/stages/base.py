@@ -1,0 +1,29 @@
+"""A stage: one job, `run(ctx) -> ctx`, and `reverse(ctx)` where it changes the model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from runner.context import RunContext
+from runner.registry import Registry
+
+
+class Stage:
+    name: ClassVar[str]
+
+    def run(self, ctx: RunContext) -> RunContext:
+        raise NotImplementedError
+
+    def reverse(self, ctx: RunContext) -> None:
+        """Undo what `run` did to the model; the default stage changed nothing."""
+
+
+STAGES: Registry[type[Stage]] = Registry("stage")
+
+
+def stage(name: str):
+    def add(cls: type[Stage]) -> type[Stage]:
+        cls.name = name
+        return STAGES.register(name)(cls)
+
+    return add

@@ -1,0 +1,44 @@
+"""compare: run the reference model (eager, unquantized, unconverted, PyTorch) on the same inputs and
+record how far this run's outputs are from it."""
+
+from __future__ import annotations
+
+import logging
+
+from runner.agreement import compare_outputs, reference_changes, reference_config
+from runner.backends.pytorch.backend import PyTorchBackend
+from runner.config.model import Task
+from runner.context import RunContext
+from runner.stages.base import Stage, stage
+
+log = logging.getLogger(__name__)
+
+
+@stage("compare")
+class Compare(Stage):
+    def run(self, ctx: RunContext) -> RunContext:
+        changes = reference_changes(ctx.cfg)
+        if not ctx.cfg.compare.enabled:
+            ctx.record["agreement"] = {"skipped": "compare.enabled=false"}
+            return ctx
+        if not changes:
+            ctx.record["agreement"] = {"skipped": "this run is the reference"}
+            return ctx
+        with ctx.backend.inference_context():
+            output = ctx.backend.forward(ctx.inputs).float().cpu()
+        reference_ctx = RunContext(cfg=reference_config(ctx.cfg), run_dir=ctx.run_dir, device=ctx.device)
+        reference = PyTorchBackend(reference_ctx)
+        reference.load()
+        try:
+            expected = reference.forward(ctx.inputs).float().cpu()
+        finally:
+            reference.unload()
+        result = compare_outputs(output, expected, ctx.inputs.get("attention_mask"),
+                                 ctx.cfg.model.dtype.value, is_logits=ctx.cfg.model.task != Task.feature_extraction)
+        result["against"] = "eager, unquantized, unconverted PyTorch model"
+        result["changes"] = changes
+        ctx.record["agreement"] = result
+        if not result["agrees"]:
+            log.warning("outputs disagree with the reference: relative max diff %.3g > tolerance %.3g",
+                        result["relative_max_diff"], result["tolerance"])
+        return ctx

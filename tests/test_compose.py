@@ -1,0 +1,37 @@
+"""Every option of every group composes into a valid, typed run config."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.config.load import to_run_config
+from runner.errors import ConfigError
+from tests.conftest import CONF, compose_config
+
+GROUPS = ["model", "quant", "attention", "backend", "hardware", "scenario", "pipeline"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes(group, option):
+    cfg = compose_config([f"{group}={option}"])
+    assert cfg[group].name == option
+    try:
+        typed = to_run_config(cfg)
+    except ConfigError as e:  # options that need hardware this host lacks must say so clearly
+        assert any(word in str(e) for word in ("GPU", "CUDA", "install", "needs")), str(e)
+        return
+    assert getattr(typed, group).name == option
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert list((CONF / group).glob("*.yaml")), f"conf/{group} is empty"
+
+
+def test_model_presets_carry_their_architecture():
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        typed = to_run_config(compose_config([f"model={path.stem}", "hardware=cpu"]))
+        assert typed.model.model_type and typed.model.architecture, path.stem
+        if not path.stem.startswith("tiny-"):
+            assert typed.model.hub_id, f"{path.stem} names no hub id"
