@@ -40,8 +40,9 @@ def reference_config(cfg: RunConfig) -> RunConfig:
     )
 
 
-def compare_outputs(output: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor | None,
-                    dtype: str, is_logits: bool) -> dict:
+def compare_outputs(
+    output: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor | None, dtype: str, is_logits: bool
+) -> dict:
     """Differences over real (unpadded) positions; top-1 agreement and KL for logits, cosine otherwise."""
     output, reference = output.float().cpu(), reference.float().cpu()
     if mask is not None and output.dim() == 3:

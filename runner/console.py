@@ -36,15 +36,21 @@ def print_summary(record: dict, console: Console | None = None) -> None:
             console.print(f"  {key}: {value['value']:.1f} {value['unit']}")
     memory = record.get("memory", {})
     for device, stats in memory.get("gpu", {}).items():
-        console.print(f"  peak memory {device}: {stats['peak_allocated_bytes'] / MiB:.1f} MiB allocated, "
-                      f"{stats['peak_reserved_bytes'] / MiB:.1f} MiB reserved")
+        console.print(
+            f"  peak memory {device}: {stats['peak_allocated_bytes'] / MiB:.1f} MiB allocated, "
+            f"{stats['peak_reserved_bytes'] / MiB:.1f} MiB reserved"
+        )
     if "cpu_rss_peak_bytes" in memory:
-        console.print(f"  peak RSS: {memory['cpu_rss_peak_bytes'] / MiB:.0f} MiB; "
-                      f"model footprint {model.get('footprint_bytes', 0) / MiB:.1f} MiB; "
-                      f"load {model.get('load_time_s', 0):.2f} s")
+        console.print(
+            f"  peak RSS: {memory['cpu_rss_peak_bytes'] / MiB:.0f} MiB; "
+            f"model footprint {model.get('footprint_bytes', 0) / MiB:.1f} MiB; "
+            f"load {model.get('load_time_s', 0):.2f} s"
+        )
     agreement = record.get("agreement", {})
     if "agrees" in agreement:
         verdict = "agrees" if agreement["agrees"] else "[red]DISAGREES[/]"
-        console.print(f"  vs reference: {verdict} (max abs diff {agreement['max_abs_diff']:.3g}, "
-                      f"relative {agreement['relative_max_diff']:.3g}, tolerance {agreement['tolerance']:.3g})")
+        console.print(
+            f"  vs reference: {verdict} (max abs diff {agreement['max_abs_diff']:.3g}, "
+            f"relative {agreement['relative_max_diff']:.3g}, tolerance {agreement['tolerance']:.3g})"
+        )
     console.print(f"  record: {record.get('run_dir')}/results.json")

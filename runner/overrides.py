@@ -12,8 +12,20 @@ from runner.config import SCHEMAS
 from runner.config.load import BACKEND_SCHEMAS
 from runner.config.run import RunConfig
 
-HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-                          "--cfg", "-c", "--package", "-p", "--info", "--experimental-rerun"}
+HYDRA_FLAGS_WITH_VALUE = {
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--info",
+    "--experimental-rerun",
+}
 
 
 def _fields(schema: type) -> dict[str, typing.Any]:
@@ -43,8 +55,10 @@ def unknown_key(key: str) -> str | None:
             shown = ".".join(([head] if head in SCHEMAS else []) + path[:depth])
             close = difflib.get_close_matches(part, fields, n=1)
             hint = f" Did you mean {(shown + '.' if shown else '') + close[0]!r}?" if close else ""
-            return (f"unknown key {key!r}: {where} has no {part!r}.{hint} "
-                    f"Valid keys{' of ' + shown if shown else ''}: {', '.join(sorted(fields))}")
+            return (
+                f"unknown key {key!r}: {where} has no {part!r}.{hint} "
+                f"Valid keys{' of ' + shown if shown else ''}: {', '.join(sorted(fields))}"
+            )
         kind = fields[part]
         if dataclasses.is_dataclass(kind):
             fields = _fields(kind)

@@ -29,9 +29,7 @@ class Registry(Generic[T]):
         if name not in self._items:
             close = difflib.get_close_matches(name, self._items, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"unknown {self.kind} {name!r}.{hint} Valid choices: {', '.join(sorted(self._items))}"
-            )
+            raise ConfigError(f"unknown {self.kind} {name!r}.{hint} Valid choices: {', '.join(sorted(self._items))}")
         return self._items[name]
 
     def names(self) -> list[str]:

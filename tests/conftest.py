@@ -56,7 +56,13 @@ def cli(tmp_path):
 
     def run(*args: str, cwd: Path | None = None, timeout: int = 300):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNNER_CACHE": str(tmp_path / "cache")}
-        return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd or tmp_path, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "runner", *args],
+            cwd=cwd or tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run

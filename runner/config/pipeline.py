@@ -14,7 +14,10 @@ class SaveConfig:
     directory: str = "model"  # relative to the run folder
 
 
+DEFAULT_STAGES = ("load", "convert", "warmup", "infer", "compare", "reverse", "save")
+
+
 @dataclass
 class PipelineConfig:
     name: str = "default"
-    stages: list[str] = field(default_factory=lambda: ["load", "convert", "warmup", "infer", "compare", "reverse", "save"])
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))

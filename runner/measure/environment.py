@@ -9,8 +9,18 @@ import sys
 
 import torch
 
-PACKAGES = ["torch", "transformers", "accelerate", "hydra-core", "bitsandbytes", "onnxruntime",
-            "onnxruntime-gpu", "flash-attn", "flash-attn-4", "numpy"]
+PACKAGES = [
+    "torch",
+    "transformers",
+    "accelerate",
+    "hydra-core",
+    "bitsandbytes",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "flash-attn",
+    "flash-attn-4",
+    "numpy",
+]
 
 
 def _version(package: str) -> str | None:
@@ -45,9 +55,16 @@ def _gpus() -> list[dict]:
     gpus = []
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
-        gpus.append({"index": i, "name": p.name, "memory_bytes": p.total_memory,
-                     "compute_capability": f"{p.major}.{p.minor}", "multiprocessors": p.multi_processor_count,
-                     "driver": driver})
+        gpus.append(
+            {
+                "index": i,
+                "name": p.name,
+                "memory_bytes": p.total_memory,
+                "compute_capability": f"{p.major}.{p.minor}",
+                "multiprocessors": p.multi_processor_count,
+                "driver": driver,
+            }
+        )
     return gpus
 
 

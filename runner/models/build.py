@@ -49,8 +49,11 @@ def random_checkpoint(model: ModelConfig, device: torch.device) -> Path:
     Quantization and `device_map` placement go through `from_pretrained`, which needs a checkpoint; the
     random weights are built on `device` (no full-size CPU copy) and written under the cache folder.
     """
-    key = json.dumps([model.model_type, dict(model.architecture), model.dtype.value, model.seed,
-                      model.task.value], sort_keys=True, default=str)
+    key = json.dumps(
+        [model.model_type, dict(model.architecture), model.dtype.value, model.seed, model.task.value],
+        sort_keys=True,
+        default=str,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     root = Path(os.environ.get("RUNNER_CACHE", "outputs/.cache"))
     folder = root / "random-weights" / f"{model.name}-{model.dtype.value}-{digest}"

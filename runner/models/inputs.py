@@ -44,5 +44,8 @@ def text_inputs(scenario: ScenarioConfig, tokenizer) -> dict:
 
 def token_counts(inputs: dict) -> dict:
     mask = inputs["attention_mask"]
-    return {"real_tokens": int(mask.sum()), "padded_tokens": int(mask.numel() - mask.sum()),
-            "total_tokens": int(mask.numel())}
+    return {
+        "real_tokens": int(mask.sum()),
+        "padded_tokens": int(mask.numel() - mask.sum()),
+        "total_tokens": int(mask.numel()),
+    }

@@ -21,8 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.sweep_dir}/summary.csv and summary.md: {len(summary['rows'])} jobs, "
-          f"{summary['failed']} failed")
+    print(f"wrote {args.sweep_dir}/summary.csv and summary.md: {len(summary['rows'])} jobs, {summary['failed']} failed")
     return 0
 
 

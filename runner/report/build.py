@@ -18,7 +18,9 @@ def write_report(sweep_dir: Path) -> dict:
         raise FileNotFoundError(f"no runs found under {sweep_dir}")
     write_csv(rows, sweep_dir / "summary.csv")
     failed = [r for r in rows if r["status"] != "ok"]
-    header = (f"# Sweep {sweep_dir}\n\n{len(rows)} job(s), {len(rows) - len(failed)} ok, {len(failed)} failed. "
-              f"Varied: {', '.join(varied) or 'nothing'}.\n\n")
+    header = (
+        f"# Sweep {sweep_dir}\n\n{len(rows)} job(s), {len(rows) - len(failed)} ok, {len(failed)} failed. "
+        f"Varied: {', '.join(varied) or 'nothing'}.\n\n"
+    )
     (sweep_dir / "summary.md").write_text(header + markdown(rows))
     return {"rows": rows, "varied": varied, "failed": len(failed)}

@@ -20,8 +20,9 @@ class Generate(Scenario):
     def timed_call(self, clock) -> dict:
         marks = []  # one per generated token, fresh for this call
         start = clock.mark()
-        output = self.backend.generate(self.ctx.inputs, self.scenario.new_tokens,
-                                       on_step=lambda: marks.append(clock.mark()))
+        output = self.backend.generate(
+            self.ctx.inputs, self.scenario.new_tokens, on_step=lambda: marks.append(clock.mark())
+        )
         end = clock.mark()
         expected = self.ctx.inputs["input_ids"].shape[1] + self.scenario.new_tokens
         if len(marks) != self.scenario.new_tokens or output.shape[1] != expected:
@@ -56,12 +57,21 @@ class Generate(Scenario):
                 "per_token": per_token,
                 "per_token_count_per_call": [len(c["per_token"]) for c in calls],
                 "throughput": {
-                    "tokens_per_s": {"value": batch * new / e2e["mean"], "unit": "tokens/s",
-                                     "what": "generated tokens over end-to-end time"},
-                    "decode_tokens_per_s": {"value": batch * (new - 1) / decode["mean"], "unit": "tokens/s",
-                                            "what": "tokens after the first over decode time"},
-                    "prefill_tokens_per_s": {"value": tokens["real_tokens"] / prefill["mean"],
-                                             "unit": "tokens/s", "what": "prompt tokens over prefill time"},
+                    "tokens_per_s": {
+                        "value": batch * new / e2e["mean"],
+                        "unit": "tokens/s",
+                        "what": "generated tokens over end-to-end time",
+                    },
+                    "decode_tokens_per_s": {
+                        "value": batch * (new - 1) / decode["mean"],
+                        "unit": "tokens/s",
+                        "what": "tokens after the first over decode time",
+                    },
+                    "prefill_tokens_per_s": {
+                        "value": tokens["real_tokens"] / prefill["mean"],
+                        "unit": "tokens/s",
+                        "what": "prompt tokens over prefill time",
+                    },
                 },
             },
             "tokens": {**tokens, "new_tokens_per_row": new},

@@ -33,12 +33,20 @@ class Compare(Stage):
             expected = reference.forward(ctx.inputs).float().cpu()
         finally:
             reference.unload()
-        result = compare_outputs(output, expected, ctx.inputs.get("attention_mask"),
-                                 ctx.cfg.model.dtype.value, is_logits=ctx.cfg.model.task != Task.feature_extraction)
+        result = compare_outputs(
+            output,
+            expected,
+            ctx.inputs.get("attention_mask"),
+            ctx.cfg.model.dtype.value,
+            is_logits=ctx.cfg.model.task != Task.feature_extraction,
+        )
         result["against"] = "eager, unquantized, unconverted PyTorch model"
         result["changes"] = changes
         ctx.record["agreement"] = result
         if not result["agrees"]:
-            log.warning("outputs disagree with the reference: relative max diff %.3g > tolerance %.3g",
-                        result["relative_max_diff"], result["tolerance"])
+            log.warning(
+                "outputs disagree with the reference: relative max diff %.3g > tolerance %.3g",
+                result["relative_max_diff"],
+                result["tolerance"],
+            )
         return ctx
