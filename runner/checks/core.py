@@ -25,15 +25,19 @@ def plugins_exist(cfg: RunConfig) -> None:
 @check
 def scenario_numbers(cfg: RunConfig) -> None:
     s = cfg.scenario
-    for key in ("batch_size", "sequence_length", "iterations"):
-        if getattr(s, key) < 1:
-            raise ConfigError(f"scenario.{key}={getattr(s, key)} must be at least 1")
+    problems = [
+        f"scenario.{key}={getattr(s, key)} must be at least 1"
+        for key in ("batch_size", "sequence_length", "iterations")
+        if getattr(s, key) < 1
+    ]
     if s.warmup_runs < 0:
-        raise ConfigError(f"scenario.warmup_runs={s.warmup_runs} must be 0 or more")
+        problems.append(f"scenario.warmup_runs={s.warmup_runs} must be 0 or more")
     if not 0 <= s.padding_ratio < 1:
-        raise ConfigError(f"scenario.padding_ratio={s.padding_ratio} must be in [0, 1)")
+        problems.append(f"scenario.padding_ratio={s.padding_ratio} must be in [0, 1)")
     if s.name == "generate" and s.new_tokens < 1:
-        raise ConfigError(f"scenario.new_tokens={s.new_tokens} must be at least 1")
+        problems.append(f"scenario.new_tokens={s.new_tokens} must be at least 1")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 @check

