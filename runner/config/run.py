@@ -19,6 +19,21 @@ class CompareConfig:
 
 
 @dataclass
+class ReportConfig:
+    # the job every other job's speedup is measured against, as override-style selectors matched against each
+    # job's composed config ("attention=eager" matches attention.name; "scenario.batch_size=1" a value)
+    baseline: list[str] = field(default_factory=lambda: ["attention=eager", "quant=none"])
+    plots: bool = True  # PNG charts next to summary.csv / summary.md
+
+
+@dataclass
+class RooflineConfig:
+    # ceilings for the roofline section; None takes the datasheet figures of a known GPU (runner/roofline/gpus.py)
+    peak_tflops: float | None = None  # dense bf16 TFLOP/s
+    bandwidth_gbs: float | None = None  # memory bandwidth, GB/s
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     quant: QuantConfig = MISSING
@@ -31,3 +46,10 @@ class RunConfig:
     save: SaveConfig = field(default_factory=SaveConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     name: str = "run"  # a label for the run in reports
+    # how a job runs: auto = its own process in a multirun (or when timeout_s is set), in-process otherwise;
+    # true / false force it. A job in its own process cannot take the others down when it crashes or hangs.
+    isolate: str = "auto"
+    timeout_s: float | None = None  # an isolated job running longer is killed and recorded as timed out
+    resume: bool = False  # multirun into an existing hydra.sweep.dir: skip jobs that already have an ok result
+    report: ReportConfig = field(default_factory=ReportConfig)
+    roofline: RooflineConfig = field(default_factory=RooflineConfig)

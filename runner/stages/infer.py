@@ -1,9 +1,13 @@
-"""infer: the measured calls of the scenario, with peak memory over them."""
+"""infer: the measured calls of the scenario, with peak memory over them and the roofline of the result."""
 
 from __future__ import annotations
 
+import torch
+
+from runner.config.model import Task
 from runner.context import RunContext
 from runner.measure.memory import MemoryTracker
+from runner.roofline import roofline
 from runner.scenarios import SCENARIOS
 from runner.stages.base import Stage, stage
 
@@ -16,4 +20,23 @@ class Infer(Stage):
         memory.start()
         ctx.record["measurements"] = scenario.measure()
         ctx.record["memory"] = memory.stop()
+        ctx.record["roofline"] = roofline_section(ctx)
         return ctx
+
+
+def roofline_section(ctx: RunContext) -> dict:
+    model = getattr(ctx.backend, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return {"skipped": f"backend {ctx.cfg.backend.name} exposes no PyTorch model to count FLOPs on"}
+    cfg = ctx.cfg
+    device_name = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None
+    return roofline(
+        model,
+        ctx.record,
+        causal=cfg.model.task == Task.causal_lm,
+        batch=cfg.scenario.batch_size,
+        seq=cfg.scenario.sequence_length,
+        device_name=device_name,
+        peak_tflops=cfg.roofline.peak_tflops,
+        bandwidth_gbs=cfg.roofline.bandwidth_gbs,
+    )

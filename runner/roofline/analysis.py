@@ -1,0 +1,70 @@
+"""The roofline section of a run's record: achieved rate against the device's ceilings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from runner.roofline.cost import Shape, decode_bytes_per_step, forward_flops
+from runner.roofline.gpus import ceilings_for
+
+
+def _share(value: float, ceiling: float | None) -> float | None:
+    return value / ceiling if ceiling else None
+
+
+def roofline(
+    model: torch.nn.Module,
+    record: dict[str, Any],
+    *,
+    causal: bool,
+    batch: int,
+    seq: int,
+    device_name: str | None,
+    peak_tflops: float | None = None,
+    bandwidth_gbs: float | None = None,
+) -> dict[str, Any]:
+    known = ceilings_for(device_name)
+    peak = peak_tflops or (known.peak_tflops if known else None)
+    bandwidth = bandwidth_gbs or (known.bandwidth_gbs if known else None)
+    shape = Shape.of(model, causal)
+    section: dict[str, Any] = {
+        "device": device_name,
+        "ceilings": {
+            "peak_tflops": peak,
+            "bandwidth_gbs": bandwidth,
+            "source": "override" if (peak_tflops or bandwidth_gbs) else (known.name if known else None),
+        },
+    }
+    measurements = record.get("measurements", {})
+    if forward := measurements.get("forward"):
+        flops = forward_flops(shape, batch, seq)
+        achieved = flops / forward["latency"]["mean"] / 1e12
+        section["forward"] = {"flops": flops, "achieved_tflops": achieved, "share_of_peak": _share(achieved, peak)}
+    if (generate := measurements.get("generate")) and generate.get("per_token"):
+        new_tokens = measurements["tokens"]["new_tokens_per_row"]
+        context = seq + new_tokens / 2  # mean context length over the decode steps
+        weight_bytes = record.get("model", {}).get("footprint_bytes") or 0
+        dtype_bytes = torch.finfo(_activation_dtype(model)).bits // 8
+        moved = decode_bytes_per_step(weight_bytes, shape, batch, context, dtype_bytes)
+        achieved = moved / generate["per_token"]["mean"] / 1e9
+        prefill_flops = forward_flops(shape, batch, seq)
+        section["decode"] = {
+            "bytes_per_token_step": moved,
+            "achieved_gbs": achieved,
+            "share_of_bandwidth": _share(achieved, bandwidth),
+            "floor_ms_per_token": moved / bandwidth / 1e6 if bandwidth else None,
+        }
+        prefill_tflops = prefill_flops / generate["prefill"]["mean"] / 1e12
+        section["prefill"] = {
+            "flops": prefill_flops,
+            "achieved_tflops": prefill_tflops,
+            "share_of_peak": _share(prefill_tflops, peak),
+        }
+    return section
+
+
+def _activation_dtype(model: torch.nn.Module) -> torch.dtype:
+    dtype = getattr(model, "dtype", torch.float32)
+    return dtype if dtype.is_floating_point else torch.float16

@@ -1,0 +1,69 @@
+"""The roofline: FLOPs and bytes of known architectures, the GPU table, and the section in every record."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from runner.config.load import to_run_config
+from runner.models.build import build_model
+from runner.models.source import resolve_weights
+from runner.roofline.cost import Shape, decode_bytes_per_step, forward_flops
+from runner.roofline.gpus import ceilings_for
+from tests.conftest import compose_config
+
+
+def _meta_model(preset: str):
+    model = to_run_config(compose_config([f"model={preset}", "model.weights=random", "hardware=cpu"])).model
+    with torch.device("meta"):
+        return build_model(model, resolve_weights(model), "eager", torch.device("meta"))
+
+
+def test_llama_7b_forward_flops_match_the_hand_count():
+    shape = Shape.of(_meta_model("llama"), causal=True)
+    # 32 layers x (4 x 4096^2 attention + 3 x 4096 x 11008 MLP) + 4096 x 32000 lm head
+    assert shape.linear_macs_per_token == 32 * (4 * 4096**2 + 3 * 4096 * 11008) + 4096 * 32000
+    flops = forward_flops(shape, batch=1, seq=4096)
+    attention = 2 * 2 * 32 * 4096 * 4096 * 4096 / 2
+    assert flops == pytest.approx(2 * shape.linear_macs_per_token * 4096 + attention)
+    assert 5.5e13 < flops < 6.0e13  # ~2 x 6.6 G MACs x 4096 tokens + causal attention
+
+
+def test_falcon_has_one_kv_head_in_its_cache():
+    shape = Shape.of(_meta_model("falcon"), causal=True)
+    assert shape.kv_width == 64  # multi-query: one head of 64
+    bytes_ = decode_bytes_per_step(weight_bytes=0, shape=shape, batch=1, context=1000, dtype_bytes=2)
+    assert bytes_ == 2 * 32 * 64 * 1000 * 2
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H200", "H200 SXM"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA A100-SXM4-40GB", "A100 40GB"),
+    ],
+)
+def test_gpu_table(name, expected):
+    assert ceilings_for(name).name == expected
+    assert ceilings_for("Some Unknown Card") is None
+
+
+def test_every_run_has_a_roofline_section(run_job):
+    record = run_job("roofline.peak_tflops=1.0", "roofline.bandwidth_gbs=10")
+    section = record["roofline"]
+    assert section["ceilings"] == {"peak_tflops": 1.0, "bandwidth_gbs": 10.0, "source": "override"}
+    forward = section["forward"]
+    latency = record["measurements"]["forward"]["latency"]["mean"]
+    assert forward["achieved_tflops"] == pytest.approx(forward["flops"] / latency / 1e12)
+    assert forward["share_of_peak"] == pytest.approx(forward["achieved_tflops"] / 1.0)
+
+
+def test_generate_roofline_reports_decode_bandwidth(run_job):
+    record = run_job("scenario=generate", "scenario.new_tokens=4", "scenario.sequence_length=8")
+    decode = record["roofline"]["decode"]
+    assert decode["bytes_per_token_step"] > record["model"]["footprint_bytes"]
+    per_token = record["measurements"]["generate"]["per_token"]["mean"]
+    assert decode["achieved_gbs"] == pytest.approx(decode["bytes_per_token_step"] / per_token / 1e9)
+    assert decode["share_of_bandwidth"] is None  # a CPU: no ceiling known, none invented
