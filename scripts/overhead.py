@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +42,11 @@ DEFAULTS = [
 
 
 def hand_loop(cfg, iterations: int, warmup: int) -> list[float]:
-    config = AutoConfig.for_model(cfg.model.model_type, **cfg.model.architecture)
+    config = AutoConfig.for_model(cfg.model.model_type, **OmegaConf.to_container(cfg.model.architecture))
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(
-            config, dtype=getattr(torch, cfg.model.dtype), attn_implementation=cfg.attention.implementation
+            config, dtype=getattr(torch, str(cfg.model.dtype.value)), attn_implementation=cfg.attention.implementation
         ).eval()
     ids = torch.randint(8, config.vocab_size, (cfg.scenario.batch_size, cfg.scenario.sequence_length), device="cuda")
     mask = torch.ones_like(ids)
