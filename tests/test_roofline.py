@@ -67,3 +67,26 @@ def test_generate_roofline_reports_decode_bandwidth(run_job):
     per_token = record["measurements"]["generate"]["per_token"]["mean"]
     assert decode["achieved_gbs"] == pytest.approx(decode["bytes_per_token_step"] / per_token / 1e9)
     assert decode["share_of_bandwidth"] is None  # a CPU: no ceiling known, none invented
+
+
+def test_compile_needs_generate_on_a_gpu(run_job):
+    record = run_job("convert.compile=true")
+    assert record["status"] == "failed"
+    assert "use scenario=generate" in record["error"]["message"]
+    if not torch.cuda.is_available():
+        record = run_job("convert.compile=true", "scenario=generate")
+        assert "needs a GPU" in record["error"]["message"]
+
+
+@pytest.mark.gpu
+def test_compiled_static_cache_decode_is_recorded(run_job):
+    record = run_job(
+        "hardware=cuda",
+        "scenario=generate",
+        "scenario.new_tokens=16",
+        "convert.compile=true",
+        "scenario.warmup_runs=2",
+        fast=False,
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert record["measurements"]["generate"]["per_token_count_per_call"][0] == 15

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 @dataclass
 class ConvertConfig:
     bettertransformer: bool = False
+    # generate with a static KV cache and a compiled decode step (torch.compile, CUDA graphs)
+    compile: bool = False
 
 
 @dataclass

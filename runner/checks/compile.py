@@ -1,0 +1,29 @@
+"""Checks of `convert.compile`, before anything loads."""
+
+from __future__ import annotations
+
+from runner.checks.base import check
+from runner.config.run import RunConfig
+from runner.devices import resolve_device
+from runner.errors import ConfigError
+
+
+@check
+def compile_needs_generate_on_a_gpu(cfg: RunConfig) -> None:
+    if not cfg.convert.compile:
+        return
+    if cfg.scenario.name != "generate" or cfg.backend.name != "pytorch":
+        raise ConfigError(
+            "convert.compile=true compiles the decode step of generation: use scenario=generate with backend=pytorch"
+        )
+    if resolve_device(cfg.hardware).type != "cuda":
+        raise ConfigError(
+            "convert.compile=true captures CUDA graphs and needs a GPU: use hardware=cuda, "
+            "or drop convert.compile on the CPU"
+        )
+    if cfg.scenario.warmup_runs < 2:
+        raise ConfigError(
+            f"convert.compile=true with scenario.warmup_runs={cfg.scenario.warmup_runs}: "
+            "compilation and CUDA-graph capture happen in the first calls; use warmup_runs>=2 "
+            "so they stay out of the measurements"
+        )
