@@ -6,6 +6,7 @@ import torch
 
 from runner.config.hardware import DeviceKind, HardwareConfig
 from runner.errors import ConfigError
+from runner.placement import gpus
 
 
 def resolve_device(hardware: HardwareConfig) -> torch.device:
@@ -25,4 +26,7 @@ def resolve_device(hardware: HardwareConfig) -> torch.device:
             f"hardware.device={hardware.device} does not exist: this host has {available} GPU(s), "
             f"valid indexes are 0..{available - 1}"
         )
+    if hardware.kind == DeviceKind.multi_gpu:
+        # inputs go to, and clocks read, the first GPU of the split (checks/hardware.py validates the budgets)
+        return torch.device("cuda", min(gpus(hardware), default=0))
     return torch.device("cuda", hardware.device)

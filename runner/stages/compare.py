@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from runner.agreement import compare_outputs, reference_changes, reference_config
+from runner.agreement import compare_outputs, reference_changes, reference_config, tolerance_for
 from runner.backends.pytorch.backend import PyTorchBackend
 from runner.config.model import Task
 from runner.context import RunContext
@@ -39,6 +39,7 @@ class Compare(Stage):
             ctx.inputs.get("attention_mask"),
             ctx.cfg.model.dtype.value,
             is_logits=ctx.cfg.model.task != Task.feature_extraction,
+            tolerance=tolerance_for(ctx.cfg),
         )
         result["against"] = "eager, unquantized, unconverted PyTorch model"
         result["changes"] = changes

@@ -15,6 +15,9 @@ from runner.backends.pytorch import load_options
 from runner.config.model import Task
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
+from runner.placement import placement_summary
+from runner.quant import is_quantized, quantization_report
+from runner.quant.compat import plain_linears
 
 
 class _OnStep(LogitsProcessor):
@@ -36,15 +39,16 @@ class PyTorchBackend(Backend):
         cfg = self.cfg
         source = resolve_weights(cfg.model)
         start = time.perf_counter()
-        self.model = build_model(
-            cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
-        )
+        with plain_linears(cfg):  # so bitsandbytes sees every Linear layer (runner/quant/compat.py)
+            self.model = build_model(
+                cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
+            )
         for device in self.devices():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
         load_time = time.perf_counter() - start
         config = self.model.config
-        return {
+        info = {
             "name": cfg.model.name,
             "hub_id": cfg.model.hub_id,
             "weights": source.kind,
@@ -57,7 +61,11 @@ class PyTorchBackend(Backend):
             "load_time_s": load_time,
             "attn_implementation": getattr(config, "_attn_implementation", None),
             "vocab_size": getattr(config, "vocab_size", None),
+            "placement": placement_summary(self.model, self.ctx.device),
         }
+        if is_quantized(cfg.quant):
+            info["quantization"] = quantization_report(self.model, cfg)
+        return info
 
     def forward(self, inputs: dict) -> torch.Tensor:
         with torch.inference_mode():

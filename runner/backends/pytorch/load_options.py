@@ -7,11 +7,17 @@ import contextlib
 from typing import Any
 
 from runner.config.run import RunConfig
+from runner.placement import from_pretrained_options
+from runner.quant import bnb_config
 
 
 def from_pretrained(cfg: RunConfig) -> dict[str, Any]:
     """Extra `from_pretrained` keywords (quantization_config, device_map, max_memory)."""
-    return {}
+    options: dict[str, Any] = {}
+    if (quantization := bnb_config(cfg.quant, cfg.model.dtype)) is not None:
+        options["quantization_config"] = quantization
+    options.update(from_pretrained_options(cfg.hardware))
+    return options
 
 
 def inference_context(cfg: RunConfig):
