@@ -62,7 +62,10 @@ def budgets_hold_the_model(cfg: RunConfig) -> None:
     """Before loading: would accelerate have to spill the model to disk within these budgets?"""
     if not _multi_gpu(cfg):
         return
-    budgets = parse_budgets(cfg.hardware)
+    try:
+        budgets = parse_budgets(cfg.hardware)
+    except ConfigError:
+        return  # budgets_name_real_devices reports it
     if not any(isinstance(k, int) for k in budgets):
         return  # every GPU's free memory, known only on the GPU host at load time
     placement = predict_device_map(cfg.model, cfg.quant, budgets)
