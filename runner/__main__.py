@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -10,10 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from runner.app import execute, report
+from runner.app import report
 from runner.config import register_configs
+from runner.isolation import run_job
 from runner.overrides import check_overrides
+from runner.progress import describe_job
+from runner.results import finished_ok
 
+log = logging.getLogger("runner")
 FAILED_JOBS: list[str] = []
 
 
@@ -21,10 +26,19 @@ FAILED_JOBS: list[str] = []
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    record = execute(cfg, run_dir, list(hydra_cfg.overrides.task))
+    overrides = list(hydra_cfg.overrides.task)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    label = describe_job(hydra_cfg.job.num, hydra_cfg.sweep.dir) if multirun else ""
+    if multirun and cfg.get("resume") and finished_ok(run_dir, overrides):
+        log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
+        return
+    if multirun:
+        log.info("%s: %s", label, " ".join(overrides))
+    log_file = run_dir / f"{hydra_cfg.job.name}.log"
+    record = run_job(cfg, run_dir, overrides, multirun=multirun, label=label, log_file=log_file)
     report(record)
     if record["status"] != "ok":
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+        if not multirun:
             print(f"error: {record['error']['message']}", file=sys.stderr)
             sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
         FAILED_JOBS.append(str(run_dir))

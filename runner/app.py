@@ -16,7 +16,9 @@ from runner.config.load import to_container, to_run_config
 from runner.console import print_summary
 from runner.context import RunContext
 from runner.devices import resolve_device
+from runner.distributed.launch import needs_torchrun, run_tensor_parallel
 from runner.errors import RunnerError
+from runner.measure.derived import finish
 from runner.measure.environment import environment
 from runner.pipeline import run_pipeline
 from runner.results import RESULTS_FILE, write_json_atomic
@@ -56,12 +58,16 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         run_cfg = to_run_config(cfg)
+        if needs_torchrun(run_cfg):  # hardware=tp: torchrun runs the job, one process per GPU; their records merged
+            record.update(run_tensor_parallel(cfg, run_cfg, run_dir, record))
+            return record
         if run_cfg.hardware.threads:
             torch.set_num_threads(run_cfg.hardware.threads)
         record["environment"] = environment()
         ctx = RunContext(cfg=run_cfg, run_dir=run_dir, device=resolve_device(run_cfg.hardware), record=record)
         record["device"] = str(ctx.device)
         run_pipeline(ctx)
+        finish(record)  # implausible figures fail the run here instead of reaching a report
         record["status"] = "ok"
     except Exception as error:  # recorded with its reason; the caller decides whether to stop
         record["status"] = "failed"

@@ -1,26 +1,53 @@
-"""Write a sweep's report: summary.csv and summary.md (and plots where available)."""
+"""Write a sweep's report: summary.csv, summary.md and PNG charts."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from runner.report.collect import collect
-from runner.report.tables import markdown, write_csv
+from runner.report.baseline import DEFAULT_BASELINE, parse, speedups
+from runner.report.collect import collect_jobs
+from runner.report.plots import write_plots
+from runner.report.tables import cell, constant_columns, markdown, write_csv
+from runner.results import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
-def write_report(sweep_dir: Path) -> dict:
+def baseline_of(jobs) -> list[str]:
+    """The sweep's own report.baseline (from any job's record), else the default eager + unquantized."""
+    for job in jobs:
+        baseline = ((job.record or {}).get("config") or {}).get("report", {}).get("baseline")
+        if baseline:
+            return list(baseline)
+    return list(DEFAULT_BASELINE)
+
+
+def write_report(sweep_dir: Path, baseline: list[str] | None = None, plots: bool = True) -> dict:
     sweep_dir = Path(sweep_dir)
-    rows, varied = collect(sweep_dir)
-    if not rows:
+    jobs, varied = collect_jobs(sweep_dir)
+    if not jobs:
         raise FileNotFoundError(f"no runs found under {sweep_dir}")
+    selectors = parse(baseline or baseline_of(jobs))
+    speedup, how = speedups(jobs, varied, selectors)
+    rows = [{**job.row, "speedup": speedup.get(job.row["job"])} if speedup else job.row for job in jobs]
     write_csv(rows, sweep_dir / "summary.csv")
+    images = write_plots(rows, varied, sweep_dir) if plots else []
     failed = [r for r in rows if r["status"] != "ok"]
-    header = (
-        f"# Sweep {sweep_dir}\n\n{len(rows)} job(s), {len(rows) - len(failed)} ok, {len(failed)} failed. "
-        f"Varied: {', '.join(varied) or 'nothing'}.\n\n"
-    )
-    (sweep_dir / "summary.md").write_text(header + markdown(rows))
-    return {"rows": rows, "varied": varied, "failed": len(failed)}
+    same = constant_columns(rows, keep={"job", "status", "error", "speedup", *varied})
+    text = [
+        f"# Sweep {sweep_dir}\n",
+        f"{len(rows)} job(s), {len(rows) - len(failed)} ok, {len(failed)} failed. "
+        f"Varied: {', '.join(varied) or 'nothing'}.",
+    ]
+    if same:
+        text.append("Same in every job: " + ", ".join(f"{k}={cell(v)}" for k, v in same.items()) + ".")
+    text += [
+        how,
+        "Units: latency in ms (mean over the measured calls), throughput in tokens/s or samples/s, memory in MiB, "
+        "energy in J per token.\n",
+        markdown(rows, hide=set(same)),
+    ]
+    text += [f"![{image.stem}]({image.name})\n" for image in images]
+    write_text_atomic(sweep_dir / "summary.md", "\n".join(text))
+    return {"rows": rows, "varied": varied, "failed": len(failed), "plots": images, "speedup": how}

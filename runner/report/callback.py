@@ -17,5 +17,10 @@ log = logging.getLogger(__name__)
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        summary = write_report(sweep_dir)
+        report = config.get("report") or {}
+        try:
+            summary = write_report(sweep_dir, list(report.get("baseline") or []), bool(report.get("plots", True)))
+        except Exception as error:  # the jobs' records are safe; a broken report must not hide them
+            log.error("could not write the sweep report (rerun `python -m runner.report %s`): %s", sweep_dir, error)
+            return
         print(f"sweep report: {sweep_dir}/summary.md ({len(summary['rows'])} jobs, {summary['failed']} failed)")

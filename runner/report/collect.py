@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.results import RESULTS_FILE, read_results
+from runner.results import RESULTS_FILE, RUN_SWITCHES, read_results
+
+MiB = 2**20
+
+
+@dataclass
+class Job:
+    dir: Path
+    overrides: dict[str, str]  # key -> value, as given on the command line / by the sweeper
+    record: dict[str, Any] | None  # None: no results.json (killed before the parent could record it)
+    row: dict[str, Any]  # the flat figures of summary.csv
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -26,60 +37,105 @@ def _overrides_of(run_dir: Path, record: dict | None) -> list[str]:
     return []
 
 
-def _mean(stats: dict | None) -> float | None:
-    return stats.get("mean") if isinstance(stats, dict) else None
-
-
-def flatten(record: dict) -> dict[str, Any]:
-    """The figures a comparison table needs, in fixed units (ms, tokens/s, MiB)."""
-    m = record.get("measurements", {})
-    model = record.get("model", {})
-    forward, generate = m.get("forward", {}), m.get("generate", {})
-    gpu = record.get("memory", {}).get("gpu", {})
-    row: dict[str, Any] = {
-        "model": model.get("name"),
-        "weights": model.get("weights"),
-        "attn_implementation": model.get("attn_implementation"),
-        "footprint_MiB": model.get("footprint_bytes", 0) / 2**20 if model.get("footprint_bytes") else None,
-    }
-    if forward:
-        row["forward_ms"] = _ms(_mean(forward.get("latency")))
-        row["forward_p90_ms"] = _ms(forward.get("latency", {}).get("p90"))
-        row["forward_tokens_per_s"] = forward.get("throughput", {}).get("tokens_per_s", {}).get("value")
-    if generate:
-        row["e2e_ms"] = _ms(_mean(generate.get("end_to_end")))
-        row["prefill_ms"] = _ms(_mean(generate.get("prefill")))
-        row["per_token_ms"] = _ms(_mean(generate.get("per_token")))
-        row["decode_tokens_per_s"] = generate.get("throughput", {}).get("decode_tokens_per_s", {}).get("value")
-    if gpu:
-        row["peak_allocated_MiB"] = max(d["peak_allocated_bytes"] for d in gpu.values()) / 2**20
-    elif "cpu_rss_peak_bytes" in record.get("memory", {}):
-        row["peak_rss_MiB"] = record["memory"]["cpu_rss_peak_bytes"] / 2**20
-    agreement = record.get("agreement", {})
-    if "agrees" in agreement:
-        row["agrees"] = agreement["agrees"]
-        row["max_abs_diff"] = agreement["max_abs_diff"]
-    return row
-
-
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e3
 
 
-def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows for every job (failed and unfinished ones included) and the override keys that vary."""
+def _mean_ms(section: dict, phase: str) -> float | None:
+    stats = section.get(phase)
+    return _ms(stats.get("mean")) if isinstance(stats, dict) else None
+
+
+def _rate(section: dict, key: str) -> float | None:
+    return section.get("throughput", {}).get(key, {}).get("value")
+
+
+def _mib(value: int | None) -> float | None:
+    return None if value is None else value / MiB
+
+
+def flatten(record: dict) -> dict[str, Any]:
+    """The figures a comparison table needs, in fixed units named in the column (ms, tokens/s, MiB, J)."""
+    m = record.get("measurements", {})
+    model = record.get("model", {})
+    forward, generate = m.get("forward", {}), m.get("generate", {})
+    memory = record.get("memory", {})
+    row: dict[str, Any] = {
+        "model": model.get("name"),
+        "weights": model.get("weights"),
+        "attn_implementation": model.get("attn_implementation"),
+        "footprint_MiB": _mib(model.get("footprint_bytes")),
+    }
+    if forward:
+        row["forward_ms"] = _mean_ms(forward, "latency")
+        row["forward_p90_ms"] = _ms(forward.get("latency", {}).get("p90"))
+        row["forward_tokens_per_s"] = _rate(forward, "tokens_per_s")
+        row["forward_samples_per_s"] = _rate(forward, "samples_per_s")
+    if generate:
+        row["e2e_ms"] = _mean_ms(generate, "end_to_end")
+        row["prefill_ms"] = _mean_ms(generate, "prefill")
+        row["per_token_ms"] = _mean_ms(generate, "per_token")
+        row["decode_tokens_per_s"] = _rate(generate, "decode_tokens_per_s")
+        row["prefill_tokens_per_s"] = _rate(generate, "prefill_tokens_per_s")
+    gpu = memory.get("gpu", {})
+    if gpu:
+        row["peak_allocated_MiB"] = _mib(max(d["peak_allocated_bytes"] for d in gpu.values()))
+        row["peak_reserved_MiB"] = _mib(max(d["peak_reserved_bytes"] for d in gpu.values()))
+    nvml = memory.get("nvml", {})
+    if nvml.get("available"):
+        devices = nvml["devices"].values()
+        own = [d["process_used_peak_bytes"] for d in devices if d["process_used_peak_bytes"] is not None]
+        row["nvml_process_MiB"] = _mib(sum(own)) if own else None
+        row["nvml_device_used_MiB"] = _mib(sum(d["device_used_peak_bytes"] for d in devices))
+    if "cpu_rss_peak_bytes" in memory:
+        row["peak_rss_MiB"] = _mib(memory["cpu_rss_peak_bytes"])
+    energy = record.get("energy", {})
+    if energy.get("joules_per_token") is not None:
+        row["energy_J_per_token"] = energy["joules_per_token"]
+    agreement = record.get("agreement", {})
+    if "agrees" in agreement:
+        row["agrees"] = agreement["agrees"]
+        row["max_abs_diff"] = agreement["max_abs_diff"]
+    if "duration_s" in record:
+        row["duration_s"] = record["duration_s"]
+    return row
+
+
+def latency_ms(row: dict[str, Any]) -> float | None:
+    """The job's headline latency: a forward pass, or a whole generate call."""
+    return row.get("forward_ms") if row.get("forward_ms") is not None else row.get("e2e_ms")
+
+
+def _error(record: dict) -> str | None:
+    error = record.get("error") or {}
+    if not error:
+        return None
+    return f"{error.get('type')}: {error.get('message')}"
+
+
+def collect_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
+    """Every job (failed and unfinished ones included) and the override keys that vary across them."""
     jobs = []
     for run_dir in job_dirs(sweep_dir):
         record = read_results(run_dir)
-        overrides = dict(o.split("=", 1) for o in _overrides_of(run_dir, record) if "=" in o)
+        overrides = dict(o.lstrip("+~").split("=", 1) for o in _overrides_of(run_dir, record) if "=" in o)
         row: dict[str, Any] = {"job": run_dir.relative_to(sweep_dir).as_posix() or "."}
         if record is None:
-            row.update(status="missing", error="no results.json (killed or never started)")
+            row.update(status="missing", error="no results.json: the job was killed or never started")
         else:
-            row.update(status=record.get("status"), error=(record.get("error") or {}).get("message"))
+            row.update(status=record.get("status"), error=_error(record))
             row.update(flatten(record))
-        jobs.append((overrides, row))
-    keys = sorted({k for overrides, _ in jobs for k in overrides})
-    varied = [k for k in keys if len({overrides.get(k) for overrides, _ in jobs}) > 1]
-    rows = [{**{"job": row["job"]}, **{k: overrides.get(k) for k in varied}, **row} for overrides, row in jobs]
-    return rows, varied
+        jobs.append(Job(run_dir, overrides, record, row))
+    keys = sorted({k for job in jobs for k in job.overrides})
+    # run-level switches (resume=true on a rerun) are not what the sweep compares
+    keys = [k for k in keys if k not in RUN_SWITCHES]
+    varied = [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1]
+    for job in jobs:
+        job.row = {"job": job.row["job"], **{k: job.overrides.get(k) for k in varied}, **job.row}
+    return jobs, varied
+
+
+def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for every job and the override keys that vary."""
+    jobs, varied = collect_jobs(sweep_dir)
+    return [job.row for job in jobs], varied

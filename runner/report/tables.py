@@ -7,6 +7,10 @@ import io
 from pathlib import Path
 from typing import Any
 
+from runner.results import write_text_atomic
+
+ERROR_CHARS = 300  # the table keeps the reason readable; the record holds all of it
+
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
     seen: dict[str, None] = {}
@@ -15,12 +19,13 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"  # 12800 tokens/s, not 1.28e+04
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -28,11 +33,27 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns(rows))
     writer.writeheader()
     writer.writerows(rows)
-    path.write_text(buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    names = columns(rows)
+def constant_columns(rows: list[dict[str, Any]], keep: set[str]) -> dict[str, Any]:
+    """Columns with one value wherever they have one (the model of a one-model sweep; failed jobs have none): said
+    once, above the table, instead of in every row."""
+    if len(rows) < 2:
+        return {}
+    constant = {}
+    for name in columns(rows):
+        values = {cell(row.get(name)) for row in rows} - {""}
+        if name not in keep and len(values) == 1:
+            constant[name] = next(r.get(name) for r in rows if r.get(name) is not None)
+    return constant
+
+
+def markdown(rows: list[dict[str, Any]], hide: set[str] = frozenset()) -> str:
+    """A table of the columns that have a value somewhere, with the (long) error reason last."""
+    names = [n for n in columns(rows) if n not in hide and n != "error" and any(cell(r.get(n)) for r in rows)]
+    if any(row.get("error") for row in rows):
+        names.append("error")
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(row.get(n)) for n in names) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(n)) for n in names) + " |" for row in rows]
     return "\n".join(lines) + "\n"

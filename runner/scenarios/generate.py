@@ -62,16 +62,23 @@ class Generate(Scenario):
                         "unit": "tokens/s",
                         "what": "generated tokens over end-to-end time",
                     },
-                    "decode_tokens_per_s": {
-                        "value": batch * (new - 1) / decode["mean"],
-                        "unit": "tokens/s",
-                        "what": "tokens after the first over decode time",
-                    },
                     "prefill_tokens_per_s": {
                         "value": tokens["real_tokens"] / prefill["mean"],
                         "unit": "tokens/s",
                         "what": "prompt tokens over prefill time",
                     },
+                    # new_tokens=1 has no decode phase: no rate rather than a misleading 0 tokens/s
+                    **(
+                        {
+                            "decode_tokens_per_s": {
+                                "value": batch * (new - 1) / decode["mean"],
+                                "unit": "tokens/s",
+                                "what": "tokens after the first over decode time",
+                            }
+                        }
+                        if new > 1
+                        else {}
+                    ),
                 },
             },
             "tokens": {**tokens, "new_tokens_per_row": new},

@@ -1,0 +1,138 @@
+"""A job in its own process, so that an out-of-memory error, a crash or a hung kernel in one job of a sweep can
+neither corrupt nor stop the others. The parent records what happened when the child could not.
+
+The pipeline (torch, transformers) is imported inside the functions that need it: a spawned child imports this
+module first, and should pay for no more than its job uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.progress import set_job
+from runner.results import RESULTS_FILE, read_results, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
+GRACE_S = 10.0  # after SIGTERM, before SIGKILL
+
+SIGNAL_REASONS = {
+    signal.SIGKILL: "usually the kernel's out-of-memory killer: check the host's memory (dmesg)",
+    signal.SIGSEGV: "a segmentation fault in native code (a kernel, a driver or an extension)",
+    signal.SIGABRT: "an abort in native code (a failed assertion in a library)",
+    signal.SIGBUS: "a bus error in native code",
+}
+
+
+def _child(
+    target: Callable | None, container: dict, run_dir: str, overrides: list[str], label: str, log_file: str
+) -> None:
+    """Runs in the spawned process: the logging Hydra set up in the parent does not cross the process boundary."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, mode="a"))
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
+    set_job(label)
+    if target is None:
+        from runner.app import execute as target
+    target(container, Path(run_dir), overrides)
+
+
+def _stop(process: multiprocessing.process.BaseProcess) -> None:
+    process.terminate()  # SIGTERM: Python installs no handler, so even a process stuck in a kernel call ends
+    process.join(GRACE_S)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        sig = signal.Signals(-code)
+        return f"the job's process was killed by {sig.name}: {SIGNAL_REASONS.get(sig, 'a signal from outside')}"
+    return f"the job's process exited with code {code} before writing its record (see the job's log)"
+
+
+def run_isolated(
+    container: dict[str, Any],
+    run_dir: Path,
+    overrides: list[str],
+    timeout_s: float | None,
+    label: str = "",
+    log_file: Path | None = None,
+    target: Callable | None = None,
+) -> dict[str, Any]:
+    """Run `target(container, run_dir, overrides)` (default: `runner.app.execute`) in a spawned process and return
+    the job's record."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # a record from an earlier attempt must not pass for this one
+    (run_dir / RESULTS_FILE).unlink(missing_ok=True)
+    start = time.perf_counter()
+    # spawn, not fork: a forked child would inherit CUDA state and the parent's threads
+    process = multiprocessing.get_context("spawn").Process(
+        target=_child,
+        args=(target, container, str(run_dir), overrides, label, str(log_file or "")),
+        name=f"runner {label or run_dir.name}",
+    )
+    process.start()
+    process.join(timeout_s)
+    timed_out = process.is_alive()
+    if timed_out:
+        log.error("%s exceeded timeout_s=%s: stopping it", label or "the job", timeout_s)
+        _stop(process)
+    record = read_results(run_dir)
+    if not timed_out and record is not None and record.get("status") in ("ok", "failed"):
+        if process.exitcode:
+            record["exit_note"] = f"the process exited with {process.exitcode} after writing this record"
+            write_json_atomic(run_dir / RESULTS_FILE, record)
+        return record
+    if timed_out:
+        error = {
+            "type": "JobTimeout",
+            "message": f"the job ran longer than timeout_s={timeout_s} s and was killed; "
+            "raise timeout_s, or lower scenario.iterations / sizes",
+        }
+    else:
+        error = {"type": "JobCrashed", "message": _exit_reason(process.exitcode)}
+    if record is None:
+        from runner.app import new_record
+
+        record = new_record(container, run_dir, overrides)
+    record.update(
+        status="failed",
+        error={**error, "traceback": ""},
+        exitcode=process.exitcode,
+        duration_s=time.perf_counter() - start,
+        finished=datetime.now(UTC).isoformat(),
+    )
+    write_json_atomic(run_dir / RESULTS_FILE, record)
+    return record
+
+
+def run_job(
+    cfg: Any, run_dir: Path, overrides: list[str], multirun: bool = False, label: str = "", log_file: Path | None = None
+) -> dict[str, Any]:
+    """One job, in this process or its own (`isolate`: auto = its own in a multirun or under a timeout)."""
+    from runner.app import execute
+    from runner.checks.run_options import isolate_choice
+    from runner.config.load import to_container, to_run_config
+    from runner.errors import ConfigError
+
+    set_job(label)
+    try:
+        typed = to_run_config(cfg)
+    except ConfigError:
+        return execute(cfg, run_dir, overrides)  # fails at validation and records why: no process needed
+    choice = isolate_choice(typed.isolate)
+    if choice is False or (choice is None and not multirun and typed.timeout_s is None):
+        return execute(cfg, run_dir, overrides)
+    return run_isolated(to_container(cfg), run_dir, overrides, typed.timeout_s, label=label, log_file=log_file)

@@ -1,0 +1,132 @@
+"""GPU memory and energy as the driver sees them (NVML, from nvidia-ml-py).
+
+torch's allocator counts only its own tensors; NVML also sees the CUDA context, cuBLAS workspaces and other
+libraries' allocations, and it reads the GPU's own energy counter. Nothing here raises: where NVML is missing
+(a CPU host, a container without the driver) the report says why and carries no figures.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import torch
+
+_STATE: dict[str, Any] = {}
+
+
+def nvml():
+    """The initialized pynvml module, or raise RuntimeError with the reason NVML cannot be used."""
+    if "module" not in _STATE:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            _STATE["module"] = pynvml
+        except Exception as error:  # ImportError, NVMLError_LibraryNotFound, NVMLError_DriverNotLoaded, ...
+            _STATE["module"] = None
+            _STATE["reason"] = f"NVML unavailable: {type(error).__name__}: {error}"
+    if _STATE["module"] is None:
+        raise RuntimeError(_STATE["reason"])
+    return _STATE["module"]
+
+
+def handle_for(cuda_index: int):
+    """The NVML handle of torch's cuda:<index>, which CUDA_VISIBLE_DEVICES may renumber: matched by UUID."""
+    pynvml = nvml()
+    try:
+        return pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{torch.cuda.get_device_properties(cuda_index).uuid}")
+    except Exception:  # older torch without .uuid, or a MIG slice: torch's own mapping, then the plain index
+        try:
+            index = torch.cuda._get_nvml_device_index(cuda_index)
+        except Exception:
+            index = cuda_index
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def _process_used_bytes(pynvml, handle, pid: int) -> int | None:
+    for process in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+        if process.pid == pid and process.usedGpuMemory is not None:
+            return int(process.usedGpuMemory)
+    return None
+
+
+def _energy_mj(pynvml, handle) -> int | None:
+    try:
+        return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))  # millijoules since the driver loaded
+    except Exception:  # NotSupported before Volta and on some virtualized GPUs
+        return None
+
+
+class NvmlMonitor:
+    """Peak used memory (this process, and the whole device) sampled in a background thread between `start()`
+    and `stop()`, and the energy the GPUs drew in that window."""
+
+    def __init__(self, cuda_indices: list[int], interval_s: float = 0.02) -> None:
+        self.cuda_indices = cuda_indices
+        self.interval_s = interval_s
+        self.pid = os.getpid()
+        self.handles: dict[int, Any] = {}
+        self.reason: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            self.handles = {i: handle_for(i) for i in cuda_indices}
+        except Exception as error:
+            self.reason = str(error)
+
+    @property
+    def available(self) -> bool:
+        return bool(self.handles)
+
+    def _sample(self) -> None:
+        pynvml = nvml()
+        for index, handle in self.handles.items():
+            peaks = self.peaks[index]
+            try:
+                peaks["device"] = max(peaks["device"], int(pynvml.nvmlDeviceGetMemoryInfo(handle).used))
+                own = _process_used_bytes(pynvml, handle, self.pid)
+            except Exception:  # a failed read is skipped, the next sample tries again
+                continue
+            if own is not None:
+                peaks["process"] = max(peaks["process"] or 0, own)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def start(self) -> None:
+        if not self.available:
+            return
+        pynvml = nvml()
+        self.peaks = {i: {"device": 0, "process": None} for i in self.handles}
+        self.energy_start = {i: _energy_mj(pynvml, h) for i, h in self.handles.items()}
+        self._sample()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict:
+        if not self.available:
+            return {"available": False, "reason": self.reason}
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        pynvml = nvml()
+        devices = {}
+        for index, handle in self.handles.items():
+            start, end = self.energy_start[index], _energy_mj(pynvml, handle)
+            process = self.peaks[index]["process"]
+            devices[f"cuda:{index}"] = {
+                "process_used_peak_bytes": process,
+                "process_used_note": None
+                if process is not None
+                else "NVML lists no process with this pid (a container's PID namespace hides it); "
+                "use device_used_peak_bytes, which counts every process on the GPU",
+                "device_used_peak_bytes": self.peaks[index]["device"],
+                "device_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                "energy_joules": None if start is None or end is None else (end - start) / 1000.0,
+            }
+        return {"available": True, "sampling_interval_s": self.interval_s, "devices": devices}

@@ -1,0 +1,200 @@
+"""Self-checks of the instruments: the clock against a known sleep, the memory tracker against a known
+allocation, per-token counts and units, and implausible measurements that fail the run."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+import torch
+
+from runner.backends.pytorch.backend import PyTorchBackend
+from runner.errors import MeasurementError
+from runner.measure.derived import check_plausible, energy
+from runner.measure.memory import MemoryTracker
+from runner.measure.nvml import NvmlMonitor
+from runner.measure.stats import summarize
+from runner.measure.timer import DeviceClock
+
+MiB = 2**20
+
+
+def test_cpu_clock_matches_a_known_sleep():
+    clock = DeviceClock(torch.device("cpu"))
+    readings = []
+    for _ in range(3):
+        start = clock.mark()
+        time.sleep(0.05)
+        readings.append(clock.seconds(start, clock.mark()))
+    assert all(r >= 0.0499 for r in readings)  # sleep never returns early
+    assert min(readings) < 0.07  # a busy 2-core host may add a little, not 40 %
+
+
+@pytest.mark.gpu
+def test_cuda_clock_agrees_with_a_synchronized_host_clock():
+    device = torch.device("cuda:0")
+    clock = DeviceClock(device)
+    a = torch.randn(4096, 4096, device=device)
+    a @ a  # warm up cuBLAS
+    torch.cuda.synchronize()
+    host_start = time.perf_counter()
+    start = clock.mark()
+    for _ in range(50):
+        a @ a
+    end = clock.mark()
+    torch.cuda.synchronize()
+    host = time.perf_counter() - host_start
+    measured = clock.seconds(start, end)
+    assert 0 < measured <= host * 1.01 + 1e-4
+    assert measured > host * 0.8  # the events bracket the work, not just the launches
+
+
+def test_memory_tracker_sees_a_known_allocation():
+    tracker = MemoryTracker([torch.device("cpu")])
+    tracker.start()
+    block = torch.ones(50_000_000)  # 200 MB, every page written
+    del block
+    report = tracker.stop()
+    assert report["cpu_rss_peak_scope"] == "measured calls"  # the peak was reset at start(), not a lifetime peak
+    grew = (report["cpu_rss_peak_bytes"] - report["cpu_rss_start_bytes"]) / MiB
+    assert 185 <= grew <= 260, f"RSS peak grew by {grew:.0f} MiB for a 191 MiB tensor"
+    assert "gpu" not in report and "nvml" not in report
+
+
+@pytest.mark.gpu
+def test_gpu_memory_tracker_and_nvml_see_a_known_allocation():
+    device = torch.device("cuda:0")
+    tracker = MemoryTracker([device])
+    tracker.start()
+    block = torch.empty(256 * MiB, dtype=torch.uint8, device=device)
+    time.sleep(0.2)  # let the NVML sampler see it
+    del block
+    report = tracker.stop()
+    gpu = report["gpu"]["cuda:0"]
+    assert gpu["peak_allocated_bytes"] >= 256 * MiB and gpu["peak_reserved_bytes"] >= gpu["peak_allocated_bytes"]
+    nvml = report["nvml"]
+    if nvml["available"]:
+        device_report = nvml["devices"]["cuda:0"]
+        assert device_report["device_used_peak_bytes"] >= 256 * MiB
+        if device_report["process_used_peak_bytes"] is not None:
+            assert device_report["process_used_peak_bytes"] >= 256 * MiB
+
+
+def test_nvml_without_a_driver_reports_why_instead_of_failing():
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU driver")
+    monitor = NvmlMonitor([0])
+    monitor.start()
+    report = monitor.stop()
+    assert report["available"] is False
+    assert "NVML unavailable" in report["reason"]
+
+
+def test_generate_counts_per_token_latencies_per_call(run_job):
+    record = run_job(
+        "scenario=generate", "scenario.new_tokens=4", "scenario.sequence_length=8", "scenario.iterations=5"
+    )
+    assert record["status"] == "ok", record.get("error")
+    generate = record["measurements"]["generate"]
+    # fresh marks every call: 3 per call, never 3, 6, 9, ... as a timer keeping earlier calls' events reports
+    assert generate["per_token_count_per_call"] == [3] * 5
+    assert generate["per_token"]["count"] == 15
+    for phase in ("end_to_end", "prefill", "decode", "per_token"):
+        assert generate[phase]["unit"] == "s" and generate[phase]["min"] > 0
+    rates = generate["throughput"]
+    assert {k: v["unit"] for k, v in rates.items()} == {
+        "tokens_per_s": "tokens/s",
+        "decode_tokens_per_s": "tokens/s",
+        "prefill_tokens_per_s": "tokens/s",
+    }
+    assert rates["decode_tokens_per_s"]["value"] == pytest.approx(1 * 3 / generate["decode"]["mean"])
+    assert all(rate["what"] for rate in rates.values())  # each rate says what it divides by what
+
+
+def test_one_new_token_has_no_decode_rate(run_job):
+    record = run_job("scenario=generate", "scenario.new_tokens=1", "scenario.sequence_length=8")
+    assert record["status"] == "ok", record.get("error")
+    generate = record["measurements"]["generate"]
+    assert generate["per_token_count_per_call"] == [0, 0, 0] and generate["per_token"] is None
+    assert "decode_tokens_per_s" not in generate["throughput"]  # not a misleading 0 tokens/s
+
+
+def test_forward_rates_carry_their_units(run_job):
+    record = run_job("scenario.batch_size=2", "scenario.sequence_length=16")
+    forward = record["measurements"]["forward"]
+    assert forward["latency"]["unit"] == "s"
+    samples, tokens = forward["throughput"]["samples_per_s"], forward["throughput"]["tokens_per_s"]
+    assert samples["unit"] == "samples/s" and samples["value"] == pytest.approx(2 / forward["latency"]["mean"])
+    assert tokens["unit"] == "tokens/s" and tokens["value"] == pytest.approx(32 / forward["latency"]["mean"])
+
+
+def test_a_backend_that_returns_fewer_tokens_fails_the_run(run_job, monkeypatch):
+    real_generate = PyTorchBackend.generate
+
+    def short(self, inputs, new_tokens, on_step):
+        return real_generate(self, inputs, new_tokens - 1, on_step)
+
+    monkeypatch.setattr(PyTorchBackend, "generate", short)
+    record = run_job("scenario=generate", "scenario.new_tokens=4", "scenario.sequence_length=8")
+    assert record["status"] == "failed"
+    assert record["error"]["type"] == "MeasurementError"
+    assert "asked for 4 new tokens, generation produced 3" in record["error"]["message"]
+    assert "measurements" not in record  # nothing implausible reaches the record
+
+
+def test_summaries_refuse_zero_and_negative_latencies():
+    with pytest.raises(MeasurementError, match="positive"):
+        summarize([0.01, 0.0], "s")
+    with pytest.raises(MeasurementError, match="positive"):
+        summarize([-0.002], "s")
+
+
+GENERATE_RECORD = {
+    "config": {"scenario": {"iterations": 2, "new_tokens": 3, "batch_size": 2}},
+    "measurements": {
+        "generate": {
+            "end_to_end": summarize([0.3, 0.3], "s"),
+            "per_token_count_per_call": [2, 2],
+            "throughput": {"tokens_per_s": {"value": 20.0, "unit": "tokens/s"}},
+        },
+        "tokens": {"total_tokens": 16},
+    },
+}
+
+
+def test_plausibility_check_refuses_stale_per_token_counts():
+    record = copy.deepcopy(GENERATE_RECORD)
+    check_plausible(record)
+    record["measurements"]["generate"]["per_token_count_per_call"] = [2, 4]  # the second call kept the first's marks
+    with pytest.raises(MeasurementError, match="new_tokens - 1 = 2"):
+        check_plausible(record)
+
+
+@pytest.mark.parametrize(("value", "unit"), [(0.0, "tokens/s"), (float("inf"), "tokens/s"), (5.0, "")])
+def test_plausibility_check_refuses_bad_rates(value, unit):
+    record = copy.deepcopy(GENERATE_RECORD)
+    record["measurements"]["generate"]["throughput"]["tokens_per_s"] = {"value": value, "unit": unit}
+    with pytest.raises(MeasurementError, match="implausible throughput"):
+        check_plausible(record)
+
+
+def test_energy_per_token_from_the_gpu_counter():
+    record = copy.deepcopy(GENERATE_RECORD)
+    device = {"energy_joules": 1.5, "process_used_peak_bytes": None, "device_used_peak_bytes": 1}
+    record["memory"] = {"nvml": {"available": True, "devices": {"cuda:0": device, "cuda:1": dict(device)}}}
+    figures = energy(record)
+    # 2 calls x batch 2 x 3 new tokens = 12 generated tokens; 3 J over both GPUs
+    assert figures["joules"] == 3.0 and figures["tokens"] == 12
+    assert figures["joules_per_token"] == pytest.approx(0.25) and figures["unit"] == "J per generated token"
+    record["memory"]["nvml"]["devices"]["cuda:1"]["energy_joules"] = -5.0
+    with pytest.raises(MeasurementError, match="went backwards"):
+        energy(record)
+
+
+def test_energy_is_reported_as_unavailable_without_nvml():
+    record = copy.deepcopy(GENERATE_RECORD)
+    record["memory"] = {"nvml": {"available": False, "reason": "NVML unavailable: no driver"}}
+    assert energy(record) == {"available": False, "reason": "NVML unavailable: no driver"}
+    del record["memory"]
+    assert energy(record) is None  # a CPU run has no energy section at all

@@ -1,0 +1,149 @@
+"""The sweep report from records on disk: tables with failed and missing jobs, speedup against the baseline job
+that shares the other sweep settings, charts, and the `python -m runner.report` command."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import pytest
+from omegaconf import OmegaConf
+
+from runner.progress import set_job, steps
+from runner.report import __main__ as report_cli
+from runner.report.build import write_report
+from runner.results import write_json_atomic
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def stats(mean_s: float) -> dict:
+    return {"count": 3, "mean": mean_s, "p50": mean_s, "p90": mean_s * 1.1, "unit": "s"}
+
+
+def make_job(sweep, num, attention, batch, latency_s=None, error=None, quant="none"):
+    """A job folder as a sweep leaves it: .hydra/overrides.yaml and, unless killed, results.json."""
+    job = sweep / str(num)
+    overrides = [f"attention={attention}", f"scenario.batch_size={batch}"]
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
+    if latency_s is None and error is None:
+        return  # killed before anything was written
+    record = {
+        "status": "failed" if error else "ok",
+        "overrides": overrides,
+        "config": {
+            "attention": {"name": attention},
+            "quant": {"name": quant},
+            "scenario": {"batch_size": batch},
+            "report": {"baseline": ["attention=eager", "quant=none"]},
+        },
+        "model": {"name": "tiny", "weights": "random"},
+        "memory": {"cpu_rss_peak_bytes": 300 * 2**20},
+    }
+    if error:
+        record["error"] = {"type": "OutOfMemoryError", "message": error}
+    else:
+        record["measurements"] = {
+            "forward": {
+                "latency": stats(latency_s),
+                "throughput": {"tokens_per_s": {"value": 128 * batch / latency_s, "unit": "tokens/s"}},
+            }
+        }
+    write_json_atomic(job / "results.json", record)
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, "eager", 1, 0.010)
+    make_job(sweep, 1, "eager", 4, 0.040)
+    make_job(sweep, 2, "sdpa", 1, 0.005)
+    make_job(sweep, 3, "sdpa", 4, 0.010)
+    make_job(sweep, 4, "fa2", 1, error="CUDA out of memory. Tried to allocate 2.00 GiB")
+    make_job(sweep, 5, "fa2", 4)  # no record at all
+    return sweep
+
+
+def read_rows(path):
+    with open(path) as f:
+        return {row["job"]: row for row in csv.DictReader(f)}
+
+
+def test_speedup_is_against_eager_at_the_same_batch_size(sweep):
+    summary = write_report(sweep)
+    rows = read_rows(sweep / "summary.csv")
+    assert float(rows["0"]["speedup"]) == 1.0 and float(rows["1"]["speedup"]) == 1.0
+    assert float(rows["2"]["speedup"]) == pytest.approx(2.0)  # 10 ms / 5 ms at batch 1
+    assert float(rows["3"]["speedup"]) == pytest.approx(4.0)  # 40 ms / 10 ms at batch 4
+    assert rows["4"]["speedup"] == "" and rows["5"]["speedup"] == ""
+    assert summary["varied"] == ["attention", "scenario.batch_size"]
+
+
+def test_failed_and_killed_jobs_are_in_the_tables_with_their_reason(sweep):
+    summary = write_report(sweep)
+    assert summary["failed"] == 2
+    rows = read_rows(sweep / "summary.csv")
+    assert rows["4"]["status"] == "failed"
+    assert rows["4"]["error"] == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert rows["5"]["status"] == "missing" and "killed" in rows["5"]["error"]
+    assert rows["5"]["attention"] == "fa2"  # its settings come from Hydra's overrides.yaml
+    text = (sweep / "summary.md").read_text()
+    assert "6 job(s), 4 ok, 2 failed" in text
+    assert "| 4 | fa2 | 1 | failed |" in text and "| OutOfMemoryError: CUDA out of memory" in text
+    assert "Same in every job: model=tiny, weights=random" in text  # said once, not in every row
+
+
+def test_charts_are_written_for_the_figures_the_sweep_has(sweep):
+    summary = write_report(sweep)
+    names = sorted(p.name for p in summary["plots"])
+    assert names == ["latency.png", "memory.png", "speedup.png", "throughput.png"]
+    for path in summary["plots"]:
+        assert path.read_bytes()[:8] == PNG and path.stat().st_size > 5000
+    assert not list(sweep.glob(".*.tmp*"))  # charts are renamed into place
+
+
+def test_without_a_matching_baseline_the_report_says_so(sweep):
+    summary = write_report(sweep, baseline=["attention=flex"])
+    assert "No ok job matches the baseline (attention=flex)" in summary["speedup"]
+    assert "speedup" not in read_rows(sweep / "summary.csv")["0"]
+    assert not (sweep / "speedup.png").exists()
+
+
+def test_the_baseline_can_be_chosen_on_the_command_line(sweep, capsys):
+    assert report_cli.main([str(sweep), "--baseline", "attention=sdpa", "--no-plots"]) == 0
+    rows = read_rows(sweep / "summary.csv")
+    assert float(rows["0"]["speedup"]) == pytest.approx(0.5)  # eager is half as fast as sdpa at batch 1
+    out = capsys.readouterr().out
+    assert "wrote summary.csv, summary.md in" in out and "6 jobs, 2 failed" in out
+    assert not (sweep / "latency.png").exists()
+
+
+def test_report_command_refuses_a_folder_without_runs(tmp_path, capsys):
+    assert report_cli.main([str(tmp_path)]) == 2
+    assert "no runs found" in capsys.readouterr().err
+    assert report_cli.main([str(tmp_path / "absent")]) == 2
+
+
+def test_baseline_selectors_match_defaults_from_the_composed_config(tmp_path):
+    # quant is never overridden in this sweep: quant=none must still match through the record's config
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, "eager", 1, 0.010, quant="none")
+    make_job(sweep, 1, "sdpa", 1, 0.002, quant="none")
+    write_report(sweep, baseline=["attention=eager", "quant=none"])
+    assert float(read_rows(sweep / "summary.csv")["1"]["speedup"]) == pytest.approx(5.0)
+
+
+def test_progress_names_the_job_and_stays_quiet_on_quick_phases(caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="runner.progress")
+    set_job("job 2 of 5")
+    try:
+        assert list(steps(range(1000), "forward")) == list(range(1000))
+        assert caplog.records == []  # quick: not a line per step
+        monkeypatch.setattr("runner.progress.LOG_EVERY_S", 0.0)
+        list(steps(range(3), "forward"))
+    finally:
+        set_job("")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("job 2 of 5 forward: 1/3")
+    assert messages[-1].startswith("job 2 of 5 forward: 3/3 done")
