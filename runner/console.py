@@ -17,10 +17,13 @@ def _ms(stats: dict | None) -> list[str]:
 def print_summary(record: dict, console: Console | None = None) -> None:
     console = console or Console(stderr=False)
     model = record.get("model", {})
-    console.print(
-        f"[bold]{record.get('name')}[/]: model={model.get('name')} ({model.get('weights')} weights, "
-        f"{model.get('dtype')}, attn={model.get('attn_implementation')}) on {record.get('device')}"
-    )
+    if model:  # absent when the run failed before loading
+        console.print(
+            f"[bold]{record.get('name')}[/]: model={model.get('name')} ({model.get('weights')} weights, "
+            f"{model.get('dtype')}, attn={model.get('attn_implementation')}) on {record.get('device')}"
+        )
+    else:
+        console.print(f"[bold]{record.get('name')}[/]")
     if record.get("status") != "ok":
         console.print(f"[red]failed[/]: {record.get('error', {}).get('message')}")
         return
@@ -40,9 +43,22 @@ def print_summary(record: dict, console: Console | None = None) -> None:
             f"  peak memory {device}: {stats['peak_allocated_bytes'] / MiB:.1f} MiB allocated, "
             f"{stats['peak_reserved_bytes'] / MiB:.1f} MiB reserved"
         )
+    nvml = memory.get("nvml", {})
+    for device, stats in nvml.get("devices", {}).items():
+        own = stats["process_used_peak_bytes"]
+        console.print(
+            f"  NVML {device}: {'-' if own is None else f'{own / MiB:.0f}'} MiB this process, "
+            f"{stats['device_used_peak_bytes'] / MiB:.0f} MiB used on the device (peaks)"
+        )
+    if nvml and not nvml.get("available"):
+        console.print(f"  NVML: {nvml.get('reason')}")
+    energy = record.get("energy", {})
+    if energy.get("joules_per_token") is not None:
+        console.print(f"  energy: {energy['joules']:.2f} J, {energy['joules_per_token']:.4g} {energy['unit']}")
     if "cpu_rss_peak_bytes" in memory:
         console.print(
-            f"  peak RSS: {memory['cpu_rss_peak_bytes'] / MiB:.0f} MiB; "
+            f"  peak RSS ({memory.get('cpu_rss_peak_scope', 'process lifetime')}): "
+            f"{memory['cpu_rss_peak_bytes'] / MiB:.0f} MiB; "
             f"model footprint {model.get('footprint_bytes', 0) / MiB:.1f} MiB; "
             f"load {model.get('load_time_s', 0):.2f} s"
         )

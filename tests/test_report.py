@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -147,3 +148,11 @@ def test_progress_names_the_job_and_stays_quiet_on_quick_phases(caplog, monkeypa
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0].startswith("job 2 of 5 forward: 1/3")
     assert messages[-1].startswith("job 2 of 5 forward: 3/3 done")
+
+
+def test_without_matplotlib_the_tables_are_still_written(sweep, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # what a bare GPU host without matplotlib gives
+    summary = write_report(sweep)
+    assert summary["plots"] == []
+    assert "No charts: matplotlib.figure is not installed" in (sweep / "summary.md").read_text()
+    assert (sweep / "summary.csv").exists()

@@ -32,5 +32,5 @@ def report_baseline(cfg: RunConfig) -> None:
         if "=" not in selector or not selector.split("=", 1)[0]:
             raise ConfigError(
                 f"report.baseline entry {selector!r} is not KEY=VALUE: write e.g. "
-                "'report.baseline=[attention=eager,quant=none]'"
+                '\'report.baseline=["attention=eager","quant=none"]\''
             )

@@ -32,7 +32,12 @@ def write_report(sweep_dir: Path, baseline: list[str] | None = None, plots: bool
     speedup, how = speedups(jobs, varied, selectors)
     rows = [{**job.row, "speedup": speedup.get(job.row["job"])} if speedup else job.row for job in jobs]
     write_csv(rows, sweep_dir / "summary.csv")
-    images = write_plots(rows, varied, sweep_dir) if plots else []
+    images, notes = [], []
+    if plots:
+        try:
+            images = write_plots(rows, varied, sweep_dir)
+        except ImportError as error:  # a bare GPU host may lack matplotlib: the tables still matter most
+            notes.append(f"No charts: {error.name or 'matplotlib'} is not installed (pip install matplotlib).")
     failed = [r for r in rows if r["status"] != "ok"]
     same = constant_columns(rows, keep={"job", "status", "error", "speedup", *varied})
     text = [
@@ -44,6 +49,7 @@ def write_report(sweep_dir: Path, baseline: list[str] | None = None, plots: bool
         text.append("Same in every job: " + ", ".join(f"{k}={cell(v)}" for k, v in same.items()) + ".")
     text += [
         how,
+        *notes,
         "Units: latency in ms (mean over the measured calls), throughput in tokens/s or samples/s, memory in MiB, "
         "energy in J per token.\n",
         markdown(rows, hide=set(same)),

@@ -12,9 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 CHARTS: dict[str, dict[str, str]] = {
     "latency": {
         "forward_ms": "forward latency (ms)",
@@ -86,7 +83,10 @@ def _draw(ax, rows: list[dict[str, Any]], metric: str, varied: list[str], x: str
 
 
 def write_plots(rows: list[dict[str, Any]], varied: list[str], out_dir: Path) -> list[Path]:
-    """One PNG per chart that has data; returns the files written."""
+    """One PNG per chart that has data; returns the files written. Raises ImportError without matplotlib."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     ok = [row for row in rows if row.get("status") == "ok"]
     x = x_axis(ok, varied)
     written = []
