@@ -3,10 +3,11 @@ inference. Each group contributes through one function here, so adding an option
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
+from runner.attention.kernels import forced_sdpa_kernels
 from runner.config.run import RunConfig
+from runner.distributed import tp
 from runner.placement import from_pretrained_options
 from runner.quant import bnb_config
 
@@ -17,8 +18,10 @@ def from_pretrained(cfg: RunConfig) -> dict[str, Any]:
     if (quantization := bnb_config(cfg.quant, cfg.model.dtype)) is not None:
         options["quantization_config"] = quantization
     options.update(from_pretrained_options(cfg.hardware))
+    options.update(tp.from_pretrained_options(cfg.hardware))  # hardware=tp: tp_plan="auto" over the torchrun ranks
     return options
 
 
 def inference_context(cfg: RunConfig):
-    return contextlib.nullcontext()
+    """Entered around warmup and inference: the attention group's forced SDPA kernels (nothing when none)."""
+    return forced_sdpa_kernels(cfg.attention)

@@ -1,0 +1,159 @@
+"""Checks of the attention group and the BetterTransformer conversion, before anything loads: FlashAttention's
+dtype, device, GPU generation and package; forced SDPA kernels that cannot run the configured inputs; an
+architecture without the implementation."""
+
+from __future__ import annotations
+
+import torch
+import transformers
+
+from runner.attention.implementations import (
+    FLASH_ATTENTION,
+    HALF_PRECISION_ONLY_ON_CUDA,
+    KNOWN_IMPLEMENTATIONS,
+    NO_MASK_ON_CUDA,
+    SDPA,
+    SDPA_KERNELS_ON,
+    SDPA_MIN_CAPABILITY,
+)
+from runner.attention.support import model_class, supported_options, supports
+from runner.checks.base import check
+from runner.config.model import DType
+from runner.config.run import RunConfig
+from runner.convert.bettertransformer import plan
+from runner.devices import resolve_device
+from runner.errors import ConfigError
+from runner.models.inputs import padded_lengths
+
+
+def _device(cfg: RunConfig) -> torch.device | None:
+    try:
+        return resolve_device(cfg.hardware)
+    except ConfigError:
+        return None  # device_exists reports it
+
+
+def _capability(device: torch.device) -> tuple[int, int]:
+    return tuple(torch.cuda.get_device_capability(device))
+
+
+def _gpu(device: torch.device) -> str:
+    major, minor = _capability(device)
+    return f"{device} ({torch.cuda.get_device_name(device)}, compute capability {major}.{minor})"
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+@check
+def attention_option(cfg: RunConfig) -> None:
+    a = cfg.attention
+    if a.implementation not in KNOWN_IMPLEMENTATIONS:
+        raise ConfigError(
+            f"attention.implementation={a.implementation!r} is unknown; valid: {', '.join(KNOWN_IMPLEMENTATIONS)} "
+            "(pick an option: attention=eager|sdpa|sdpa_flash|sdpa_efficient|sdpa_cudnn|sdpa_math|fa2|fa3|fa4|flex)"
+        )
+    if a.sdpa_kernels and a.implementation != SDPA:
+        raise ConfigError(
+            f"attention.sdpa_kernels={[k.value for k in a.sdpa_kernels]} forces SDPA kernels, but "
+            f"attention={a.name} does not use SDPA ({a.implementation}); use attention=sdpa with it"
+        )
+
+
+@check
+def flash_attention_can_run(cfg: RunConfig) -> None:
+    fa = FLASH_ATTENTION.get(cfg.attention.implementation)
+    if fa is None:
+        return
+    problems = []
+    if cfg.model.dtype == DType.float32:
+        problems.append(
+            f"attention={cfg.attention.name} needs float16 or bfloat16 weights (FlashAttention has no float32 "
+            "kernels), and model.dtype=float32: add model.dtype=bfloat16"
+        )
+    device = _device(cfg)
+    if device is not None and device.type != "cuda":
+        problems.append(
+            f"attention={cfg.attention.name} needs a CUDA GPU and this run is on {device}: use hardware=cuda on a "
+            "GPU host, or attention=sdpa on the CPU"
+        )
+    elif device is not None and _capability(device) < fa.min_capability:
+        need = ".".join(map(str, fa.min_capability))
+        problems.append(
+            f"attention={cfg.attention.name} needs a GPU of compute capability {need} ({fa.generation}) or newer; "
+            f"{_gpu(device)} is older: use attention=sdpa" + (" or attention=fa2" if fa.option != "fa2" else "")
+        )
+    if not fa.installed():
+        problems.append(
+            f"attention={cfg.attention.name} needs the {fa.distribution} package ({fa.module}), which is not "
+            f"installed: {fa.install}"
+        )
+    _raise(problems)
+
+
+def _inputs_have_padding(cfg: RunConfig) -> bool:
+    s = cfg.scenario
+    return any(real < s.sequence_length for real in padded_lengths(s))
+
+
+@check
+def forced_kernels_can_run(cfg: RunConfig) -> None:
+    kernels = cfg.attention.sdpa_kernels
+    device = _device(cfg)
+    if not kernels or device is None:
+        return
+    name, allowed = cfg.attention.name, [k.value for k in kernels]
+    usable = [k for k in kernels if k in SDPA_KERNELS_ON.get(device.type, set())]
+    if not usable:
+        raise ConfigError(
+            f"attention={name} forces SDPA kernel(s) {allowed}, which PyTorch has only on CUDA GPUs, and this "
+            f"run is on {device}: use hardware=cuda, or attention=sdpa_flash / sdpa_math on the CPU"
+        )
+    if device.type != "cuda":
+        return
+    major_minor = _capability(device)
+    usable = [k for k in usable if major_minor >= SDPA_MIN_CAPABILITY.get(k, (0, 0))]
+    if not usable:
+        raise ConfigError(
+            f"attention={name} forces SDPA kernel(s) {allowed}, and {_gpu(device)} is too old for them "
+            "(flash and cudnn need 8.0 or newer): use attention=sdpa_efficient or attention=sdpa"
+        )
+    if cfg.model.dtype == DType.float32:
+        usable = [k for k in usable if k not in HALF_PRECISION_ONLY_ON_CUDA]
+        if not usable:
+            raise ConfigError(
+                f"attention={name} forces SDPA kernel(s) {allowed}, which on CUDA need float16 or bfloat16, and "
+                "model.dtype=float32: add model.dtype=bfloat16, or use attention=sdpa_efficient"
+            )
+    encoder_fast_path = cfg.convert.bettertransformer and plan(cfg) == "fused_encoder"
+    if _inputs_have_padding(cfg) and not encoder_fast_path:
+        usable = [k for k in usable if k not in NO_MASK_ON_CUDA]
+        if not usable:
+            raise ConfigError(
+                f"attention={name} forces SDPA kernel(s) {allowed}, and PyTorch's flash kernel takes no attention "
+                f"mask on CUDA, while scenario.padding_ratio={cfg.scenario.padding_ratio} pads the batch (the "
+                "mask is needed): use attention=sdpa_efficient, allow a fallback with "
+                f"attention.sdpa_kernels=[{','.join([*allowed, 'efficient'])}], or set scenario.padding_ratio=0"
+            )
+
+
+@check
+def architecture_supports_attention(cfg: RunConfig) -> None:
+    cls = model_class(cfg.model)
+    if cls is None or supports(cls, cfg.attention.implementation):
+        return
+    options = supported_options(cls)
+    fix = "use attention=eager" if options == ["eager"] else f"use one it has: attention={' | '.join(options)}"
+    raise ConfigError(
+        f"attention={cfg.attention.name}: {cls.__name__} (model={cfg.model.name}) has no "
+        f"attn_implementation={cfg.attention.implementation!r} in transformers {transformers.__version__}, so it "
+        f"needs another attention option: {fix}"
+    )
+
+
+@check
+def bettertransformer_applies(cfg: RunConfig) -> None:
+    if cfg.convert.bettertransformer:
+        plan(cfg, strict=True)

@@ -1,0 +1,1 @@
+"""Reversible model conversions applied by the convert stage (BetterTransformer)."""
