@@ -4,13 +4,16 @@ allocation, per-token counts and units, and implausible measurements that fail t
 from __future__ import annotations
 
 import copy
+import os
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from runner.backends.pytorch.backend import PyTorchBackend
 from runner.errors import MeasurementError
+from runner.measure import nvml as nvml_module
 from runner.measure.derived import check_plausible, energy
 from runner.measure.memory import MemoryTracker
 from runner.measure.nvml import NvmlMonitor
@@ -89,6 +92,38 @@ def test_nvml_without_a_driver_reports_why_instead_of_failing():
     report = monitor.stop()
     assert report["available"] is False
     assert "NVML unavailable" in report["reason"]
+
+
+class FakeNvml:
+    """The few NVML calls the monitor makes, with figures the test controls."""
+
+    def __init__(self):
+        self.used, self.energy_mj = 1000 * MiB, 50_000
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return SimpleNamespace(used=self.used, total=80 * 1024 * MiB)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        other = SimpleNamespace(pid=1, usedGpuMemory=5 * MiB)
+        return [other, SimpleNamespace(pid=os.getpid(), usedGpuMemory=self.used)]
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return self.energy_mj
+
+
+def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(monkeypatch):
+    fake = FakeNvml()
+    monkeypatch.setitem(nvml_module._STATE, "module", fake)
+    monkeypatch.setattr(nvml_module, "handle_for", lambda index: f"handle{index}")
+    monitor = NvmlMonitor([0], interval_s=0.005)
+    monitor.start()
+    fake.used = 3000 * MiB  # a transient peak that only the sampler sees
+    time.sleep(0.1)
+    fake.used, fake.energy_mj = 1500 * MiB, 54_500
+    report = monitor.stop()["devices"]["cuda:0"]
+    assert report["device_used_peak_bytes"] == 3000 * MiB
+    assert report["process_used_peak_bytes"] == 3000 * MiB  # this pid's entry, not pid 1's
+    assert report["energy_joules"] == pytest.approx(4.5)  # 4500 mJ over the window
 
 
 def test_generate_counts_per_token_latencies_per_call(run_job):

@@ -22,8 +22,8 @@ from tests.conftest import CONF, ROOT, compose_config
 
 FAST = ["hardware=cpu", "scenario.iterations=2", "scenario.warmup_runs=1", "scenario.sequence_length=16"]
 SWEEP = ["-m", "attention=eager,sdpa", "scenario.batch_size=1,2", *FAST]
-# The shared sweep runs its jobs in-process (isolate=false) to keep the suite fast; the default, one process per
-# job, is what the failure, timeout and resume tests below go through.
+# The shared sweep and the resume test run their jobs in-process (isolate=false) to keep the suite fast; the
+# default, one process per job, is what the failure and timeout sweeps below go through.
 
 
 def runner_cli(*args: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -163,7 +163,7 @@ def test_resume_reruns_only_jobs_without_an_ok_result(sweep, tmp_path):
     shutil.copytree(sweep[0], sweep_dir)
     (sweep_dir / "3" / "results.json").unlink()  # as if the sweep had been killed during its last job
     before = {n: read_results(sweep_dir / str(n))["started"] for n in range(3)}
-    result = runner_cli(*SWEEP, "resume=true", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    result = runner_cli(*SWEEP, "isolate=false", "resume=true", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert output.count("skipped (resume=true)") == 3
@@ -230,3 +230,20 @@ def test_experiments_compose_and_sweep_existing_options(experiment):
         to_run_config(cfg)
     except ConfigError as e:  # these studies target a GPU; on the CPU they must say so
         assert "GPU" in str(e) or "CUDA" in str(e), str(e)
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_record_whole(tmp_path):
+    from runner.results import write_json_atomic
+
+    path = tmp_path / "results.json"
+    write_json_atomic(path, {"status": "ok", "figures": [1, 2, 3]})
+
+    class Unserializable:
+        @property
+        def value(self):
+            raise RuntimeError("killed while writing")
+
+    with pytest.raises(RuntimeError):
+        write_json_atomic(path, {"status": "ok", "figures": [Unserializable()]})
+    assert read_results(tmp_path) == {"status": "ok", "figures": [1, 2, 3]}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind

@@ -84,11 +84,15 @@ class NvmlMonitor:
         pynvml = nvml()
         for index, handle in self.handles.items():
             peaks = self.peaks[index]
+            # each read on its own: a driver without the per-process query still gives the device figure
             try:
                 peaks["device"] = max(peaks["device"], int(pynvml.nvmlDeviceGetMemoryInfo(handle).used))
-                own = _process_used_bytes(pynvml, handle, self.pid)
             except Exception:  # a failed read is skipped, the next sample tries again
-                continue
+                pass
+            try:
+                own = _process_used_bytes(pynvml, handle, self.pid)
+            except Exception:
+                own = None
             if own is not None:
                 peaks["process"] = max(peaks["process"] or 0, own)
 
