@@ -15,9 +15,10 @@ from runner.config.run import RunConfig
 # Largest max-abs difference, relative to the reference's largest magnitude, still counted as agreement.
 # Float32 kernels differ by rounding only; half precision accumulates in other orders.
 RELATIVE_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 5e-2}
-# Quantized weights differ by design: bits -> tolerance, about twice the worst relative max diff seen on tiny
-# random models and all-MiniLM-L6-v2 (8-bit: 0.035, 4-bit fp4/nf4: 0.15). Beyond it, suspect a broken kernel.
-QUANT_RELATIVE_TOLERANCE = {8: 0.1, 4: 0.3}
+# Quantized weights differ by design: bits -> tolerance, with headroom over the worst relative max diff seen on
+# tiny random models, all-MiniLM-L6-v2 and 24-layer random opt-350m (8-bit: 0.04, 4-bit fp4/nf4: 0.37; it grows
+# with depth). Beyond it, suspect a broken kernel or compute dtype; top-1 and KL are recorded next to it.
+QUANT_RELATIVE_TOLERANCE = {8: 0.15, 4: 0.5}
 
 
 def tolerance_for(cfg: RunConfig) -> tuple[float, str]:
