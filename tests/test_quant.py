@@ -4,6 +4,7 @@ replaces the Linear layers, shrinks the footprint by what its bits say, and stay
 from __future__ import annotations
 
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -146,6 +147,16 @@ def test_every_attention_option_combines_with_4bit(run_job, attention):
     record = run_job(*overrides)
     assert record["status"] == "ok", record.get("error")
     assert record["model"]["quantization"]["by_scheme"] == {"nf4": TINY_LLAMA_LINEARS}
+
+
+@pytest.mark.slow
+def test_design_example_on_the_cpu(cli, tmp_path):
+    # `python -m runner model=falcon quant=4bit` with the tiny Falcon: a 7B model is the GPU script's job
+    result = cli("model=tiny-falcon", "quant=4bit", "hardware=cpu", "scenario.iterations=2", "hydra.run.dir=run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert record["model"]["quantization"]["by_scheme"] == {"fp4": 8}
+    assert record["model"]["quantization"]["footprint_ratio"] < 0.6
 
 
 def test_design_example_validates():
