@@ -12,13 +12,14 @@ import torch
 
 import runner.backends.pytorch.load_options as load_options
 from runner.attention import implementations, probe
-from runner.attention.kernels import KernelUnavailable, forced_sdpa_kernels
+from runner.attention.kernels import KernelUnavailable, forced_sdpa_kernels, unavailable
 from runner.config.attention import AttentionConfig, SdpaKernel
 from runner.config.load import to_run_config
 from runner.errors import ConfigError
 from tests.conftest import CONF, compose_config
 
 PADDED = ["scenario.batch_size=2", "scenario.sequence_length=32", "scenario.padding_ratio=0.25"]
+NO_GQA = "model.architecture.num_key_value_heads=4"  # plain multi-head attention: every SDPA kernel can take it
 
 
 def config_error(*overrides: str) -> str:
@@ -191,6 +192,28 @@ def test_sdpa_kernels_below_their_gpu_generation(fake_gpu):
     assert "Tesla T4, compute capability 7.5) is too old" in message
 
 
+def test_efficient_kernel_with_grouped_query_attention(fake_gpu):
+    fake_gpu((9, 0))
+    message = config_error("attention=sdpa_efficient", "model.dtype=bfloat16")  # tiny-llama: 4 heads, 2 kv heads
+    assert "model=tiny-llama uses grouped-query attention (4 query heads share 2 key/value heads)" in message
+    assert "use attention=sdpa_flash or attention=sdpa_cudnn" in message
+    # with padding Transformers repeats the key/value heads itself; without grouped heads there is nothing to do
+    to_run_config(compose_config(["attention=sdpa_efficient", "model.dtype=bfloat16", "scenario.padding_ratio=0.3"]))
+    to_run_config(compose_config(["attention=sdpa_efficient", "model.dtype=bfloat16", NO_GQA]))
+
+
+def test_newer_pytorch_reasons_in_the_error_itself():
+    error = RuntimeError(
+        "No available kernel. Aborting execution.\nRejected backends:\n"
+        "flash: Flash Attention does not support non-null attn_mask.\n  - head dim 300 is too large"
+    )
+    message = str(unavailable(AttentionConfig(name="sdpa_flash", sdpa_kernels=[SdpaKernel.flash]), error, []))
+    assert (
+        "on these inputs: flash: Flash Attention does not support non-null attn_mask; head dim 300 is too large."
+        in (message)
+    )
+
+
 @pytest.mark.parametrize("option", ["sdpa_efficient", "sdpa_cudnn"])
 def test_cuda_only_kernels_on_the_cpu(option):
     message = config_error(f"attention={option}", "hardware=cpu")
@@ -223,7 +246,6 @@ def test_every_attention_option_is_documented():
 # --- on a GPU -----------------------------------------------------------------------------------------------
 
 GPU = ["hardware=cuda", "model.dtype=bfloat16", "scenario.batch_size=2", "scenario.sequence_length=64"]
-NO_GQA = "model.architecture.num_key_value_heads=4"  # plain multi-head attention: every SDPA kernel can take it
 
 
 @pytest.mark.gpu

@@ -76,8 +76,10 @@ SDPA_KERNELS_ON = {
     "cuda": {SdpaKernel.flash, SdpaKernel.efficient, SdpaKernel.cudnn, SdpaKernel.math},
 }
 HALF_PRECISION_ONLY_ON_CUDA = {SdpaKernel.flash, SdpaKernel.cudnn}
-# PyTorch's flash kernel takes no attention mask on CUDA (its CPU kernel does).
+# PyTorch's flash kernel takes no attention mask on CUDA (its CPU kernel does); the memory-efficient kernel takes
+# no grouped-query attention (enable_gqa), which Transformers passes to SDPA when there is no mask.
 NO_MASK_ON_CUDA = {SdpaKernel.flash}
+NO_GQA = {SdpaKernel.efficient}
 SDPA_MIN_CAPABILITY = {SdpaKernel.flash: (8, 0), SdpaKernel.cudnn: (8, 0), SdpaKernel.efficient: (5, 0)}
 
 

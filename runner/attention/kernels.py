@@ -41,10 +41,12 @@ def kernel_names(kernels: list[SdpaKernel]) -> str:
 
 def unavailable(attention: AttentionConfig, error: RuntimeError, warned: list[str]) -> KernelUnavailable:
     allowed = kernel_names(attention.sdpa_kernels)
-    reasons = [r.strip() for r in warned if REASON.search(r)]
-    why = "; ".join(dict.fromkeys(reasons)) or (
-        f"{str(error).splitlines()[0]} (PyTorch gave no reason; only flash and math exist on the CPU)"
-    )
+    # Newer PyTorch lists each rejected backend's reasons in the error itself; older versions warn them first.
+    first, *detail = str(error).splitlines()
+    reasons = [line.strip(" -") for line in detail if line.strip() and not line.startswith("Rejected backends")]
+    reasons += [r.strip() for r in warned if REASON.search(r)]
+    reasons = [r.rstrip(".") for r in reasons if not r.endswith(":")]  # drop "... not used because:" headers
+    why = "; ".join(dict.fromkeys(reasons)) or f"{first} (PyTorch gave no reason; only flash and math exist on the CPU)"
     fallback = kernel_names([*attention.sdpa_kernels, SdpaKernel.math])
     return KernelUnavailable(
         f"attention={attention.name}: PyTorch cannot run the forced SDPA kernel(s) [{allowed}] on these inputs: "

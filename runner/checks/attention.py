@@ -11,6 +11,7 @@ from runner.attention.implementations import (
     FLASH_ATTENTION,
     HALF_PRECISION_ONLY_ON_CUDA,
     KNOWN_IMPLEMENTATIONS,
+    NO_GQA,
     NO_MASK_ON_CUDA,
     SDPA,
     SDPA_KERNELS_ON,
@@ -18,11 +19,12 @@ from runner.attention.implementations import (
 )
 from runner.attention.support import model_class, supported_options, supports
 from runner.checks.base import check
-from runner.config.model import DType
+from runner.config.model import DType, Task
 from runner.config.run import RunConfig
 from runner.convert.bettertransformer import plan
 from runner.devices import resolve_device
 from runner.errors import ConfigError
+from runner.models.build import architecture_config
 from runner.models.inputs import padded_lengths
 
 
@@ -93,6 +95,16 @@ def flash_attention_can_run(cfg: RunConfig) -> None:
     _raise(problems)
 
 
+def _query_groups(cfg: RunConfig) -> tuple[int, int] | None:
+    """(query heads, key/value heads) of a grouped-query decoder preset; None for plain multi-head attention."""
+    try:
+        config = architecture_config(cfg.model)
+    except ConfigError:
+        return None
+    heads, kv_heads = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
+    return (heads, kv_heads) if heads and kv_heads and kv_heads < heads else None
+
+
 def _inputs_have_padding(cfg: RunConfig) -> bool:
     s = cfg.scenario
     return any(real < s.sequence_length for real in padded_lengths(s))
@@ -128,7 +140,18 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
                 "model.dtype=float32: add model.dtype=bfloat16, or use attention=sdpa_efficient"
             )
     encoder_fast_path = cfg.convert.bettertransformer and plan(cfg) == "fused_encoder"
-    if _inputs_have_padding(cfg) and not encoder_fast_path:
+    padded = _inputs_have_padding(cfg)
+    if not padded and cfg.model.task == Task.causal_lm and (groups := _query_groups(cfg)):
+        usable = [k for k in usable if k not in NO_GQA]
+        if not usable:
+            raise ConfigError(
+                f"attention={name} forces SDPA kernel(s) {allowed}, and model={cfg.model.name} uses grouped-query "
+                f"attention ({groups[0]} query heads share {groups[1]} key/value heads), which Transformers hands "
+                "to SDPA as enable_gqa when the batch has no padding; PyTorch's memory-efficient kernel does not "
+                "take it: use attention=sdpa_flash or attention=sdpa_cudnn, or allow a fallback with "
+                f"attention.sdpa_kernels=[{','.join([*allowed, 'flash'])}]"
+            )
+    if padded and not encoder_fast_path:
         usable = [k for k in usable if k not in NO_MASK_ON_CUDA]
         if not usable:
             raise ConfigError(
