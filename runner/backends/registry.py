@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runner.backends.base import BACKENDS, Backend
+from runner.backends.onnxruntime import backend as _onnxruntime  # noqa: F401  (registration)
 from runner.backends.pytorch import backend as _pytorch  # noqa: F401  (registration)
 from runner.context import RunContext
 

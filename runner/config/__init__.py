@@ -2,6 +2,7 @@
 
 from hydra.core.config_store import ConfigStore
 
+from runner.backends.onnxruntime.config import OnnxRuntimeBackendConfig
 from runner.backends.pytorch.config import PyTorchBackendConfig
 from runner.config.attention import AttentionConfig
 from runner.config.hardware import HardwareConfig
@@ -16,7 +17,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"base_model": ModelConfig},
     "quant": {"base_quant": QuantConfig},
     "attention": {"base_attention": AttentionConfig},
-    "backend": {"base_pytorch": PyTorchBackendConfig},
+    "backend": {"base_pytorch": PyTorchBackendConfig, "base_onnxruntime": OnnxRuntimeBackendConfig},
     "hardware": {"base_hardware": HardwareConfig},
     "scenario": {"base_scenario": ScenarioConfig},
     "pipeline": {"base_pipeline": PipelineConfig},

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
+from runner import predictions
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.pytorch import load_options
 from runner.config.model import Task
@@ -70,9 +71,9 @@ class PyTorchBackend(Backend):
     def forward(self, inputs: dict) -> torch.Tensor:
         with torch.inference_mode():
             out = self.model(**inputs)
-        if self.cfg.model.task == Task.feature_extraction:
-            return out.last_hidden_state
-        return out.logits
+        output = out.last_hidden_state if self.cfg.model.task == Task.feature_extraction else out.logits
+        predictions.record_once(self.ctx, inputs, output, getattr(self.model.config, "id2label", None))
+        return output
 
     def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
         config = self.model.generation_config

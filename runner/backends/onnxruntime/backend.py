@@ -1,0 +1,129 @@
+"""ONNX Runtime execution of a Transformers model exported with `torch.onnx.export`.
+
+load: where the weights come from and the model's config (no weights are loaded). convert (called by the
+convert stage): export to ONNX unless the cache has the graph, then open the session on the providers asked
+for. forward and generate run with I/O binding on the run's device; the clock reads the time only after
+the device has finished."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, GenerationConfig
+
+from runner import predictions
+from runner.backends.base import BACKENDS, Backend
+from runner.backends.onnxruntime import export, providers
+from runner.backends.onnxruntime.binding import BoundSession, SyncClock
+from runner.backends.onnxruntime.generate import greedy, run_step
+from runner.backends.onnxruntime.graph import DTYPES, GRAPH_FILE, META_FILE, Graph
+from runner.backends.onnxruntime.session import open_session
+from runner.config.model import Task
+from runner.models.build import architecture_config
+from runner.models.source import resolve_weights
+
+
+def model_config(cfg, source):
+    """The transformers config of the model, without its weights."""
+    if source.kind == "pretrained":
+        return AutoConfig.from_pretrained(
+            source.location, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        )
+    return architecture_config(cfg.model)
+
+
+@BACKENDS.register("onnxruntime")
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    session: BoundSession | None = None
+    graph: Graph | None = None
+
+    def load(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.source = resolve_weights(cfg.model)
+        self.config = model_config(cfg, self.source)
+        self.folder = export.cache_folder(cfg, self.source)
+        self.providers = providers.requested(cfg.backend, self.ctx.device)
+        self.eos_token_ids = self._eos_token_ids() if cfg.model.task == Task.causal_lm else []
+        return {
+            "name": cfg.model.name,
+            "hub_id": cfg.model.hub_id,
+            "weights": self.source.kind,
+            "weights_source": self.source.location,
+            "weights_reason": self.source.reason,
+            "class": "onnxruntime.InferenceSession",
+            "dtype": cfg.model.dtype.value,
+            "attn_implementation": cfg.attention.implementation,  # what the exported graph was traced with
+            "vocab_size": getattr(self.config, "vocab_size", None),
+            "onnx_folder": str(self.folder),
+        }
+
+    def convert(self) -> dict[str, Any]:
+        """Export (or reuse the cached export) and open the session; returns the `convert.onnx` record."""
+        cached = (self.folder / META_FILE).exists() and (self.folder / GRAPH_FILE).exists()
+        self.graph = (
+            Graph.load(self.folder) if cached else export.export(self.cfg, self.source, self.ctx.device, self.folder)
+        )
+        session, info = open_session(self.folder, self.graph, self.cfg, self.ctx.device, self.providers)
+        self.session = BoundSession(session, self.ctx.device)
+        size = export.graph_bytes(self.folder)
+        self.ctx.section("model").update(
+            parameters=self.graph.export.get("parameters"),
+            footprint_bytes=size,
+            load_time_s=info["session_load_time_s"],
+        )
+        return {
+            "onnx": {
+                "path": str(self.folder / GRAPH_FILE),
+                "cache": "reused" if cached else "exported",
+                "bytes": size,
+                "with_kv_cache": self.graph.with_cache,
+                **self.graph.export,
+                **info,
+            }
+        }
+
+    def _eos_token_ids(self) -> list[int]:
+        eos = GenerationConfig.from_model_config(self.config).eos_token_id
+        if self.source.kind == "pretrained":
+            try:
+                eos = GenerationConfig.from_pretrained(self.source.location).eos_token_id
+            except OSError:  # no generation_config.json: the model config's tokens
+                pass
+        if eos is None:
+            return []
+        return [eos] if isinstance(eos, int) else list(eos)
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        graph = self.graph
+        if graph.with_cache:
+            ids = inputs["input_ids"]
+            every = torch.arange(ids.shape[1], device=ids.device)  # positions and logits as a plain forward has
+            past = graph.empty_past(ids.shape[0], ids.device)
+            output = run_step(self.session, graph, ids, inputs["attention_mask"], every.expand_as(ids), past, every)
+            output = output["logits"]
+        else:
+            batch, sequence = inputs["input_ids"].shape
+            shape = graph.shape(graph.outputs[graph.main_output], batch=batch, sequence=sequence)
+            feeds = {name: inputs[name] for name in graph.inputs}
+            output = self.session.run(feeds, {graph.main_output: (shape, DTYPES[graph.dtype])})[graph.main_output]
+        predictions.record_once(self.ctx, inputs, output, getattr(self.config, "id2label", None))
+        return output
+
+    def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
+        return greedy(self.session, self.graph, inputs, new_tokens, on_step, self.eos_token_ids)
+
+    def clock(self) -> SyncClock:
+        return SyncClock(self.ctx.device)
+
+    def save(self, directory: Path) -> None:
+        """The exported graph, its external weights and graph.json."""
+        shutil.copytree(self.folder, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("tensorrt"))
+
+    def unload(self) -> None:
+        self.session = None
+        gc.collect()
