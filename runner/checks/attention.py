@@ -129,8 +129,8 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
     usable = [k for k in usable if major_minor >= SDPA_MIN_CAPABILITY.get(k, (0, 0))]
     if not usable:
         raise ConfigError(
-            f"attention={name} forces SDPA kernel(s) {allowed}, and {_gpu(device)} is too old for them "
-            "(flash and cudnn need 8.0 or newer): use attention=sdpa_efficient or attention=sdpa"
+            f"attention={name} forces SDPA kernel(s) {allowed}, and GPU {_gpu(device)} is too old for them "
+            "(flash and cudnn need compute capability 8.0 or newer): use attention=sdpa_efficient or attention=sdpa"
         )
     if cfg.model.dtype == DType.float32:
         usable = [k for k in usable if k not in HALF_PRECISION_ONLY_ON_CUDA]
@@ -148,7 +148,7 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
                 f"attention={name} forces SDPA kernel(s) {allowed}, and model={cfg.model.name} uses grouped-query "
                 f"attention ({groups[0]} query heads share {groups[1]} key/value heads), which Transformers hands "
                 "to SDPA as enable_gqa when the batch has no padding; PyTorch's memory-efficient kernel does not "
-                "take it: use attention=sdpa_flash or attention=sdpa_cudnn, or allow a fallback with "
+                "take it, so this run needs attention=sdpa_flash or attention=sdpa_cudnn, or a fallback: "
                 f"attention.sdpa_kernels=[{','.join([*allowed, 'flash'])}]"
             )
     if padded and not encoder_fast_path:
@@ -157,7 +157,7 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
             raise ConfigError(
                 f"attention={name} forces SDPA kernel(s) {allowed}, and PyTorch's flash kernel takes no attention "
                 f"mask on CUDA, while scenario.padding_ratio={cfg.scenario.padding_ratio} pads the batch (the "
-                "mask is needed): use attention=sdpa_efficient, allow a fallback with "
+                "mask is needed), so this run needs attention=sdpa_efficient, a fallback: "
                 f"attention.sdpa_kernels=[{','.join([*allowed, 'efficient'])}], or set scenario.padding_ratio=0"
             )
 
