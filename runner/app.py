@@ -74,6 +74,10 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         record["error"] = failure(error)
         if not isinstance(error, RunnerError):
             log.error("run failed: %s", record["error"]["traceback"])
+    except KeyboardInterrupt:  # recorded as failed (so resume reruns it), then the interrupt goes on
+        record["status"] = "failed"
+        record["error"] = {"type": "Interrupted", "message": "interrupted (Ctrl-C) before the run finished"}
+        raise
     finally:
         record["duration_s"] = time.perf_counter() - start
         record["finished"] = datetime.now(UTC).isoformat()

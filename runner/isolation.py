@@ -37,6 +37,7 @@ def _child(
     target: Callable | None, container: dict, run_dir: str, overrides: list[str], label: str, log_file: str
 ) -> None:
     """Runs in the spawned process: the logging Hydra set up in the parent does not cross the process boundary."""
+    _die_with_parent()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode="a"))
@@ -45,6 +46,20 @@ def _child(
     if target is None:
         from runner.app import execute as target
     target(container, Path(run_dir), overrides)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this child when the sweep process dies (killed, not just Ctrl-C), so
+    that no orphaned job keeps a GPU busy. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _stop(process: multiprocessing.process.BaseProcess) -> None:
@@ -60,6 +75,14 @@ def _exit_reason(code: int | None) -> str:
         sig = signal.Signals(-code)
         return f"the job's process was killed by {sig.name}: {SIGNAL_REASONS.get(sig, 'a signal from outside')}"
     return f"the job's process exited with code {code} before writing its record (see the job's log)"
+
+
+def _tail(log_file: Path | None, lines: int = 8) -> str:
+    """The end of the job's log: the stage a hung or killed job was in."""
+    try:
+        return "\n".join(Path(log_file).read_text(errors="replace").splitlines()[-lines:]) if log_file else ""
+    except OSError:
+        return ""
 
 
 def run_isolated(
@@ -84,7 +107,14 @@ def run_isolated(
         name=f"runner {label or run_dir.name}",
     )
     process.start()
-    process.join(timeout_s)
+    try:
+        process.join(timeout_s)
+    except BaseException:  # Ctrl-C in the parent: the child must not outlive it, and the record says why
+        _stop(process)
+        if read_results(run_dir) is None:
+            interrupted = {"type": "Interrupted", "message": "the sweep was interrupted while this job ran"}
+            _record_failure(container, run_dir, overrides, interrupted, process.exitcode, start, log_file)
+        raise
     timed_out = process.is_alive()
     if timed_out:
         log.error("%s exceeded timeout_s=%s: stopping it", label or "the job", timeout_s)
@@ -103,14 +133,22 @@ def run_isolated(
         }
     else:
         error = {"type": "JobCrashed", "message": _exit_reason(process.exitcode)}
+    return _record_failure(container, run_dir, overrides, error, process.exitcode, start, log_file)
+
+
+def _record_failure(
+    container: dict, run_dir: Path, overrides: list[str], error: dict, exitcode, start: float, log_file
+) -> dict[str, Any]:
+    """The record of a job whose process could not write its own (or wrote one that no longer holds)."""
+    record = read_results(run_dir)
     if record is None:
         from runner.app import new_record
 
         record = new_record(container, run_dir, overrides)
     record.update(
         status="failed",
-        error={**error, "traceback": ""},
-        exitcode=process.exitcode,
+        error={**error, "traceback": "", "log_tail": _tail(log_file)},
+        exitcode=exitcode,
         duration_s=time.perf_counter() - start,
         finished=datetime.now(UTC).isoformat(),
     )

@@ -154,6 +154,7 @@ def test_a_job_over_its_timeout_is_killed_and_recorded(cli, tmp_path):
         assert record["error"]["type"] == "JobTimeout"
         assert "timeout_s=1.0" in record["error"]["message"]
         assert record["config"]["scenario"]["batch_size"] == n + 1
+        assert f"job {n + 1} of 2" in record["error"]["log_tail"]  # the end of its log says how far it got
     assert "JobTimeout: the job ran longer than timeout_s=1.0" in (sweep_dir / "summary.md").read_text()
 
 
