@@ -20,7 +20,10 @@ LLAMA="$LLAMA scenario.sequence_length=1024 scenario.iterations=5 scenario.warmu
 SDPA_ALL="eager,sdpa,sdpa_flash,sdpa_efficient,sdpa_cudnn,sdpa_math"
 
 # step TITLE SECONDS COMMAND...: a step past its time is stopped, and the script goes on
-step() { echo "=== $1 ($(date +%T))"; local t=$2; shift 2; timeout "$t" "$@" 2>&1 | grep -v "Loading weights\|USDT:\|STAGE:" | tail -12; }
+step() {
+  echo "=== $1 ($(date +%T))"; local t=$2; shift 2
+  timeout "$t" "$@" 2>&1 | grep -v "Loading weights\|USDT:\|STAGE:" | tail -12
+}
 
 python3 - <<'PY'
 import importlib.metadata as md, torch, transformers
