@@ -33,13 +33,14 @@ def write_report(sweep_dir: Path, baseline: list[str] | None = None, plots: bool
     rows = [{**job.row, "speedup": speedup.get(job.row["job"])} if speedup else job.row for job in jobs]
     write_csv(rows, sweep_dir / "summary.csv")
     images, notes = [], []
+    same = constant_columns(rows, keep={"job", "status", "error", "speedup", *varied})
     if plots:
+        context = ", ".join(f"{k}={same[k]}" for k in ("model", "weights", "attn_implementation") if k in same)
         try:
-            images = write_plots(rows, varied, sweep_dir)
+            images = write_plots(rows, varied, sweep_dir, title=f"{sweep_dir.name}: {context}" if context else "")
         except ImportError as error:  # a bare GPU host may lack matplotlib: the tables still matter most
             notes.append(f"No charts: {error.name or 'matplotlib'} is not installed (pip install matplotlib).")
     failed = [r for r in rows if r["status"] != "ok"]
-    same = constant_columns(rows, keep={"job", "status", "error", "speedup", *varied})
     text = [
         f"# Sweep {sweep_dir}\n",
         f"{len(rows)} job(s), {len(rows) - len(failed)} ok, {len(failed)} failed. "

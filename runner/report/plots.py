@@ -82,7 +82,7 @@ def _draw(ax, rows: list[dict[str, Any]], metric: str, varied: list[str], x: str
     ax.grid(True, alpha=0.3)
 
 
-def write_plots(rows: list[dict[str, Any]], varied: list[str], out_dir: Path) -> list[Path]:
+def write_plots(rows: list[dict[str, Any]], varied: list[str], out_dir: Path, title: str = "") -> list[Path]:
     """One PNG per chart that has data; returns the files written. Raises ImportError without matplotlib."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -96,10 +96,12 @@ def write_plots(rows: list[dict[str, Any]], varied: list[str], out_dir: Path) ->
             continue
         figure = Figure(figsize=(5 * len(shown), 4), layout="constrained")
         FigureCanvasAgg(figure)
-        for index, (metric, title) in enumerate(shown.items()):
+        for index, (metric, heading) in enumerate(shown.items()):
             ax = figure.add_subplot(1, len(shown), index + 1)
             _draw(ax, ok, metric, varied, x)
-            ax.set_title(title)
+            ax.set_title(heading)
+        if title:
+            figure.suptitle(title, fontsize="medium")
         path = Path(out_dir) / f"{chart}.png"
         partial = path.with_name(f".{path.stem}.tmp.png")  # renamed into place: no half-written chart
         figure.savefig(partial, dpi=100)
