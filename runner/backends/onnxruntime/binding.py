@@ -25,15 +25,16 @@ class BoundSession:
         binding = self.session.io_binding()
         keep = []  # tensors whose memory ORT reads or writes must outlive the run
         for name, tensor in inputs.items():
-            tensor = tensor.contiguous()
-            keep.append(tensor)
+            # an empty tensor (the prefill's KV cache) has no address: bind a one-element buffer with its shape
+            buffer = tensor.contiguous() if tensor.numel() else torch.empty(1, dtype=tensor.dtype, device=tensor.device)
+            keep.append(buffer)
             binding.bind_input(
                 name,
                 self.device_type,
                 self.device_id,
                 NUMPY_TYPES[tensor.dtype],
                 tuple(tensor.shape),
-                tensor.data_ptr(),
+                buffer.data_ptr(),
             )
         results = {}
         for name, (shape, dtype) in outputs.items():
@@ -45,7 +46,6 @@ class BoundSession:
             torch.cuda.synchronize(self.device)  # inputs written on torch's stream are complete before ORT's reads
         self.session.run_with_iobinding(binding)
         binding.synchronize_outputs()
-        del keep
         return results
 
 

@@ -207,49 +207,58 @@ def _torch_export(module, args, path: Path, inputs: dict, outputs: dict, backend
     )
 
 
-def export(cfg: RunConfig, source: WeightsSource, device: torch.device, folder: Path) -> Graph:
-    """Build the PyTorch model, export it into `folder` (written under a temporary name, then renamed, so an
-    interrupted export leaves no half-written cache) and free the model."""
-    backend = cfg.backend
-    start = time.perf_counter()
+def _trace_into(tmp: Path, cfg: RunConfig, source: WeightsSource, device: torch.device) -> dict:
+    """Build the PyTorch model and export it into `tmp`; the model is dropped when this returns."""
     model = build_model(cfg.model, source, cfg.attention.implementation, device)
-    parameters = model.num_parameters()
+    if cfg.model.task == Task.causal_lm:
+        module, args, inputs, outputs, layers, main_output = _decoder(model, device)
+    else:
+        module, args, inputs, outputs, layers, main_output = _encoder(model, cfg.model.task, device)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python values; the shapes that vary are traced
+        _torch_export(module, args, tmp / GRAPH_FILE, inputs, outputs, cfg.backend)
+    return {
+        "inputs": inputs,
+        "outputs": outputs,
+        "layers": layers,
+        "main_output": main_output,
+        "parameters": model.num_parameters(),
+    }
+
+
+def export(cfg: RunConfig, source: WeightsSource, device: torch.device, folder: Path) -> Graph:
+    """Export the model into `folder`. It is written under a name of this process, then renamed: an interrupted
+    export leaves no half-written cache, and of two runs exporting the same model at once, the first one wins."""
+    backend = cfg.backend
     what = f"model={cfg.model.name} (exporter={backend.exporter.value}, opset {backend.opset})"
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    log.info("exporting %s to ONNX in %s (once; later runs reuse it)", what, folder)
+    start = time.perf_counter()
     try:
-        if cfg.model.task == Task.causal_lm:
-            parts = _decoder(model, device)
-        else:
-            parts = _encoder(model, cfg.model.task, device)
-        module, args, inputs, outputs, layers, main_output = parts
-        log.info("exporting %s to ONNX in %s (once; later runs reuse it)", what, folder)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about Python values; the shapes that vary are traced
-            _torch_export(module, args, tmp / GRAPH_FILE, inputs, outputs, backend)
-    except ExportError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ExportError(f"{what} cannot be exported to ONNX: {e}. The run does not fall back to PyTorch") from e
+        traced = _trace_into(tmp, cfg, source, device)
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
         cache = " with its KV cache" if cfg.model.task == Task.causal_lm else ""
+        first_line = (str(e).splitlines() or [""])[0][:500]
+        hint = (
+            ""
+            if isinstance(e, ExportError)
+            else (". Try the other backend.exporter (torchscript, dynamo) or another backend.opset")
+        )
         raise ExportError(
-            f"{what} could not be exported to ONNX{cache}: {type(e).__name__}: {str(e).splitlines()[0][:500]}. "
-            "Try the other backend.exporter (torchscript, dynamo) or another backend.opset; the run does not "
-            "fall back to PyTorch"
+            f"{what} could not be exported to ONNX{cache}: {type(e).__name__}: {first_line}{hint}; "
+            "the run does not fall back to PyTorch"
         ) from e
     finally:
-        del model
-        gc.collect()
+        gc.collect()  # the PyTorch model is gone: give its memory back before ONNX Runtime allocates
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    parameters = traced.pop("parameters")
     graph = Graph(
-        inputs=inputs,
-        outputs=outputs,
+        **traced,
         dtype=cfg.model.dtype.value,
-        layers=layers,
-        main_output=main_output,
         export={
             "exporter": backend.exporter.value,
             "opset": backend.opset,
@@ -261,8 +270,10 @@ def export(cfg: RunConfig, source: WeightsSource, device: torch.device, folder: 
         },
     )
     graph.save(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    if folder.exists():  # another run finished the same export first: keep its files
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(folder)
     return graph
 
 

@@ -40,7 +40,8 @@ def greedy(
     device = ids.device
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as transformers' generate
     past = graph.empty_past(ids.shape[0], device)
-    last = torch.tensor([ids.shape[1] - 1], device=device)
+    last = torch.tensor([ids.shape[1] - 1], device=device)  # the prefill's logits: the last position's only
+    only_position = torch.zeros(1, dtype=torch.long, device=device)  # a decode step has one position
     generated = []
     step_ids = ids
     for _ in range(new_tokens):
@@ -55,5 +56,5 @@ def greedy(
         past = {p.replace("present", "past"): out[p] for p in graph.present_names}
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         positions = positions[:, -1:] + 1
-        last = torch.zeros(1, dtype=torch.long, device=device)
+        last = only_position
     return torch.cat([ids, *generated], dim=1)

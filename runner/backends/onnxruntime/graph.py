@@ -18,7 +18,7 @@ META_FILE = "graph.json"
 # batch rows; new tokens in this call; tokens already in the KV cache; past + new (the mask's length);
 # positions whose logits are computed
 DIMS = ("batch", "sequence", "past_sequence", "total_sequence", "kept")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64}
+DTYPES = {"float32": torch.float32, "float16": torch.float16}  # model.dtype -> the graph's floating type
 
 
 @dataclass

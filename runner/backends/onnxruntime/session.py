@@ -92,8 +92,11 @@ def _preload_gpu_libraries() -> str:
 
     said = io.StringIO()
     if hasattr(ort, "preload_dlls"):
-        with contextlib.redirect_stdout(said):
-            ort.preload_dlls()
+        try:
+            with contextlib.redirect_stdout(said):
+                ort.preload_dlls()
+        except Exception as error:  # the session check below reports a provider that did not start
+            said.write(f"{type(error).__name__}: {error}")
     return said.getvalue().strip()
 
 
@@ -112,7 +115,7 @@ def _nodes_per_provider(session, first: str) -> dict[str, Any] | None:
             counts[subgraph.ep_name] += 1
             ops[subgraph.ep_name][node.op_type] += 1
     elsewhere = {ep: dict(c.most_common(12)) for ep, c in ops.items() if ep != first}
-    return {"nodes": dict(counts), "op_types_not_on_" + first: elsewhere}
+    return {"nodes": dict(counts), "not_on_first_provider": elsewhere}  # op type -> nodes, by provider
 
 
 def open_session(folder: Path, graph: Graph, cfg: RunConfig, device: torch.device, providers: list[Provider]):
