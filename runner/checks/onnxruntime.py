@@ -55,12 +55,11 @@ def providers_available(cfg: RunConfig) -> None:
         device = resolve_device(cfg.hardware)
     except ConfigError:
         return  # device_exists reports it
-    found = available()
-    missing = [p for p in requested(cfg.backend, device) if ORT_NAMES[p] not in found]
+    asked, found = requested(cfg.backend, device), available()
+    missing = [p for p in asked if ORT_NAMES[p] not in found]
     if missing:
         raise ConfigError(unavailable_reason(missing, found))
-
-    first = requested(cfg.backend, device)[0]
+    first = asked[0]
     if first in GPU_PROVIDERS and device.type != "cuda":
         raise ConfigError(
             f"backend.provider={first.value} runs on a GPU, but hardware={cfg.hardware.name} puts this run on "
