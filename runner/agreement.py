@@ -8,9 +8,11 @@ import torch
 
 from runner.backends.pytorch.config import PyTorchBackendConfig
 from runner.config.attention import AttentionConfig
+from runner.config.hardware import DeviceKind
 from runner.config.pipeline import ConvertConfig
 from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
+from runner.distributed.tp import tp_size, unsharded
 
 # Largest max-abs difference, relative to the reference's largest magnitude, still counted as agreement.
 # Float32 kernels differ by rounding only; half precision accumulates in other orders.
@@ -38,6 +40,8 @@ def reference_changes(cfg: RunConfig) -> list[str]:
         changes.append(f"quant={cfg.quant.name}")
     if cfg.backend.name != "pytorch":
         changes.append(f"backend={cfg.backend.name}")
+    if cfg.hardware.kind == DeviceKind.tp:
+        changes.append(f"hardware=tp over {tp_size(cfg.hardware)} ranks")
     changes += [f"convert.{f.name}=true" for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name)]
     return changes
 
@@ -48,7 +52,8 @@ def reference_config(cfg: RunConfig) -> RunConfig:
         attention=AttentionConfig(name="eager", implementation="eager"),
         quant=QuantConfig(name="none"),
         # the unquantized model needs more room than budgets sized for the quantized one: let accelerate decide
-        hardware=dataclasses.replace(cfg.hardware, max_memory=None, offload=False),
+        # tensor parallel: the whole model on this rank's device
+        hardware=unsharded(dataclasses.replace(cfg.hardware, max_memory=None, offload=False)),
         backend=PyTorchBackendConfig(),
         convert=ConvertConfig(),
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import torch
 
 from runner.config.hardware import DeviceKind, HardwareConfig
+from runner.distributed.tp import rank_device
 from runner.errors import ConfigError
 from runner.placement import gpus
 
 
 def resolve_device(hardware: HardwareConfig) -> torch.device:
+    if hardware.kind == DeviceKind.tp:  # this torchrun rank's device; checks/distributed.py checks the GPUs
+        return rank_device(hardware)
     if hardware.kind == DeviceKind.cpu:
         return torch.device("cpu")
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0

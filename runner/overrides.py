@@ -45,7 +45,7 @@ def unknown_key(key: str) -> str | None:
     """An error message if `key` is not in the schema, else None."""
     parts = key.split(".")
     head = parts[0]
-    if head in ("hydra", "experiment"):
+    if head.split("/")[0] in ("hydra", "experiment"):  # hydra.run.dir=..., hydra/launcher=ray
         return None
     fields = _group_fields(head) if head in SCHEMAS else _fields(RunConfig)
     path = parts[1:] if head in SCHEMAS else parts

@@ -7,6 +7,7 @@ from typing import Any
 
 from runner.attention.kernels import forced_sdpa_kernels
 from runner.config.run import RunConfig
+from runner.distributed import tp
 from runner.placement import from_pretrained_options
 from runner.quant import bnb_config
 
@@ -17,6 +18,7 @@ def from_pretrained(cfg: RunConfig) -> dict[str, Any]:
     if (quantization := bnb_config(cfg.quant, cfg.model.dtype)) is not None:
         options["quantization_config"] = quantization
     options.update(from_pretrained_options(cfg.hardware))
+    options.update(tp.from_pretrained_options(cfg.hardware))  # hardware=tp: tp_plan="auto" over the torchrun ranks
     return options
 
 

@@ -1,0 +1,94 @@
+"""A hardware=tp job under torchrun: one process per GPU, each running the whole pipeline on its shard of every
+layer (runner/distributed/worker.py); this process then merges the ranks' records into the job's record."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from runner.config.load import to_container
+from runner.config.run import RunConfig
+from runner.distributed.merge import DistributedError, merge_ranks, rank_file
+from runner.distributed.tp import enabled, is_rank, tp_size
+from runner.results import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+RANKS_DIR = "ranks"  # under the run folder: the job spec, each rank's record and the ranks' logs
+SPEC_FILE = "job.json"
+LOG_TAIL_LINES = 15
+
+
+def _die_with_parent() -> None:
+    """Linux: torchrun gets SIGTERM (and stops its workers) if this process dies, e.g. killed at a job timeout."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def torchrun_command(nproc: int, spec: Path, log_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",  # a rendezvous on a free local port: several tp jobs can run on one host
+        f"--nproc-per-node={nproc}",
+        f"--log-dir={log_dir}",
+        "--tee=3",  # every rank's stdout and stderr into log_dir, and to the console...
+        "--local-ranks-filter=0",  # ...rank 0's only, so the console is not doubled
+        "-m",
+        "runner.distributed.worker",
+        str(spec),
+    ]
+
+
+def _log_tail(log_dir: Path) -> str:
+    """The end of the first rank log that reports an error, for the record's error message."""
+    for path in sorted(log_dir.rglob("stderr.log")):
+        lines = path.read_text(errors="replace").splitlines()
+        if any("Error" in line for line in lines):
+            return f"\n{path}:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
+    return ""
+
+
+def run_tensor_parallel(cfg: Any, run_cfg: RunConfig, run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Run the job on `hardware.num_gpus` ranks and return the merged record (`record` is this job's new record)."""
+    nproc = tp_size(run_cfg.hardware)
+    ranks_dir = run_dir / RANKS_DIR
+    shutil.rmtree(ranks_dir, ignore_errors=True)  # records of an earlier attempt must not pass for this one's
+    spec = ranks_dir / SPEC_FILE
+    write_json_atomic(spec, {"config": to_container(cfg), "overrides": record["overrides"], "run_dir": str(run_dir)})
+    env = dict(os.environ)
+    if run_cfg.hardware.tp_on_cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # transformers builds its device mesh on the accelerator it sees
+    command = torchrun_command(nproc, spec, ranks_dir / "logs")
+    log.info(
+        "tensor parallel over %d %s: %s",
+        nproc,
+        "CPU processes" if run_cfg.hardware.tp_on_cpu else "GPUs",
+        " ".join(command),
+    )
+    code = subprocess.run(command, env=env, preexec_fn=_die_with_parent, check=False).returncode
+    ranks = [rank_file(ranks_dir, rank) for rank in range(nproc)]
+    if ranks[0] is None:
+        raise DistributedError(
+            f"torchrun exited with code {code} before rank 0 wrote its record; the ranks' logs are in "
+            f"{ranks_dir / 'logs'}{_log_tail(ranks_dir / 'logs')}"
+        )
+    merged = merge_ranks(record, ranks, process_group="gloo" if run_cfg.hardware.tp_on_cpu else "nccl")
+    if code and merged["status"] == "ok":
+        merged["exit_note"] = f"torchrun exited with {code} after every rank wrote its record"
+    return merged
+
+
+def needs_torchrun(run_cfg: RunConfig) -> bool:
+    """A hardware=tp job outside torchrun: relaunch it there (inside, each rank runs the pipeline itself)."""
+    return enabled(run_cfg.hardware) and not is_rank()

@@ -1,0 +1,126 @@
+"""Sweeps through Hydra's cluster launchers on the CPU: submitit (its local executor stands in for SLURM) and a local
+Ray cluster, each job asking for the GPUs of its own hardware group, the sweep report written as for local sweeps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from runner.distributed.resources import job_gpus
+from runner.errors import ConfigError
+from runner.results import read_results
+from tests.conftest import CONF, ROOT, compose_config
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the cluster extra")
+
+# launcher jobs already run in processes of their own (submitit, Ray workers): isolate=false saves a spawn per job
+TINY = ["hardware=cpu", "scenario.iterations=2", "scenario.warmup_runs=0", "scenario.sequence_length=16"]
+TINY += ["isolate=false"]
+LAUNCHERS = {"slurm": "SlurmLauncher", "slurm_local": "LocalLauncher", "ray_cluster": "RayLauncher"}
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a host without GPUs refuses")
+
+
+def hardware_of(*overrides: str):
+    return OmegaConf.to_object(compose_config(list(overrides)).hardware)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gpus"),
+    [
+        (["hardware=cpu"], 0),
+        (["hardware=tp", "hardware.tp_on_cpu=true"], 0),
+        (["hardware=tp"], 2),
+        (["hardware=tp", "hardware.num_gpus=4"], 4),
+        (["hardware=multi_gpu", "hardware.num_gpus=3"], 3),
+        (["hardware=multi_gpu", "hardware.max_memory={0: 1GB, 1: 1GB}"], 2),
+    ],
+)
+def test_each_job_asks_for_the_gpus_of_its_hardware_group(overrides, gpus):
+    assert job_gpus(hardware_of(*overrides)) == gpus
+
+
+def test_one_gpu_and_auto_follow_the_cluster():
+    auto = hardware_of("hardware=auto")
+    assert job_gpus(hardware_of("hardware=cuda")) == 1
+    assert (job_gpus(auto, cluster_gpus=0), job_gpus(auto, cluster_gpus=8), job_gpus(auto)) == (0, 1, 1)
+
+
+def test_multi_gpu_under_a_launcher_must_say_how_many():
+    with pytest.raises(ConfigError, match="hardware.num_gpus=N"):
+        job_gpus(hardware_of("hardware=multi_gpu"))
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+def test_launcher_files_name_the_per_job_launchers(name):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/launcher={name}"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == f"hydra_plugins.runner_launchers.launchers.{LAUNCHERS[name]}"
+    # a GPU count left open, so each job asks for its own
+    assert (launcher.ray.remote.num_gpus if name == "ray_cluster" else launcher.gpus_per_node) is None
+
+
+def test_submitit_arrays_get_their_gpu_count(tmp_path):
+    from hydra_plugins.runner_launchers.launchers import LocalLauncher
+
+    launcher = LocalLauncher(submitit_folder=str(tmp_path / "%j"), timeout_min=5, gpus_per_node=None, tasks_per_node=1)
+    assert launcher._executor(2)._executor.parameters["gpus_per_node"] == 2
+    assert launcher._executor(0)._executor.parameters["gpus_per_node"] == 0
+
+
+def test_a_launcher_whose_plugin_is_missing_says_what_to_install(tmp_path):
+    # hide hydra-ray-launcher: Hydra still finds the runner's launcher, which names the package to install
+    code = (
+        "import runpy, sys; sys.modules['hydra_plugins.hydra_ray_launcher'] = None; "
+        f"sys.argv = ['runner', '-m', 'hydra/launcher=ray_cluster', 'hydra.sweep.dir={tmp_path / 's'}']; "
+        "runpy.run_module('runner', run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "hydra/launcher=ray_cluster needs hydra-ray-launcher: pip install -e '.[cluster]'" in result.stderr
+
+
+@no_gpu
+def test_a_job_needing_more_gpus_than_there_are_fails_before_any_job_starts(cli, tmp_path):
+    sweep = ["-m", "hydra/launcher=slurm_local", "hardware=cpu,cuda", *TINY[1:]]
+    result = cli(*sweep, f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: job #1 (hardware=cuda " in result.stderr and "needs 1 GPU(s) but the cluster has 0" in result.stderr
+    assert not (tmp_path / "s" / "0" / "results.json").exists()  # refused before submitting, not after
+
+
+def _assert_sweep_reported(sweep_dir, result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [read_results(sweep_dir / str(n)) for n in range(2)]
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert [r["config"]["attention"]["name"] for r in records] == ["eager", "sdpa"]
+    summary = (sweep_dir / "summary.md").read_text()
+    assert "2 job(s), 2 ok, 0 failed" in summary
+    assert "| 0 | eager | ok |" in summary and "| 1 | sdpa | ok |" in summary
+
+
+@pytest.mark.slow
+def test_submitit_sweep_runs_each_job_and_writes_the_report(cli, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = cli("-m", "hydra/launcher=slurm_local", "attention=eager,sdpa", *TINY, f"hydra.sweep.dir={sweep_dir}")
+    _assert_sweep_reported(sweep_dir, result)
+    assert len(list((sweep_dir / ".submitit").glob("*/*_result.pkl"))) == 2  # submitit ran both jobs
+
+
+@pytest.mark.slow
+def test_ray_sweep_runs_each_job_and_writes_the_report(cli, tmp_path):
+    pytest.importorskip("ray")
+    sweep_dir = tmp_path / "sweep"
+    result = cli("-m", "hydra/launcher=ray_cluster", "attention=eager,sdpa", *TINY, f"hydra.sweep.dir={sweep_dir}")
+    _assert_sweep_reported(sweep_dir, result)
+    assert "Started a local Ray instance" in result.stderr + result.stdout
+    assert "'num_gpus': 0" in result.stderr + result.stdout  # each job's request, from hardware=cpu
