@@ -34,8 +34,8 @@ def test_tp_without_gpus_says_how_to_try_it_on_cpu_processes(run_job):
         ([*CPU_TP, "model=tiny-falcon"], "model=tiny-falcon (falcon) has no tensor-parallel plan"),
         ([*CPU_TP, "quant=8bit"], "quant=8bit with hardware=tp"),
         ([*CPU_TP, "save.model=true"], "every rank holds only a shard"),
-        (["hardware=cpu", "hardware.num_gpus=2"], "hardware=cpu does not use it"),
-        (["hardware=cpu", "hardware.tp_on_cpu=true"], "only applies to hardware=tp"),
+        (["hardware=cuda", "hardware.num_gpus=2"], "hardware=cuda uses one GPU"),
+        (["hardware=cuda", "hardware.tp_on_cpu=true"], "only applies to hardware=tp"),
     ],
 )
 def test_tp_options_that_cannot_run_fail_with_the_fix(overrides, message):

@@ -22,13 +22,15 @@ def _tp(cfg: RunConfig) -> bool:
 
 @check
 def num_gpus_where_it_counts(cfg: RunConfig) -> None:
+    """GPU options on a kind that would silently ignore them. hardware=cpu takes them quietly, so that one sweep
+    can compare `hardware=cpu,tp hardware.num_gpus=4`."""
     hardware = cfg.hardware
-    if hardware.tp_on_cpu and not _tp(cfg):
-        raise ConfigError(f"hardware.tp_on_cpu=true only applies to hardware=tp, not hardware={hardware.name}")
-    if hardware.num_gpus is not None and hardware.kind in (DeviceKind.cpu, DeviceKind.cuda, DeviceKind.auto):
+    if hardware.tp_on_cpu and hardware.kind in (DeviceKind.cuda, DeviceKind.multi_gpu):
+        raise ConfigError(f"hardware.tp_on_cpu=true only applies to hardware=tp; hardware={hardware.name} runs on GPUs")
+    if hardware.num_gpus is not None and hardware.kind in (DeviceKind.cuda, DeviceKind.auto):
         raise ConfigError(
             f"hardware.num_gpus={hardware.num_gpus} sets the GPUs of hardware=tp (and of multi_gpu under a cluster "
-            f"launcher); hardware={hardware.name} does not use it. Use hardware=tp hardware.num_gpus=N to split the "
+            f"launcher); hardware={hardware.name} uses one GPU. Use hardware=tp hardware.num_gpus=N to split the "
             "model over N GPUs"
         )
 
