@@ -73,7 +73,9 @@ def test_flex_attention_runs_on_the_cpu(run_job):
     record = run_job("attention=flex", *PADDED)
     assert record["status"] == "ok", record.get("error")
     assert record["attention"]["implementation"] == "flex_attention"
-    assert any("flex" in op.lower() for op in record["attention"]["ops"])
+    # flex attention is compiled: after warmup it runs inside a compiled region, with no SDPA or eager softmax
+    assert any("flex" in op.lower() or "compiled region" in op.lower() for op in record["attention"]["ops"])
+    assert record["attention"]["sdpa_kernels"] == [] and record["attention"]["as_configured"]
     assert record["agreement"]["agrees"], record["agreement"]
 
 
@@ -287,3 +289,15 @@ def test_gpu_flash_kernel_refused_at_runtime_gives_the_reason(run_job):
     assert record["error"]["type"] == "KernelUnavailable"
     assert record["error"]["message"].startswith("attention=sdpa_flash: PyTorch cannot run the forced SDPA kernel")
     assert "mask" in record["error"]["message"].lower()
+
+
+def test_flash_variant_missing_from_a_models_class_table_is_unsupported(monkeypatch):
+    """Falcon on Transformers 5.17 keys its attention classes by name with FlashAttention-2 only:
+    fa4 must be refused before loading, not fail with a bare KeyError."""
+    import transformers.models.falcon.modeling_falcon as falcon
+
+    from runner.attention.support import supports
+
+    monkeypatch.delattr(falcon, "is_flash_attention_requested", raising=False)
+    assert supports(falcon.FalconForCausalLM, "flash_attention_2")
+    assert not supports(falcon.FalconForCausalLM, "flash_attention_4")

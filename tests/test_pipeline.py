@@ -25,3 +25,11 @@ def test_save_writes_a_checkpoint_only_when_asked(run_job, tmp_path):
     assert record["save"]["saved"] is True
     reloaded = AutoModelForCausalLM.from_pretrained(record["save"]["directory"])
     assert reloaded.config.hidden_size == 64
+
+
+def test_the_profiling_probe_runs_after_the_measured_calls(run_job):
+    """The attention probe uses torch.profiler; it must not run before `infer` and touch the measurements."""
+    record = run_job("attention=sdpa")
+    stages = record["stages"]
+    assert stages.index("verify") > stages.index("infer")
+    assert record["attention"]["sdpa_kernels"]  # and it still records what ran

@@ -198,3 +198,10 @@ def test_quantized_on_the_gpu(run_job, quant):
     assert record["status"] == "ok", record.get("error")
     assert record["model"]["quantization"]["quantized_linear_layers"] == TINY_LLAMA_LINEARS
     assert record["model"]["placement"]["devices"].keys() == {"cuda:0"}
+
+
+def test_bettertransformer_reverses_on_a_quantized_model(run_job):
+    """The seed's closing combination: 4-bit + BetterTransformer, reversed before saving."""
+    record = run_job("quant=4bit", "attention=eager", "convert.bettertransformer=true", "compare.enabled=false")
+    assert record["status"] == "ok", record.get("error")
+    assert record["convert"]["bettertransformer"]["reversed"]["state_dict_restored"] is True

@@ -28,7 +28,10 @@ SDPA_KERNEL_OPS = {
 }
 FUSED_ENCODER_OP = "aten::_transformer_encoder_layer_fwd"
 NESTED_FROM_MASK_OP = "aten::_nested_tensor_from_mask"
-ATTENTION_NAME = re.compile(r"flash|fmha|flex|attn|attention|sdpa|dot_product|transformer_encoder", re.IGNORECASE)
+# compiled regions too: once warm, flex attention runs inside a compiled graph that carries no "flex" name
+ATTENTION_NAME = re.compile(
+    r"flash|fmha|flex|attn|attention|sdpa|dot_product|transformer_encoder|compiled region", re.IGNORECASE
+)
 KINETO_BANNER = re.compile(r"^(USDT|STAGE):\S+ \S+ \d+:\d+ \S+\.cpp:\d+\]")
 HOW = "one extra forward pass over the measured batch under torch.profiler, inside the run's inference context"
 

@@ -3,6 +3,8 @@ building it (the class flags `_supports_sdpa`, `_supports_flash_attn`, `_support
 
 from __future__ import annotations
 
+import sys
+
 from runner.attention.implementations import EAGER, FLASH_ATTENTION, FLEX, SDPA, uses_flash_attention
 from runner.config.model import ModelConfig
 from runner.models.build import architecture_config, auto_class
@@ -27,8 +29,20 @@ def supports(cls: type, implementation: str) -> bool:
     if implementation == FLEX:
         return bool(getattr(cls, "_supports_flex_attn", False))
     if uses_flash_attention(implementation):
-        return bool(getattr(cls, "_supports_flash_attn", False) or getattr(cls, "_supports_flash_attn_2", False))
+        flagged = getattr(cls, "_supports_flash_attn", False) or getattr(cls, "_supports_flash_attn_2", False)
+        return bool(flagged) and _class_table_accepts(cls, implementation)
     return False
+
+
+def _class_table_accepts(cls: type, implementation: str) -> bool:
+    """Some models (falcon in Transformers 5.17) pick their attention module from a table keyed by
+    implementation name, with FlashAttention-2 only: fa3/fa4 would fail at load with a bare KeyError. Newer
+    versions route every flash variant to that one class (`is_flash_attention_requested`)."""
+    module = sys.modules.get(cls.__module__)
+    tables = [v for k, v in vars(module).items() if k.endswith("ATTENTION_CLASSES") and isinstance(v, dict)]
+    if not tables or hasattr(module, "is_flash_attention_requested"):
+        return True
+    return all(implementation in table for table in tables)
 
 
 def supported_options(cls: type) -> list[str]:

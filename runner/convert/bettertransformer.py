@@ -83,9 +83,13 @@ def plan(cfg: RunConfig, strict: bool = False) -> str | None:
         return None
 
 
-def fingerprint(model: nn.Module) -> dict[str, tuple]:
-    """Names, storage, shapes and dtypes of the state dict: equal fingerprints mean the very same tensors."""
-    return {k: (v.data_ptr(), tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+def fingerprint(model: nn.Module) -> dict[str, object]:
+    """Which module object sits at every name, and the state dict's keys: equal fingerprints mean the original
+    modules, with their own parameters, are back. Not tensor storage: bitsandbytes re-lays 4-bit weights during
+    inference on the CPU and builds fresh quantization-state tensors on every `state_dict()` call."""
+    prints: dict[str, object] = {name: id(module) for name, module in model.named_modules(remove_duplicate=False)}
+    prints["<state dict keys>"] = tuple(sorted(model.state_dict().keys()))
+    return prints
 
 
 @dataclass
@@ -93,7 +97,7 @@ class Conversion:
     kind: str
     record: dict[str, Any]
     undo: Callable[[], None]
-    before: dict[str, tuple]
+    before: dict[str, object]
 
     def reverse(self, model: nn.Module) -> dict[str, Any]:
         self.undo()

@@ -13,7 +13,9 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from runner import predictions
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.pytorch import load_options
+from runner.backends.pytorch.compile import compile_options, require_compiled
 from runner.config.model import Task
+from runner.distributed import tp
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
@@ -34,6 +36,7 @@ class _OnStep(LogitsProcessor):
 
 @BACKENDS.register("pytorch")
 class PyTorchBackend(Backend):
+    name = "pytorch"
     model: Any = None
 
     def load(self) -> dict[str, Any]:
@@ -66,6 +69,8 @@ class PyTorchBackend(Backend):
         }
         if is_quantized(cfg.quant):
             info["quantization"] = quantization_report(self.model, cfg)
+        if tp.enabled(cfg.hardware):  # proof that the layers were split, and this rank's share
+            info["tensor_parallel"] = tp.shard_report(self.model)
         return info
 
     def forward(self, inputs: dict) -> torch.Tensor:
@@ -85,13 +90,17 @@ class PyTorchBackend(Backend):
             pad_token_id=config.pad_token_id if config.pad_token_id is not None else 0,
             eos_token_id=config.eos_token_id,
             bos_token_id=config.bos_token_id,
+            **compile_options(self.cfg),
         )
         with torch.inference_mode():
-            return self.model.generate(
+            output = self.model.generate(
                 **inputs,
                 generation_config=generation,
                 logits_processor=LogitsProcessorList([_OnStep(on_step)]),
             )
+        if self.cfg.convert.compile:
+            require_compiled(self.model)
+        return output
 
     def inference_context(self):
         return load_options.inference_context(self.cfg)
