@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 import torch
 from accelerate import infer_auto_device_map
-from accelerate.utils import convert_file_size_to_int
+from accelerate.utils import convert_file_size_to_int, get_balanced_memory
 
 from runner.config.hardware import DeviceKind, HardwareConfig
 from runner.config.model import ModelConfig
@@ -76,21 +76,24 @@ def _quiet(name: str):
 
 
 def predict_device_map(model: ModelConfig, quant: QuantConfig, budgets: dict[int | str, int]) -> dict[str, Any]:
-    """accelerate's placement of the preset in these budgets, with quantized Linear weights at their packed
-    size (the meta-device model allocates nothing). Anything that does not fit is mapped to "disk"."""
+    """accelerate's placement of the preset in these budgets, the way transformers computes it for
+    device_map="auto": budgets balanced over the GPUs, then 10% kept back for buffers when bitsandbytes
+    quantizes, with quantized Linear weights at their packed size (the meta-device model allocates nothing).
+    Anything that does not fit is mapped to "disk"."""
     from runner.quant.sizes import empty_preset, quantized_dtypes
 
     empty = empty_preset(model)
-    if quant.bits is not None:  # transformers' bitsandbytes quantizers keep 10% of each budget for buffers
-        budgets = {device: int(size * 0.9) for device, size in budgets.items()}
+    layout = {
+        "no_split_module_classes": empty._no_split_modules,
+        "dtype": empty.dtype,
+        "special_dtypes": quantized_dtypes(empty, quant),
+    }
     with _quiet("accelerate.utils.modeling"):
-        return infer_auto_device_map(
-            empty,
-            max_memory=budgets,
-            no_split_module_classes=empty._no_split_modules,
-            dtype=empty.dtype,
-            special_dtypes=quantized_dtypes(empty, quant),
-        )
+        if sum(isinstance(k, int) for k in budgets) > 1:
+            budgets = {**budgets, **get_balanced_memory(empty, max_memory=dict(budgets), **layout)}
+        if quant.bits is not None:  # transformers' bitsandbytes quantizers keep 10% of each budget for buffers
+            budgets = {device: int(size * 0.9) for device, size in budgets.items()}
+        return infer_auto_device_map(empty, max_memory=budgets, **layout)
 
 
 def estimated_bytes(model: ModelConfig, quant: QuantConfig) -> int:

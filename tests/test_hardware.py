@@ -88,8 +88,9 @@ def test_budgets_too_small_fail_before_loading(two_gpus):
 
 
 def test_budgets_that_fit_pass_and_pick_the_input_gpu(two_gpus):
+    # loaded on two H100s in scripts/gpu/multi_gpu.sh (docs/benchmarks.md)
     cfg = typed(
-        "model=bloom-3b", "attention=eager", "quant=4bit", "hardware=multi_gpu", "hardware.max_memory={0:2GB,1:2GB}"
+        "model=bloom-3b", "attention=eager", "quant=8bit", "hardware=multi_gpu", "hardware.max_memory={0:3GB,1:3GB}"
     )
     assert resolve_device(cfg.hardware) == torch.device("cuda", 0)
     cfg = typed("model=bloom-3b", "attention=eager", "hardware=multi_gpu", "hardware.max_memory={1:8GB}")
@@ -147,3 +148,24 @@ def test_multi_gpu_split_on_two_gpus(run_job):
     devices = record["model"]["placement"]["devices"]
     assert set(devices) == {"cuda:0", "cuda:1"}
     assert record["agreement"]["agrees"], record["agreement"]
+
+
+def test_budgets_predicted_as_transformers_balances_them(two_gpus):
+    """4-bit bloom-3b in {0: 2GB, 1: 2GB}: transformers refused it on two H100s ("Some modules are dispatched on
+    the CPU or the disk") after balancing the budgets; the check must say so before loading."""
+    with pytest.raises(ConfigError, match="cannot hold model=bloom-3b with quant=4bit"):
+        typed(
+            "model=bloom-3b", "attention=eager", "quant=4bit", "hardware=multi_gpu", "hardware.max_memory={0:2GB,1:2GB}"
+        )
+
+
+def test_offload_lets_the_cpu_take_the_rest(two_gpus):
+    """fp16 bloom-3b (6 GB) in 2 GB + 2 GB with offload=true: the CPU holds the rest, so it is not refused."""
+    cfg = typed(
+        "model=bloom-3b",
+        "attention=eager",
+        "hardware=multi_gpu",
+        "hardware.max_memory={0:2GB,1:2GB}",
+        "hardware.offload=true",
+    )
+    assert cfg.hardware.offload

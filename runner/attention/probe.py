@@ -62,10 +62,10 @@ def _without_kineto_banner():
 
 def profile_forward(backend, inputs: dict) -> Counter:
     """Op and kernel names of one forward pass, with their counts."""
-    activities = [ProfilerActivity.CPU]
-    if any(d.type == "cuda" for d in backend.devices()):
-        activities.append(ProfilerActivity.CUDA)
-    with _without_kineto_banner(), profile(activities=activities) as prof:
+    # CPU activity only: the aten SDPA ops show which kernel PyTorch dispatched. On an H100, forward passes after a
+    # profile with CUDA activity (CUPTI) ran 27-43% slower in the same process (scripts/overhead.py), which would
+    # skew every later job of an in-process sweep.
+    with _without_kineto_banner(), profile(activities=[ProfilerActivity.CPU]) as prof:
         with backend.inference_context():
             backend.forward(inputs)
         backend.clock().synchronize()

@@ -3,6 +3,7 @@ has, and can hold the model; options that only multi_gpu uses."""
 
 from __future__ import annotations
 
+import psutil
 import torch
 
 from runner.checks.base import check
@@ -68,6 +69,8 @@ def budgets_hold_the_model(cfg: RunConfig) -> None:
         return  # budgets_name_real_devices reports it
     if not any(isinstance(k, int) for k in budgets):
         return  # every GPU's free memory, known only on the GPU host at load time
+    if cfg.hardware.offload:  # what load_budgets gives the CPU at load time
+        budgets.setdefault("cpu", psutil.virtual_memory().available)
     placement = predict_device_map(cfg.model, cfg.quant, budgets)
     spilled = [name for name, device in placement.items() if device == "disk"]
     if not spilled:
@@ -80,8 +83,9 @@ def budgets_hold_the_model(cfg: RunConfig) -> None:
         fix += ", or let the rest go to the CPU with hardware.offload=true"
         if cfg.quant.bits:
             fix += " quant.llm_int8_enable_fp32_cpu_offload=true"
+    shown = ", ".join(name or "the whole model" for name in spilled[:3])
     raise ConfigError(
         f"hardware.max_memory={cfg.hardware.max_memory} ({given / GB:.2f} GB in all) cannot hold "
         f"model={cfg.model.name} with {scheme} (about {need / GB:.2f} GB): {len(spilled)} module(s) would not fit "
-        f"on any device ({', '.join(spilled[:3])}{', ...' if len(spilled) > 3 else ''}). To fix it, {fix}"
+        f"on any device ({shown}{', ...' if len(spilled) > 3 else ''}). To fix it, {fix}"
     )

@@ -33,3 +33,23 @@ class DeviceClock:
     def synchronize(self) -> None:
         if self.cuda:
             torch.cuda.synchronize(self.device)
+
+
+class MultiDeviceClock(DeviceClock):
+    """A model split over several GPUs: each mark waits for every one of them, then reads the host clock. An
+    event on one GPU's stream would say nothing of the work still queued on the others."""
+
+    def __init__(self, devices: list[torch.device]) -> None:
+        self.gpus = [d for d in devices if d.type == "cuda"]
+        super().__init__(self.gpus[0])
+
+    def mark(self):
+        self.synchronize()
+        return time.perf_counter()
+
+    def seconds(self, start, end) -> float:
+        return end - start
+
+    def synchronize(self) -> None:
+        for gpu in self.gpus:
+            torch.cuda.synchronize(gpu)

@@ -30,7 +30,8 @@ class Compare(Stage):
         reference = PyTorchBackend(reference_ctx)
         reference.load()
         try:
-            expected = reference.forward(ctx.inputs).float().cpu()
+            where = reference.input_device()
+            expected = reference.forward({k: v.to(where) for k, v in ctx.inputs.items()}).float().cpu()
         finally:
             reference.unload()
         result = compare_outputs(

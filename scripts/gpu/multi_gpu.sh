@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=index,name,memory.used,memory.total --format=csv,noheader
 step "seed budgets too small (expected to fail before loading)" \
   python3 -m runner $BLOOM quant=4bit hardware=multi_gpu 'hardware.max_memory={0:600MB,1:1GB}' \
   hydra.run.dir="$OUT/too-small"
-step "4bit within {0: 2GB, 1: 2GB}" \
+step "4bit within {0: 2GB, 1: 2GB} (refused before loading since the balanced-budget fix)" \
   python3 -m runner $BLOOM quant=4bit hardware=multi_gpu 'hardware.max_memory={0:2GB,1:2GB}' \
   hydra.run.dir="$OUT/4bit-2x2GB"
 step "8bit within {0: 3GB, 1: 3GB}" \

@@ -16,6 +16,7 @@ from runner.backends.pytorch import load_options
 from runner.backends.pytorch.compile import compile_options, require_compiled
 from runner.config.model import Task
 from runner.distributed import tp
+from runner.measure.timer import DeviceClock, MultiDeviceClock
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
@@ -104,6 +105,19 @@ class PyTorchBackend(Backend):
 
     def inference_context(self):
         return load_options.inference_context(self.cfg)
+
+    def clock(self) -> DeviceClock:
+        gpus = [d for d in self.devices() if d.type == "cuda"]
+        return MultiDeviceClock(gpus) if len(gpus) > 1 else DeviceClock(self.ctx.device)
+
+    def input_device(self) -> torch.device:
+        """Where the measured batch goes: the device of the input embeddings (a split model may put them on
+        any of its GPUs)."""
+        embeddings = self.model.get_input_embeddings() if self.model is not None else None
+        weight = getattr(embeddings, "weight", None)
+        if weight is None or weight.device.type == "meta":
+            return self.ctx.device
+        return weight.device
 
     def devices(self) -> list[torch.device]:
         placement = getattr(self.model, "hf_device_map", None)
