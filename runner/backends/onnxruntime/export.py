@@ -172,21 +172,13 @@ def _decoder(model, device: torch.device):
 
 def _torch_export(module, args, path: Path, inputs: dict, outputs: dict, backend: OnnxRuntimeBackendConfig) -> None:
     names = list(inputs)
+    common = {"opset_version": backend.opset, "input_names": names, "output_names": list(outputs)}
     if backend.exporter == Exporter.torchscript:
         axes = {
             name: {i: d for i, d in enumerate(shape) if isinstance(d, str)}
             for name, shape in (inputs | outputs).items()
         }
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            dynamo=False,
-            opset_version=backend.opset,
-            input_names=names,
-            output_names=list(outputs),
-            dynamic_axes=axes,
-        )
+        torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
         return
     dims = {d: torch.export.Dim(d) for shape in inputs.values() for d in shape if isinstance(d, str)}
     shapes = [{i: dims[d] for i, d in enumerate(inputs[n]) if isinstance(d, str)} for n in names]
@@ -194,17 +186,7 @@ def _torch_export(module, args, path: Path, inputs: dict, outputs: dict, backend
     params = inspect.signature(module.forward).parameters.values()
     fixed = sum(p.kind != p.VAR_POSITIONAL for p in params)
     dynamic_shapes = (*shapes[:fixed], tuple(shapes[fixed:])) if fixed < len(params) else tuple(shapes)
-    torch.onnx.export(
-        module,
-        args,
-        str(path),
-        dynamo=True,
-        opset_version=backend.opset,
-        input_names=names,
-        output_names=list(outputs),
-        dynamic_shapes=dynamic_shapes,
-        external_data=True,
-    )
+    torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=dynamic_shapes, external_data=True, **common)
 
 
 def _trace_into(tmp: Path, cfg: RunConfig, source: WeightsSource, device: torch.device) -> dict:
