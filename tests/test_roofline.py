@@ -90,3 +90,14 @@ def test_compiled_static_cache_decode_is_recorded(run_job):
     )
     assert record["status"] == "ok", record.get("error")
     assert record["measurements"]["generate"]["per_token_count_per_call"][0] == 15
+
+
+def test_sweep_report_carries_the_roofline(run_job, tmp_path):
+    from runner.report.collect import flatten
+
+    record = run_job("roofline.peak_tflops=1.0", "roofline.bandwidth_gbs=10")
+    row = flatten(record)
+    assert row["forward_TFLOPs"] == pytest.approx(record["roofline"]["forward"]["achieved_tflops"])
+    assert row["forward_share_of_peak"] == pytest.approx(row["forward_TFLOPs"] / 1.0)
+    generate = flatten(run_job("scenario=generate", "scenario.new_tokens=3", "roofline.bandwidth_gbs=10"))
+    assert generate["decode_share_of_bandwidth"] == pytest.approx(generate["decode_GBs"] / 10)

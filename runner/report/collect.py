@@ -96,8 +96,22 @@ def flatten(record: dict) -> dict[str, Any]:
     if "agrees" in agreement:
         row["agrees"] = agreement["agrees"]
         row["max_abs_diff"] = agreement["max_abs_diff"]
+    row.update(_roofline(record.get("roofline", {})))
     if "duration_s" in record:
         row["duration_s"] = record["duration_s"]
+    return row
+
+
+def _roofline(section: dict) -> dict[str, Any]:
+    """How close the job came to the hardware: achieved TFLOP/s and share of the peak for a forward pass,
+    achieved GB/s and share of the memory bandwidth for decoding (runner/roofline)."""
+    row: dict[str, Any] = {}
+    if forward := section.get("forward"):
+        row["forward_TFLOPs"] = forward.get("achieved_tflops")
+        row["forward_share_of_peak"] = forward.get("share_of_peak")
+    if decode := section.get("decode"):
+        row["decode_GBs"] = decode.get("achieved_gbs")
+        row["decode_share_of_bandwidth"] = decode.get("share_of_bandwidth")
     return row
 
 
