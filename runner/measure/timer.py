@@ -35,20 +35,25 @@ class DeviceClock:
             torch.cuda.synchronize(self.device)
 
 
-class MultiDeviceClock(DeviceClock):
+class SyncClock(DeviceClock):
+    """perf_counter read after the device has finished everything queued (ONNX Runtime runs on its own CUDA
+    stream, which CUDA events recorded on torch's stream would not wait for)."""
+
+    def mark(self) -> float:
+        self.synchronize()
+        return time.perf_counter()
+
+    def seconds(self, start: float, end: float) -> float:
+        return end - start
+
+
+class MultiDeviceClock(SyncClock):
     """A model split over several GPUs: each mark waits for every one of them, then reads the host clock. An
     event on one GPU's stream would say nothing of the work still queued on the others."""
 
     def __init__(self, devices: list[torch.device]) -> None:
         self.gpus = [d for d in devices if d.type == "cuda"]
         super().__init__(self.gpus[0])
-
-    def mark(self):
-        self.synchronize()
-        return time.perf_counter()
-
-    def seconds(self, start, end) -> float:
-        return end - start
 
     def synchronize(self) -> None:
         for gpu in self.gpus:

@@ -18,11 +18,12 @@ from transformers import AutoConfig, GenerationConfig
 from runner import predictions
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.onnxruntime import export, providers
-from runner.backends.onnxruntime.binding import BoundSession, SyncClock
+from runner.backends.onnxruntime.binding import BoundSession
 from runner.backends.onnxruntime.generate import greedy, run_step
 from runner.backends.onnxruntime.graph import DTYPES, GRAPH_FILE, META_FILE, Graph
 from runner.backends.onnxruntime.session import open_session
 from runner.config.model import Task
+from runner.measure.timer import SyncClock
 from runner.models.build import architecture_config
 from runner.models.source import resolve_weights
 

@@ -3,12 +3,8 @@ copy through host memory, and outputs are torch tensors the stages and scenarios
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
-
-from runner.measure.timer import DeviceClock
 
 NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64, torch.int32: np.int32}
 
@@ -47,15 +43,3 @@ class BoundSession:
         self.session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return results
-
-
-class SyncClock(DeviceClock):
-    """perf_counter read after the device has finished everything queued (ORT runs on its own CUDA stream,
-    which CUDA events recorded on torch's stream would not wait for)."""
-
-    def mark(self) -> float:
-        self.synchronize()
-        return time.perf_counter()
-
-    def seconds(self, start: float, end: float) -> float:
-        return end - start
