@@ -147,9 +147,3 @@ def collect_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
     for job in jobs:
         job.row = {"job": job.row["job"], **{k: job.overrides.get(k) for k in varied}, **job.row}
     return jobs, varied
-
-
-def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows for every job and the override keys that vary."""
-    jobs, varied = collect_jobs(sweep_dir)
-    return [job.row for job in jobs], varied
