@@ -37,7 +37,7 @@ def _child(
     target: Callable | None, container: dict, run_dir: str, overrides: list[str], label: str, log_file: str
 ) -> None:
     """Runs in the spawned process: the logging Hydra set up in the parent does not cross the process boundary."""
-    _die_with_parent()
+    die_with_parent()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode="a"))
@@ -48,9 +48,9 @@ def _child(
     target(container, Path(run_dir), overrides)
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this child when the sweep process dies (killed, not just Ctrl-C), so
-    that no orphaned job keeps a GPU busy. Elsewhere a no-op."""
+def die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this child when its parent dies (killed, not just Ctrl-C), so that
+    no orphaned job (a spawned job here, torchrun under hardware=tp) keeps a GPU busy. Elsewhere a no-op."""
     if not sys.platform.startswith("linux"):
         return
     try:

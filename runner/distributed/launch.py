@@ -3,11 +3,9 @@ layer (runner/distributed/worker.py); this process then merges the ranks' record
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +15,7 @@ from runner.config.load import to_container
 from runner.config.run import RunConfig
 from runner.distributed.merge import DistributedError, merge_ranks, rank_file
 from runner.distributed.tp import enabled, is_rank, tp_size
+from runner.isolation import die_with_parent
 from runner.results import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -24,14 +23,6 @@ log = logging.getLogger(__name__)
 RANKS_DIR = "ranks"  # under the run folder: the job spec, each rank's record and the ranks' logs
 SPEC_FILE = "job.json"
 LOG_TAIL_LINES = 15
-
-
-def _die_with_parent() -> None:
-    """Linux: torchrun gets SIGTERM (and stops its workers) if this process dies, e.g. killed at a job timeout."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def torchrun_command(nproc: int, spec: Path, log_dir: Path) -> list[str]:
@@ -76,7 +67,7 @@ def run_tensor_parallel(cfg: Any, run_cfg: RunConfig, run_dir: Path, record: dic
         "CPU processes" if run_cfg.hardware.tp_on_cpu else "GPUs",
         " ".join(command),
     )
-    code = subprocess.run(command, env=env, preexec_fn=_die_with_parent, check=False).returncode
+    code = subprocess.run(command, env=env, preexec_fn=die_with_parent, check=False).returncode
     ranks = [rank_file(ranks_dir, rank) for rank in range(nproc)]
     if ranks[0] is None:
         raise DistributedError(
