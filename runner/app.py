@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from runner.config.load import to_container, to_run_config
+from runner.config.run import RunConfig
 from runner.console import print_summary
 from runner.context import RunContext
 from runner.devices import resolve_device
@@ -52,12 +53,14 @@ def failure(error: BaseException) -> dict[str, str]:
     }
 
 
-def execute(cfg: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Run one job and return its record; the record is on disk whether the job succeeded or failed."""
+def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | None = None) -> dict[str, Any]:
+    """Run one job and return its record; the record is on disk whether the job succeeded or failed. `run_cfg`:
+    `cfg` already typed and validated by the caller, so that the checks do not run twice."""
     record = new_record(cfg, run_dir, overrides)
     start = time.perf_counter()
     try:
-        run_cfg = to_run_config(cfg)
+        if run_cfg is None:
+            run_cfg = to_run_config(cfg)
         if needs_torchrun(run_cfg):  # hardware=tp: torchrun runs the job, one process per GPU; their records merged
             record.update(run_tensor_parallel(cfg, run_cfg, run_dir, record))
             return record

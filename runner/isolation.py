@@ -172,5 +172,5 @@ def run_job(
         return execute(cfg, run_dir, overrides)  # fails at validation and records why: no process needed
     choice = isolate_choice(typed.isolate)
     if choice is False or (choice is None and not multirun and typed.timeout_s is None):
-        return execute(cfg, run_dir, overrides)
+        return execute(cfg, run_dir, overrides, run_cfg=typed)
     return run_isolated(to_container(cfg), run_dir, overrides, typed.timeout_s, label=label, log_file=log_file)

@@ -56,7 +56,7 @@ def run_rank(spec: dict[str, Any], ranks_dir: Path) -> dict[str, Any]:
     except Exception as error:  # recorded like a failed job, so the parent can say which rank failed and why
         record = {**new_record(config, rank_dir, overrides), "status": "failed", "error": failure(error)}
     else:
-        record = execute(config, rank_dir, overrides)
+        record = execute(config, rank_dir, overrides, run_cfg=run_cfg)
         # only the job's folder holds a results.json: a sweep report counts every results.json as a job
         (rank_dir / RESULTS_FILE).unlink(missing_ok=True)
     write_json_atomic(ranks_dir / f"rank{rank}.json", record)
