@@ -1,6 +1,6 @@
 """What the model said, not only how fast: labels with scores for a classifier, the sentence embedding
-(mean over real tokens) for an encoder. Every backend records it from its first forward output, as the
-`predictions` section of results.json."""
+(mean over real tokens) for an encoder. The infer stage records it from one forward pass after the measured
+calls, as the `predictions` section of results.json."""
 
 from __future__ import annotations
 
@@ -57,9 +57,12 @@ def predictions(ctx: RunContext, mask: torch.Tensor, output: torch.Tensor, id2la
     return section
 
 
-def record_once(ctx: RunContext, inputs: dict, output: torch.Tensor, id2label: dict | None) -> None:
-    """Record the predictions of the first forward pass (warmup's, when there is one). A causal LM's answer is
-    its generated tokens, which one forward pass does not give: it records none."""
-    if "predictions" in ctx.record or ctx.cfg.model.task == Task.causal_lm:
+def record(ctx: RunContext) -> None:
+    """Record the predictions of one forward pass over the measured batch, made after the measured calls so that
+    the softmax and the copy to the host stay out of them. A causal LM's answer is its generated tokens, which
+    one forward pass does not give: it records none."""
+    if ctx.cfg.model.task == Task.causal_lm:
         return
-    ctx.record["predictions"] = predictions(ctx, inputs["attention_mask"], output, id2label)
+    with ctx.backend.inference_context():
+        output = ctx.backend.forward(ctx.inputs)
+    ctx.record["predictions"] = predictions(ctx, ctx.inputs["attention_mask"], output, ctx.backend.label_names())

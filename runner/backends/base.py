@@ -33,6 +33,10 @@ class Backend:
         soon as that token's logits exist (the first call marks the end of prefill)."""
         raise NotImplementedError(f"backend {self.name!r} cannot generate")
 
+    def label_names(self) -> dict | None:
+        """Class index -> label of a classifier, for the predictions section; None where there are none."""
+        return None
+
     def inference_context(self):
         """Entered around warmup and measured inference (a forced SDPA kernel, for instance)."""
         return contextlib.nullcontext()

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from transformers import AutoConfig, GenerationConfig
 
-from runner import predictions
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.onnxruntime import export, providers
 from runner.backends.onnxruntime.binding import BoundSession
@@ -112,8 +111,10 @@ class OnnxRuntimeBackend(Backend):
             shape = graph.shape(graph.outputs[graph.main_output], batch=batch, sequence=sequence)
             feeds = {name: inputs[name] for name in graph.inputs}
             output = self.session.run(feeds, {graph.main_output: (shape, DTYPES[graph.dtype])})[graph.main_output]
-        predictions.record_once(self.ctx, inputs, output, getattr(self.config, "id2label", None))
         return output
+
+    def label_names(self) -> dict | None:
+        return getattr(self.config, "id2label", None)
 
     def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
         return greedy(self.session, self.graph, inputs, new_tokens, on_step, self.eos_token_ids)

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from runner import predictions
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.pytorch import load_options
 from runner.backends.pytorch.compile import compile_options, require_compiled
@@ -78,8 +77,10 @@ class PyTorchBackend(Backend):
         with torch.inference_mode():
             out = self.model(**inputs)
         output = out.last_hidden_state if self.cfg.model.task == Task.feature_extraction else out.logits
-        predictions.record_once(self.ctx, inputs, output, getattr(self.model.config, "id2label", None))
         return output
+
+    def label_names(self) -> dict | None:
+        return getattr(self.model.config, "id2label", None)
 
     def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
         config = self.model.generation_config
