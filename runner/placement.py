@@ -109,12 +109,11 @@ def device_label(device: Any) -> str:
     return f"cuda:{device}" if isinstance(device, int) else str(device)
 
 
-def _bytes(model: torch.nn.Module, name: str) -> int:
+def _parameters(model: torch.nn.Module, name: str) -> list[torch.nn.Parameter]:
     try:
-        tensors = list(model.get_submodule(name).parameters())
+        return list(model.get_submodule(name).parameters())
     except AttributeError:  # the map can name a single parameter
-        tensors = [model.get_parameter(name)]
-    return sum(t.nelement() * t.element_size() for t in tensors)
+        return [model.get_parameter(name)]
 
 
 def placement_summary(model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
@@ -122,10 +121,14 @@ def placement_summary(model: torch.nn.Module, device: torch.device) -> dict[str,
     device_map = getattr(model, "hf_device_map", None) or {"": str(device)}
     modules = {name: device_label(where) for name, where in device_map.items()}
     per_device: dict[str, dict[str, int]] = defaultdict(lambda: {"modules": 0, "parameter_bytes": 0})
+    counted: set[int] = set()  # a tied weight (embeddings = lm_head) is one tensor: count it once
     for name, where in modules.items():
         # sized through the map, not param.device: accelerate keeps CPU-offloaded weights on the meta device
         per_device[where]["modules"] += 1
-        per_device[where]["parameter_bytes"] += _bytes(model, name)
+        for tensor in _parameters(model, name):
+            if id(tensor) not in counted:
+                counted.add(id(tensor))
+                per_device[where]["parameter_bytes"] += tensor.nelement() * tensor.element_size()
     if "disk" in per_device:
         raise ConfigError(
             f"accelerate placed {per_device['disk']['modules']} module(s) on disk: the GPU budgets cannot hold the "

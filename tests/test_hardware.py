@@ -169,3 +169,18 @@ def test_offload_lets_the_cpu_take_the_rest(two_gpus):
         "hardware.offload=true",
     )
     assert cfg.hardware.offload
+
+
+def test_tied_weights_are_counted_once_in_the_placement():
+    """bloom ties its embeddings to lm_head: split over two devices, the per-device bytes must add up to the
+    model's parameter bytes, not count the shared matrix on both (seen on 2 H100s: 1225 MiB too many)."""
+    model = torch.nn.Module()
+    model.embed = torch.nn.Embedding(100, 8)
+    model.head = torch.nn.Linear(8, 100, bias=False)
+    model.head.weight = model.embed.weight  # tied
+    model.hf_device_map = {"embed": 0, "head": 1}
+    summary = placement_summary(model, torch.device("cpu"))
+    total = sum(d["parameter_bytes"] for d in summary["devices"].values())
+    assert total == 100 * 8 * 4
+    assert summary["devices"]["cuda:0"]["parameter_bytes"] == 100 * 8 * 4  # where the shared matrix first sits
+    assert summary["devices"]["cuda:1"]["parameter_bytes"] == 0
