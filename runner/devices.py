@@ -10,12 +10,17 @@ from runner.errors import ConfigError
 from runner.placement import gpus
 
 
+def visible_gpus() -> int:
+    """How many CUDA GPUs torch can use here (0 on a CPU-only build or host)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def resolve_device(hardware: HardwareConfig) -> torch.device:
     if hardware.kind == DeviceKind.tp:  # this torchrun rank's device; checks/distributed.py checks the GPUs
         return rank_device(hardware)
     if hardware.kind == DeviceKind.cpu:
         return torch.device("cpu")
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = visible_gpus()
     if hardware.kind == DeviceKind.auto:
         return torch.device("cuda", 0) if available else torch.device("cpu")
     if not available:

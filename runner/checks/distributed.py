@@ -9,6 +9,7 @@ from transformers import CONFIG_MAPPING
 from runner.checks.base import check
 from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
+from runner.devices import visible_gpus
 from runner.distributed.tp import tp_size
 from runner.errors import ConfigError
 
@@ -47,7 +48,7 @@ def tp_has_its_devices(cfg: RunConfig) -> None:
         )
     if cfg.hardware.tp_on_cpu:
         return
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = visible_gpus()
     if not available:
         raise ConfigError(
             f"hardware=tp needs {size} GPUs (one process each), but torch sees none "

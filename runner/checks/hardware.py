@@ -4,11 +4,11 @@ has, and can hold the model; options that only multi_gpu uses."""
 from __future__ import annotations
 
 import psutil
-import torch
 
 from runner.checks.base import check
 from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
+from runner.devices import visible_gpus
 from runner.errors import ConfigError
 from runner.placement import GB, estimated_bytes, parse_budgets, predict_device_map
 
@@ -49,7 +49,7 @@ def budgets_name_real_devices(cfg: RunConfig) -> None:
             "hardware.max_memory.cpu gives the CPU a budget, which only offloading uses: "
             "set hardware.offload=true, or drop the cpu entry"
         )
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = visible_gpus()
     missing = [k for k in budgets if isinstance(k, int) and k >= available]
     if available and missing:  # with no GPU at all, device_exists already says so
         raise ConfigError(
