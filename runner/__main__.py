@@ -16,10 +16,10 @@ from runner.config import register_configs
 from runner.isolation import run_job
 from runner.overrides import check_overrides
 from runner.progress import describe_job
+from runner.report.callback import SweepReport
 from runner.results import finished_ok
 
 log = logging.getLogger("runner")
-FAILED_JOBS: list[str] = []
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -37,19 +37,18 @@ def main(cfg: DictConfig) -> None:
     log_file = run_dir / f"{hydra_cfg.job.name}.log"
     record = run_job(cfg, run_dir, overrides, multirun=multirun, label=label, log_file=log_file)
     report(record)
-    if record["status"] != "ok":
-        if not multirun:
-            print(f"error: {record['error']['message']}", file=sys.stderr)
-            sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
-        FAILED_JOBS.append(str(run_dir))
+    if record["status"] != "ok" and not multirun:  # a sweep's failures are counted at its end (SweepReport)
+        print(f"error: {record['error']['message']}", file=sys.stderr)
+        sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
 
 
 def cli() -> None:
     register_configs()
     check_overrides(sys.argv[1:])
     main()
-    if FAILED_JOBS:
-        print(f"{len(FAILED_JOBS)} job(s) failed; reasons are in the sweep summary", file=sys.stderr)
+    if SweepReport.failed:  # set in this process whichever launcher ran the jobs
+        failed, where = SweepReport.failed, SweepReport.sweep_dir / "summary.md"
+        print(f"{len(failed)} job(s) failed ({', '.join(failed)}); reasons: {where}", file=sys.stderr)
         sys.exit(1)
 
 

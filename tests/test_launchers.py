@@ -124,3 +124,24 @@ def test_ray_sweep_runs_each_job_and_writes_the_report(cli, tmp_path):
     _assert_sweep_reported(sweep_dir, result)
     assert "Started a local Ray instance" in result.stderr + result.stdout
     assert "'num_gpus': 0" in result.stderr + result.stdout  # each job's request, from hardware=cpu
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["slurm_local", "ray_cluster"])
+def test_a_failed_job_on_a_cluster_launcher_fails_the_command(cli, tmp_path, launcher):
+    # the jobs run in other processes (on a cluster: other machines), yet the exit status must still say that one
+    # failed, for scripts and CI that launch sweeps. hidden_size=60 gives Llama an odd head size: a load failure.
+    if launcher == "ray_cluster":
+        pytest.importorskip("ray")
+    sweep_dir = tmp_path / "sweep"
+    result = cli(
+        "-m",
+        f"hydra/launcher={launcher}",
+        "model.architecture.hidden_size=64,60",
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "1 job(s) failed (1); reasons: " in result.stderr and "Traceback" not in result.stderr
+    assert [read_results(sweep_dir / str(n))["status"] for n in range(2)] == ["ok", "failed"]
+    assert "2 job(s), 1 ok, 1 failed" in (sweep_dir / "summary.md").read_text()
