@@ -104,8 +104,10 @@ def test_nvml_without_a_driver_reports_why_instead_of_failing():
 class FakeNvml:
     """The few NVML calls the monitor makes, with figures the test controls."""
 
+    NVML_CLOCK_SM = 1
+
     def __init__(self):
-        self.used, self.energy_mj = 1000 * MiB, 50_000
+        self.used, self.energy_mj, self.sm_clock = 1000 * MiB, 50_000, 1980
 
     def nvmlDeviceGetMemoryInfo(self, handle):
         return SimpleNamespace(used=self.used, total=80 * 1024 * MiB)
@@ -117,6 +119,10 @@ class FakeNvml:
     def nvmlDeviceGetTotalEnergyConsumption(self, handle):
         return self.energy_mj
 
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        assert clock == self.NVML_CLOCK_SM
+        return self.sm_clock
+
 
 def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(monkeypatch):
     fake = FakeNvml()
@@ -124,10 +130,12 @@ def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(m
     monkeypatch.setattr(nvml_module, "handle_for", lambda index: f"handle{index}")
     monitor = NvmlMonitor([0], interval_s=0.005)
     monitor.start()
-    fake.used = 3000 * MiB  # a transient peak that only the sampler sees
+    fake.used, fake.sm_clock = 3000 * MiB, 1600  # a transient peak and a throttled clock: only the sampler sees them
     time.sleep(0.1)
-    fake.used, fake.energy_mj = 1500 * MiB, 54_500
+    fake.used, fake.energy_mj, fake.sm_clock = 1500 * MiB, 54_500, 1980
     report = monitor.stop()["devices"]["cuda:0"]
+    clock = report["sm_clock_mhz"]
+    assert (clock["min"], clock["max"]) == (1600, 1980) and 1600 < clock["mean"] < 1980 and clock["samples"] >= 3
     assert report["device_used_peak_bytes"] == 3000 * MiB
     assert report["process_used_peak_bytes"] == 3000 * MiB  # this pid's entry, not pid 1's
     assert report["energy_joules"] == pytest.approx(4.5)  # 4500 mJ over the window

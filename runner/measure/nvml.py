@@ -1,8 +1,10 @@
-"""GPU memory and energy as the driver sees them (NVML, from nvidia-ml-py).
+"""GPU memory, energy and SM clock as the driver sees them (NVML, from nvidia-ml-py).
 
 torch's allocator counts only its own tensors; NVML also sees the CUDA context, cuBLAS workspaces and other
-libraries' allocations, and it reads the GPU's own energy counter. Nothing here raises: where NVML is missing
-(a CPU host, a container without the driver) the report says why and carries no figures.
+libraries' allocations, and it reads the GPU's own energy counter. The SM clock says whether the GPU ran at full
+speed: under sustained load a power- or heat-limited GPU lowers it, and every kernel slows by as much. Nothing
+here raises: where NVML is missing (a CPU host, a container without the driver) the report says why and carries
+no figures.
 """
 
 from __future__ import annotations
@@ -52,6 +54,19 @@ def _process_used_bytes(pynvml, handle, pid: int) -> int | None:
     return None
 
 
+def _sm_clock_mhz(pynvml, handle) -> int | None:
+    try:
+        return int(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM))
+    except Exception:  # NotSupported on some virtualized GPUs
+        return None
+
+
+def _clock_summary(samples: list[int]) -> dict | None:
+    if not samples:
+        return None
+    return {"mean": sum(samples) / len(samples), "min": min(samples), "max": max(samples), "samples": len(samples)}
+
+
 def _energy_mj(pynvml, handle) -> int | None:
     try:
         return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))  # millijoules since the driver loaded
@@ -60,8 +75,8 @@ def _energy_mj(pynvml, handle) -> int | None:
 
 
 class NvmlMonitor:
-    """Peak used memory (this process, and the whole device) sampled in a background thread between `start()`
-    and `stop()`, and the energy the GPUs drew in that window."""
+    """Peak used memory (this process, and the whole device) and the SM clock, sampled in a background thread
+    between `start()` and `stop()`, and the energy the GPUs drew in that window."""
 
     def __init__(self, cuda_indices: list[int], interval_s: float = 0.02) -> None:
         self.cuda_indices = cuda_indices
@@ -95,6 +110,9 @@ class NvmlMonitor:
                 own = None
             if own is not None:
                 peaks["process"] = max(peaks["process"] or 0, own)
+            clock = _sm_clock_mhz(pynvml, handle)
+            if clock is not None:
+                self.clocks[index].append(clock)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -105,6 +123,7 @@ class NvmlMonitor:
             return
         pynvml = nvml()
         self.peaks = {i: {"device": 0, "process": None} for i in self.handles}
+        self.clocks: dict[int, list[int]] = {i: [] for i in self.handles}
         self.energy_start = {i: _energy_mj(pynvml, h) for i, h in self.handles.items()}
         self._sample()
         self._stop.clear()
@@ -132,5 +151,6 @@ class NvmlMonitor:
                 "device_used_peak_bytes": self.peaks[index]["device"],
                 "device_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
                 "energy_joules": None if start is None or end is None else (end - start) / 1000.0,
+                "sm_clock_mhz": _clock_summary(self.clocks[index]),  # None: the driver does not report it
             }
         return {"available": True, "sampling_interval_s": self.interval_s, "devices": devices}

@@ -87,6 +87,8 @@ def flatten(record: dict) -> dict[str, Any]:
         own = [d["process_used_peak_bytes"] for d in devices if d["process_used_peak_bytes"] is not None]
         row["nvml_process_MiB"] = _mib(sum(own)) if own else None
         row["nvml_device_used_MiB"] = _mib(sum(d["device_used_peak_bytes"] for d in devices))
+        clocks = [d["sm_clock_mhz"]["mean"] for d in devices if d.get("sm_clock_mhz")]
+        row["sm_clock_MHz"] = min(clocks) if clocks else None  # the slowest GPU sets the pace of a split model
     if "cpu_rss_peak_bytes" in memory:
         row["peak_rss_MiB"] = _mib(memory["cpu_rss_peak_bytes"])
     energy = record.get("energy", {})
