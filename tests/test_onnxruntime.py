@@ -145,6 +145,20 @@ def test_classification_records_labels_like_pytorch(run_job):
     assert rows[0]["score"] == pytest.approx(torch_run["predictions"]["rows"][0]["score"], abs=1e-4)
 
 
+def test_float16_distilbert_export_loads_and_agrees_with_pytorch(run_job):
+    """torch's SDPA symbolic turned a boolean mask into float32, so a float16 graph had float32 activations beside
+    float16 LayerNorm weights and ONNX Runtime refused to load it (runner/backends/onnxruntime/sdpa_symbolic.py)."""
+    small = ["n_layers=2", "dim=64", "hidden_dim=128", "n_heads=4", "vocab_size=1024"]
+    model = ["model=distilbert-sst2", "model.weights=random", *(f"model.architecture.{a}" for a in small)]
+    record = run_job(*ORT, *model, "model.dtype=float16", *SMALL, "scenario.padding_ratio=0.25")
+    assert record["status"] == "ok", record.get("error")
+    session = onnxruntime.InferenceSession(record["convert"]["onnx"]["path"])
+    assert [o.type for o in session.get_outputs()] == ["tensor(float16)"]  # float16 to the end, no float32 detour
+    agreement = record["agreement"]
+    assert agreement["agrees"] and agreement["tolerance_basis"] == "float16", agreement
+    assert agreement["top1_agreement"] == 1.0
+
+
 def test_tiny_bert_as_a_classifier_uses_default_labels(run_job):
     record = run_job(*ORT, "model=tiny-bert", "model.task=sequence_classification", *SMALL)
     assert record["status"] == "ok", record.get("error")

@@ -24,6 +24,7 @@ from transformers import DynamicCache
 
 from runner.backends.onnxruntime.config import Exporter, OnnxRuntimeBackendConfig
 from runner.backends.onnxruntime.graph import GRAPH_FILE, Graph
+from runner.backends.onnxruntime.sdpa_symbolic import typed_sdpa_mask
 from runner.config.model import Task
 from runner.config.run import RunConfig
 from runner.errors import RunnerError
@@ -32,7 +33,7 @@ from runner.models.source import WeightsSource
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the graphs' inputs or outputs change, so older cached exports are not reused
+FORMAT = 2  # bump when the graphs change, so older cached exports are not reused (2: float16 SDPA stays float16)
 SAMPLE_BATCH, SAMPLE_SEQUENCE, SAMPLE_PAST = 2, 8, 4  # traced shapes: none is 0 or 1, so none is frozen
 
 
@@ -178,7 +179,8 @@ def _torch_export(module, args, path: Path, inputs: dict, outputs: dict, backend
             name: {i: d for i, d in enumerate(shape) if isinstance(d, str)}
             for name, shape in (inputs | outputs).items()
         }
-        torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
+        with typed_sdpa_mask():  # torch's SDPA symbolic turns float16 attention into float32 (sdpa_symbolic.py)
+            torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes, **common)
         return
     dims = {d: torch.export.Dim(d) for shape in inputs.values() for d in shape if isinstance(d, str)}
     shapes = [{i: dims[d] for i, d in enumerate(inputs[n]) if isinstance(d, str)} for n in names]
