@@ -11,14 +11,23 @@ from runner.stages import STAGES
 log = logging.getLogger(__name__)
 
 
+def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
+    """Run the named stages in order, each noted as completed so that `reverse_all` can undo it."""
+    for name in names:
+        stage = STAGES.get(name)()
+        log.info("stage %s", name)
+        ctx = stage.run(ctx)
+        ctx.completed.append(stage)
+    return ctx
+
+
 def run_pipeline(ctx: RunContext) -> RunContext:
-    stages = [STAGES.get(name)() for name in ctx.cfg.pipeline.stages]
-    ctx.record["stages"] = [s.name for s in stages]
+    names = list(ctx.cfg.pipeline.stages)
+    for name in names:
+        STAGES.get(name)  # an unknown stage fails here, before anything runs
+    ctx.record["stages"] = names
     try:
-        for stage in stages:
-            log.info("stage %s", stage.name)
-            ctx = stage.run(ctx)
-            ctx.completed.append(stage)
+        ctx = run_stages(ctx, names)
     finally:
         if ctx.backend is not None:
             reverse_all(ctx)

@@ -22,24 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
+from bench_context import device_name, prepared, run_config
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from runner.config import register_configs  # noqa: E402
-from runner.config.load import to_run_config  # noqa: E402
-from runner.context import RunContext  # noqa: E402
-from runner.devices import resolve_device  # noqa: E402
-from runner.measure.nvml import NvmlMonitor  # noqa: E402
-from runner.pipeline_reverse import reverse_all  # noqa: E402
-from runner.stages import STAGES  # noqa: E402
+from runner.context import RunContext
+from runner.measure.nvml import NvmlMonitor
+from runner.pipeline_reverse import reverse_all
+from runner.stages import STAGES
 
 DEFAULTS = [
     "model=llama",
@@ -93,21 +86,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6, help="blocks of each loop (default 6)")
     args, overrides = parser.parse_known_args()
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[*DEFAULTS, *overrides])
-    run_cfg = to_run_config(cfg)
+    run_cfg = run_config([*DEFAULTS, *overrides])
     if run_cfg.scenario.name != "forward":
         raise SystemExit(f"scenario={run_cfg.scenario.name}: this benchmark times forward passes (scenario=forward)")
     calls = run_cfg.scenario.iterations
-    if run_cfg.hardware.threads:  # as execute() does
-        torch.set_num_threads(run_cfg.hardware.threads)
     with tempfile.TemporaryDirectory() as run_dir:
-        ctx = RunContext(cfg=run_cfg, run_dir=Path(run_dir), device=resolve_device(run_cfg.hardware), record={})
-        for name in ("load", "convert", "warmup"):  # the runner's own path to the model and its inputs
-            stage = STAGES.get(name)()
-            ctx = stage.run(ctx)
-            ctx.completed.append(stage)
+        ctx = prepared(run_cfg, Path(run_dir))  # the runner's own path to the model and its inputs
         model, inputs = ctx.backend.model, ctx.inputs
         monitor = NvmlMonitor([ctx.device.index or 0]) if ctx.device.type == "cuda" else None
         loops = {"hand": lambda: hand_loop(model, inputs, ctx.device, calls), "runner": lambda: runner_block(ctx)}
@@ -125,7 +109,7 @@ def main() -> None:
     # the verdict: the median round, so that one block disturbed by something else on the host cannot decide it
     overhead = statistics.median(ratios) - 1
     result = {
-        "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
+        "device": device_name(ctx),
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
         "overrides": [*DEFAULTS, *overrides],
         "calls_per_block": calls,
