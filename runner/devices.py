@@ -15,6 +15,19 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def none_seen() -> str:
+    """Why a GPU run cannot start here, with what would explain it (a CPU build of torch, say)."""
+    return f"torch sees none (torch {torch.__version__}, CUDA build: {torch.version.cuda is not None})"
+
+
+def device_or_none(hardware: HardwareConfig) -> torch.device | None:
+    """The device, or None where it does not exist: for checks about something else (`device_exists` reports it)."""
+    try:
+        return resolve_device(hardware)
+    except ConfigError:
+        return None
+
+
 def resolve_device(hardware: HardwareConfig) -> torch.device:
     if hardware.kind == DeviceKind.tp:  # this torchrun rank's device; checks/distributed.py checks the GPUs
         return rank_device(hardware)
@@ -25,9 +38,7 @@ def resolve_device(hardware: HardwareConfig) -> torch.device:
         return torch.device("cuda", 0) if available else torch.device("cpu")
     if not available:
         raise ConfigError(
-            f"hardware={hardware.name} needs a CUDA GPU, but torch sees none "
-            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
-            "Use hardware=cpu or hardware=auto."
+            f"hardware={hardware.name} needs a CUDA GPU, but {none_seen()}. Use hardware=cpu or hardware=auto."
         )
     if not 0 <= hardware.device < available:
         raise ConfigError(

@@ -34,7 +34,7 @@ def fake_gpu(monkeypatch):
     import runner.checks.attention as checks
 
     def install(capability=(9, 0), name="NVIDIA H100 80GB HBM3"):
-        monkeypatch.setattr(checks, "resolve_device", lambda hardware: torch.device("cuda", 0))
+        monkeypatch.setattr(checks, "device_or_none", lambda hardware: torch.device("cuda", 0))
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
 

@@ -184,3 +184,19 @@ def test_tied_weights_are_counted_once_in_the_placement():
     assert total == 100 * 8 * 4
     assert summary["devices"]["cuda:0"]["parameter_bytes"] == 100 * 8 * 4  # where the shared matrix first sits
     assert summary["devices"]["cuda:1"]["parameter_bytes"] == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a host without GPUs refuses")
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("hardware=cuda", "convert.compile=true", "scenario=generate"),
+        ("hardware=cuda", "attention=sdpa_flash", "model.dtype=bfloat16"),
+        ("hardware=cuda", "backend=onnxruntime"),
+        ("hardware=cuda", "quant=4bit"),
+    ],
+)
+def test_a_missing_gpu_is_said_once_whatever_else_needs_it(overrides):
+    message = config_error(*overrides)
+    assert message.count("torch sees none") == 1, message
+    assert "hardware=cuda needs a CUDA GPU" in message

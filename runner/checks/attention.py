@@ -22,17 +22,10 @@ from runner.checks.base import check
 from runner.config.model import DType, Task
 from runner.config.run import RunConfig
 from runner.convert.bettertransformer import plan
-from runner.devices import resolve_device
+from runner.devices import device_or_none
 from runner.errors import ConfigError
 from runner.models.build import architecture_config
 from runner.models.inputs import padded_lengths
-
-
-def _device(cfg: RunConfig) -> torch.device | None:
-    try:
-        return resolve_device(cfg.hardware)
-    except ConfigError:
-        return None  # device_exists reports it
 
 
 def _capability(device: torch.device) -> tuple[int, int]:
@@ -75,7 +68,7 @@ def flash_attention_can_run(cfg: RunConfig) -> None:
             f"attention={cfg.attention.name} needs float16 or bfloat16 weights (FlashAttention has no float32 "
             "kernels), and model.dtype=float32: add model.dtype=bfloat16"
         )
-    device = _device(cfg)
+    device = device_or_none(cfg.hardware)
     if device is not None and device.type != "cuda":
         problems.append(
             f"attention={cfg.attention.name} needs a CUDA GPU and this run is on {device}: use hardware=cuda on a "
@@ -113,7 +106,7 @@ def _inputs_have_padding(cfg: RunConfig) -> bool:
 @check
 def forced_kernels_can_run(cfg: RunConfig) -> None:
     kernels = cfg.attention.sdpa_kernels
-    device = _device(cfg)
+    device = device_or_none(cfg.hardware)
     if not kernels or device is None:
         return
     name, allowed = cfg.attention.name, [k.value for k in kernels]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runner.checks.base import check
 from runner.config.run import RunConfig
-from runner.devices import resolve_device
+from runner.devices import device_or_none
 from runner.errors import ConfigError
 
 
@@ -16,7 +16,8 @@ def compile_needs_generate_on_a_gpu(cfg: RunConfig) -> None:
         raise ConfigError(
             "convert.compile=true compiles the decode step of generation: use scenario=generate with backend=pytorch"
         )
-    if resolve_device(cfg.hardware).type != "cuda":
+    device = device_or_none(cfg.hardware)
+    if device is not None and device.type != "cuda":  # no device at all: device_exists reports it
         raise ConfigError(
             "convert.compile=true captures CUDA graphs and needs a GPU: use hardware=cuda, "
             "or drop convert.compile on the CPU"

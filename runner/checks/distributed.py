@@ -3,13 +3,12 @@ them, and options that tensor parallelism does not combine with. Also `hardware.
 
 from __future__ import annotations
 
-import torch
 from transformers import CONFIG_MAPPING
 
 from runner.checks.base import check
 from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
-from runner.devices import visible_gpus
+from runner.devices import none_seen, visible_gpus
 from runner.distributed.tp import tp_size
 from runner.errors import ConfigError
 
@@ -51,8 +50,7 @@ def tp_has_its_devices(cfg: RunConfig) -> None:
     available = visible_gpus()
     if not available:
         raise ConfigError(
-            f"hardware=tp needs {size} GPUs (one process each), but torch sees none "
-            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). Run it on a GPU host, or "
+            f"hardware=tp needs {size} GPUs (one process each), but {none_seen()}. Run it on a GPU host, or "
             "try the tensor-parallel path with CPU processes: hardware.tp_on_cpu=true (slow; not a benchmark)"
         )
     if size > available:

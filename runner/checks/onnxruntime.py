@@ -12,7 +12,7 @@ from runner.checks.base import check
 from runner.config.hardware import DeviceKind
 from runner.config.model import DType
 from runner.config.run import RunConfig
-from runner.devices import resolve_device
+from runner.devices import device_or_none
 from runner.errors import ConfigError
 
 EXPORTABLE_ATTENTION = ("eager", "sdpa")
@@ -51,9 +51,8 @@ def onnxruntime_installed(cfg: RunConfig) -> None:
 def providers_available(cfg: RunConfig) -> None:
     if not _onnxruntime(cfg) or cfg.hardware.kind not in ONE_DEVICE:
         return  # exportable() reports it
-    try:
-        device = resolve_device(cfg.hardware)
-    except ConfigError:
+    device = device_or_none(cfg.hardware)
+    if device is None:
         return  # device_exists reports it
     asked, found = requested(cfg.backend, device), available()
     missing = [p for p in asked if ORT_NAMES[p] not in found]

@@ -6,7 +6,7 @@ import importlib.util
 
 from runner.checks.base import check
 from runner.config.run import RunConfig
-from runner.devices import resolve_device
+from runner.devices import device_or_none
 from runner.errors import ConfigError
 from runner.quant import is_quantized
 from runner.quant.sizes import empty_preset, quantizable_linears
@@ -53,12 +53,9 @@ def cpu_4bit_block_size(cfg: RunConfig) -> None:
     not a multiple of 64 quantizes, then fails at its first forward pass with a reshape error."""
     if cfg.quant.bits != 4 or cfg.backend.name != "pytorch":
         return
-    try:
-        on_cpu = resolve_device(cfg.hardware).type == "cpu"
-    except ConfigError:
-        return  # device_exists reports it
-    if not on_cpu:
-        return
+    device = device_or_none(cfg.hardware)
+    if device is None or device.type != "cpu":
+        return  # no device: device_exists reports it
     model = empty_preset(cfg.model)
     odd = [
         f"{name} ({model.get_submodule(name).in_features})"
