@@ -9,7 +9,6 @@ import sys
 import typing
 
 from runner.config import SCHEMAS
-from runner.config.load import BACKEND_SCHEMAS
 from runner.config.run import RunConfig
 
 HYDRA_FLAGS_WITH_VALUE = {
@@ -34,7 +33,7 @@ def _fields(schema: type) -> dict[str, typing.Any]:
 
 
 def _group_fields(group: str) -> dict[str, typing.Any]:
-    schemas = BACKEND_SCHEMAS.values() if group == "backend" else SCHEMAS[group].values()
+    schemas = SCHEMAS[group].values()
     merged: dict[str, typing.Any] = {}
     for schema in schemas:
         merged.update(_fields(schema))

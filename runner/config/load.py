@@ -8,13 +8,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from runner.backends.onnxruntime.config import OnnxRuntimeBackendConfig
-from runner.backends.pytorch.config import PyTorchBackendConfig
+from runner.config import SCHEMAS
 from runner.config.run import RunConfig
 from runner.errors import ConfigError
 
-# backend name -> schema; each backend option in conf/backend/ extends one of these
-BACKEND_SCHEMAS: dict[str, type] = {"pytorch": PyTorchBackendConfig, "onnxruntime": OnnxRuntimeBackendConfig}
+# backend.name -> its schema ("base_pytorch" -> "pytorch"); each option in conf/backend/ extends one of these
+BACKEND_SCHEMAS: dict[str, type] = {name.removeprefix("base_"): schema for name, schema in SCHEMAS["backend"].items()}
 
 
 def to_container(cfg: DictConfig | dict) -> dict[str, Any]:
