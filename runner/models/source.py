@@ -20,6 +20,16 @@ class WeightsSource:
     location: str | None  # a folder or a hub id for pretrained weights
     reason: str  # why this source was chosen, for the console and the record
 
+    def record(self, model: ModelConfig) -> dict:
+        """The fields of the record's `model` section that every backend writes alike."""
+        return {
+            "name": model.name,
+            "hub_id": model.hub_id,
+            "weights": self.kind,
+            "weights_source": self.location,
+            "weights_reason": self.reason,
+        }
+
 
 def package_checkpoint(package: str) -> Path:
     try:

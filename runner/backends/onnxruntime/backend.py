@@ -50,11 +50,7 @@ class OnnxRuntimeBackend(Backend):
         self.providers = providers.requested(cfg.backend, self.ctx.device)
         self.eos_token_ids = self._eos_token_ids() if cfg.model.task == Task.causal_lm else []
         return {
-            "name": cfg.model.name,
-            "hub_id": cfg.model.hub_id,
-            "weights": self.source.kind,
-            "weights_source": self.source.location,
-            "weights_reason": self.source.reason,
+            **self.source.record(cfg.model),
             "class": "onnxruntime.InferenceSession",
             "dtype": cfg.model.dtype.value,
             "attn_implementation": cfg.attention.implementation,  # what the exported graph was traced with

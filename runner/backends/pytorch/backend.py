@@ -53,11 +53,7 @@ class PyTorchBackend(Backend):
         load_time = time.perf_counter() - start
         config = self.model.config
         info = {
-            "name": cfg.model.name,
-            "hub_id": cfg.model.hub_id,
-            "weights": source.kind,
-            "weights_source": source.location,
-            "weights_reason": source.reason,
+            **source.record(cfg.model),
             "class": type(self.model).__name__,
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "parameters": self.model.num_parameters(),
