@@ -156,3 +156,23 @@ def test_without_matplotlib_the_tables_are_still_written(sweep, monkeypatch):
     assert summary["plots"] == []
     assert "No charts: matplotlib.figure is not installed" in (sweep / "summary.md").read_text()
     assert (sweep / "summary.csv").exists()
+
+
+def test_rows_say_what_ran_what_was_quantized_and_how_close_it_stayed(run_job, tmp_path):
+    """Records from real CPU runs: the attention kernel the probe saw, the quantized layers and footprint ratio, the
+    conversions, and the agreement figures; a column one job has and another lacks is not 'the same'."""
+    quantized = run_job("quant=4bit", "scenario.sequence_length=16")
+    converted = run_job("convert.bettertransformer=true", "attention=eager", "scenario.sequence_length=16")
+    assert quantized["status"] == converted["status"] == "ok"
+    summary = write_report(tmp_path, plots=False)
+    rows = read_rows(tmp_path / "summary.csv")
+    q, c = rows["run0"], rows["run1"]
+    layers = quantized["model"]["quantization"]["by_scheme"]["fp4"]
+    assert q["quantized_layers"] == f"{layers} fp4" and 0 < float(q["footprint_ratio"]) < 1
+    assert c["conversions"] == "bettertransformer" and q["conversions"] == ""
+    kernels = ", ".join(converted["attention"]["sdpa_kernels"])
+    assert c["ran"] == f"sdpa ({kernels})"  # eager was asked for; the conversion ran native SDPA
+    assert float(q["relative_max_diff"]) == pytest.approx(quantized["agreement"]["relative_max_diff"], rel=1e-3)
+    assert float(q["tolerance"]) == quantized["agreement"]["tolerance"] and q["top1_agreement"]
+    same = (tmp_path / "summary.md").read_text().split("Same in every job:")[1].split("\n")[0]
+    assert "conversions" not in same and "quantized_layers" not in same and summary["failed"] == 0

@@ -64,8 +64,14 @@ def flatten(record: dict) -> dict[str, Any]:
         "model": model.get("name"),
         "weights": model.get("weights"),
         "attn_implementation": model.get("attn_implementation"),
+        "ran": _ran(record.get("attention") or {}),
+        "conversions": ", ".join(record.get("convert", {}).get("applied", [])) or None,
         "footprint_MiB": _mib(model.get("footprint_bytes")),
     }
+    row.update(_quantization(model.get("quantization") or {}))
+    devices = model.get("placement", {}).get("devices", {})
+    if len(devices) > 1:  # a split model: where its modules went
+        row["placement"] = ", ".join(f"{d}: {v['modules']}" for d, v in devices.items())
     if forward:
         row["forward_ms"] = _mean_ms(forward, "latency")
         row["forward_p90_ms"] = _ms(forward.get("latency", {}).get("p90"))
@@ -98,10 +104,44 @@ def flatten(record: dict) -> dict[str, Any]:
     if "agrees" in agreement:
         row["agrees"] = agreement["agrees"]
         row["max_abs_diff"] = agreement["max_abs_diff"]
+        for key in ("relative_max_diff", "tolerance", "top1_agreement", "kl_divergence"):
+            row[key] = agreement.get(key)
+    onnx = record.get("convert", {}).get("onnx")
+    if onnx:
+        row["onnx_export"] = onnx.get("cache")
+        row["onnx_export_s"] = onnx.get("export_time_s")
     row.update(_roofline(record.get("roofline", {})))
+    row.update(_environment(record.get("environment") or {}))
     if "duration_s" in record:
         row["duration_s"] = record["duration_s"]
     return row
+
+
+def _environment(env: dict) -> dict[str, Any]:
+    """The card and the versions behind the figures (said once above the table when the sweep shares them)."""
+    if not env:
+        return {}
+    names = [gpu.get("name") for gpu in env.get("gpus") or []]
+    gpu = (f"{len(names)} x {names[0]}" if len(names) > 1 else names[0]) if names else "none"
+    packages = env.get("packages") or {}
+    return {"host_gpus": gpu, "torch": packages.get("torch"), "transformers": packages.get("transformers")}
+
+
+def _ran(attention: dict) -> str | None:
+    """What the attention probe saw run: the implementation, and for SDPA the kernel(s)."""
+    if not attention.get("implementation"):
+        return None
+    kernels = attention.get("sdpa_kernels") or []
+    return f"{attention['implementation']} ({', '.join(kernels)})" if kernels else attention["implementation"]
+
+
+def _quantization(section: dict) -> dict[str, Any]:
+    if not section:
+        return {}
+    return {
+        "quantized_layers": ", ".join(f"{n} {scheme}" for scheme, n in section.get("by_scheme", {}).items()) or None,
+        "footprint_ratio": section.get("footprint_ratio"),
+    }
 
 
 def _roofline(section: dict) -> dict[str, Any]:

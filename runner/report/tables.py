@@ -37,15 +37,17 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def constant_columns(rows: list[dict[str, Any]], keep: set[str]) -> dict[str, Any]:
-    """Columns with one value wherever they have one (the model of a one-model sweep; failed jobs have none): said
-    once, above the table, instead of in every row."""
+    """Columns with one value in every job that ran (the model of a one-model sweep): said once, above the table,
+    instead of in every row. Failed jobs have no figures and do not count; an empty cell in a job that ran does
+    (one job converted and one not is a difference)."""
     if len(rows) < 2:
         return {}
+    ran = [row for row in rows if row.get("status") == "ok"] or rows
     constant = {}
     for name in columns(rows):
-        values = {cell(row.get(name)) for row in rows} - {""}
-        if name not in keep and len(values) == 1:
-            constant[name] = next(r.get(name) for r in rows if r.get(name) is not None)
+        values = {cell(row.get(name)) for row in ran}
+        if name not in keep and len(values) == 1 and values != {""}:
+            constant[name] = next(r.get(name) for r in ran if r.get(name) is not None)
     return constant
 
 

@@ -58,49 +58,7 @@ step "4b. BetterTransformer on a decoder: eager -> native SDPA, reversed and sav
   hydra.run.dir="$OUT/bettertransformer-decoder"
 step "5. gpu tests" 120 python3 -m pytest -q -m gpu tests/test_attention.py tests/test_bettertransformer.py -p no:cacheprovider
 
-python3 - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-
-out = Path(sys.argv[1])
-rows = []
-def order(path):  # sweep jobs in their numeric order
-    return [int(p) if p.isdigit() else p for p in path.parent.relative_to(out).parts]
-
-
-for path in sorted(out.rglob("results.json"), key=order):
-    r = json.loads(path.read_text())
-    cfg, att = r.get("config", {}), r.get("attention") or {}
-    bt = (r.get("convert") or {}).get("bettertransformer") or {}
-    agr = r.get("agreement") or {}
-    fwd = (r.get("measurements") or {}).get("forward", {})
-    rows.append({
-        "run": str(path.parent.relative_to(out)),
-        "model": cfg.get("model", {}).get("name"),
-        "attention": cfg.get("attention", {}).get("name"),
-        "pad": cfg.get("scenario", {}).get("padding_ratio"),
-        "bt": bt.get("kind", "-"),
-        "status": r.get("status"),
-        "ran": att.get("implementation", "-"),
-        "sdpa kernels": ",".join(att.get("sdpa_kernels", [])) or "-",
-        "fused layers / padding skipped": f"{att.get('fused_encoder_layer_calls')} / {bt.get('padding_skipped')}"
-        if bt.get("kind") == "fused_encoder" else "-",
-        "forward ms": f"{fwd['latency']['mean'] * 1e3:.3f}" if "latency" in fwd else "-",
-        "rel. max diff (tol)": f"{agr['relative_max_diff']:.2e} ({agr['tolerance']})" if "relative_max_diff" in agr
-        else agr.get("skipped", "-"),
-        "top-1": f"{agr['top1_agreement']:.3f}" if "top1_agreement" in agr else "-",
-        "reversed": str((bt.get("reversed") or {}).get("state_dict_restored", "-")),
-        "error": (r.get("error") or {}).get("message", "")[:220].replace("\n", " ").replace("|", "/"),
-    })
-if not rows:
-    sys.exit(f"no results.json under {out}")
-keys = list(rows[0])
-table = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-table += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
-(out / "attention_summary.md").write_text("\n".join(table) + "\n")
-print("\n".join(table))
-ops = {str(p.parent.relative_to(out)): json.loads(p.read_text()).get("attention", {}).get("ops")
-       for p in sorted(out.rglob("results.json"), key=order)}
-(out / "attention_ops.json").write_text(json.dumps(ops, indent=1))
-print("ops seen per run:", out / "attention_ops.json")
-PY
+# one table of every run above (what ran, conversions, latency, agreement): $OUT/summary.md; and the ops each
+# run's attention probe saw
+python3 -m runner.report "$OUT" && cut -c1-400 "$OUT/summary.md"
+python3 -c 'import json, pathlib, sys; out = pathlib.Path(sys.argv[1]); json.dump({str(p.parent.relative_to(out)): json.loads(p.read_text()).get("attention", {}).get("ops") for p in sorted(out.rglob("results.json"))}, open(out / "attention_ops.json", "w"), indent=1)' "$OUT"

@@ -5,7 +5,7 @@ set -uo pipefail; export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 #   2. bloom-3b 4-bit and 8-bit split over both GPUs within budgets that fit; fp16 over both GPUs; fp16 with
 #      CPU offload; each run records its placement (modules and bytes per device)
 #   3. the multi-GPU test of tests/test_hardware.py
-# Prints the placement of every run. The bloom-3b random checkpoint (6 GB) is written once under $RUNNER_CACHE.
+# Writes $OUT/summary.md (placement per run). The bloom-3b random checkpoint (6 GB) is written once under $RUNNER_CACHE.
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -30,20 +30,5 @@ step "fp16 within {0: 2GB, 1: 2GB} + CPU offload" \
   hydra.run.dir="$OUT/fp16-offload"
 step "GPU test" python3 -m pytest -q -m gpu tests/test_hardware.py -p no:cacheprovider
 
-python3 - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-
-out, MiB = Path(sys.argv[1]), 2**20
-print(f"{'run':16} {'status':7} {'footprint MiB':>13} {'tokens/s':>9}  placement (modules, MiB per device) / error")
-for path in sorted(out.rglob("results.json")):
-    r = json.loads(path.read_text())
-    model = r.get("model", {})
-    gen = (r.get("measurements") or {}).get("generate", {}).get("throughput", {})
-    devices = model.get("placement", {}).get("devices", {})
-    where = ", ".join(f"{d}: {v['modules']}, {v['parameter_bytes'] / MiB:.0f}" for d, v in devices.items())
-    error = (r.get("error") or {}).get("message", "").replace("\n", " ")[:200]
-    footprint = f"{model['footprint_bytes'] / MiB:.0f}" if "footprint_bytes" in model else "-"
-    tokens = f"{gen['tokens_per_s']['value']:.1f}" if gen else "-"
-    print(f"{path.parent.name:16} {r.get('status', '?'):7} {footprint:>13} {tokens:>9}  {where or error}")
-PY
+# one table of every run above (footprint, modules per device, tokens/s or the error): $OUT/summary.md
+python3 -m runner.report "$OUT" --no-plots && cut -c1-400 "$OUT/summary.md"

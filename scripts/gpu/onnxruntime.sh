@@ -8,8 +8,7 @@ set -uo pipefail; export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 #   3. llama (7B shapes, 2 of its 32 layers, random weights, fp16): forward and generate with the exported KV cache
 #   4. TensorRT without its libraries: the check or the session must fail with the reason (never a silent CPU run)
 #   5. the GPU test of tests/test_onnxruntime.py
-# Exports are cached under $RUNNER_CACHE (outside $OUT). Prints a summary table and writes
-# $OUT/onnxruntime_benchmarks.md (the section for docs/benchmarks.md).
+# Exports are cached under $RUNNER_CACHE (outside $OUT). Writes $OUT/summary.md and summary.csv over every run.
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 export RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
 OUT=${OUT:-/tmp/out}
@@ -46,59 +45,5 @@ step "TensorRT provider without TensorRT libraries (must fail with the reason)" 
   hardware=cuda hydra.run.dir="$OUT/ort-tensorrt"
 step "GPU test" python3 -m pytest -q -m gpu tests/test_onnxruntime.py -p no:cacheprovider
 
-python3 - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-
-out = Path(sys.argv[1])
-rows = []
-for path in sorted(out.glob("ort-*/**/results.json")):
-    r = json.loads(path.read_text())
-    cfg, m = r.get("config", {}), r.get("measurements") or {}
-    onnx = (r.get("convert") or {}).get("onnx") or {}
-    a, fwd, gen = r.get("agreement") or {}, m.get("forward", {}), m.get("generate", {})
-    backend = cfg.get("backend", {})
-    engine = backend.get("name", "?")
-    if engine == "onnxruntime":
-        engine = f"ort {'+'.join(p.removesuffix('ExecutionProvider') for p in onnx.get('providers', []))}"
-        engine += f" opt={backend.get('graph_optimization')}"
-    ms = lambda s: f"{s['mean'] * 1e3:.2f}" if s else "-"  # noqa: E731
-    pred = r.get("predictions") or {}
-    said = pred.get("rows", [{}])[0].get("label") or (f"norm {pred['rows'][0]['l2_norm']:.3f}" if pred.get("rows") else "-")
-    rows.append({
-        "run": str(path.parent.relative_to(out)),
-        "model": cfg.get("model", {}).get("name"),
-        "dtype": cfg.get("model", {}).get("dtype"),
-        "engine": engine,
-        "scenario": f"{cfg.get('scenario', {}).get('name')} b{cfg.get('scenario', {}).get('batch_size')}"
-        f"x{cfg.get('scenario', {}).get('sequence_length')}",
-        "status": r.get("status"),
-        "forward ms": ms(fwd.get("latency")),
-        "prefill ms": ms(gen.get("prefill")),
-        "per-token ms": ms(gen.get("per_token")),
-        "tokens/s": f"{gen['throughput']['tokens_per_s']['value']:.1f}" if gen else
-        (f"{fwd['throughput']['tokens_per_s']['value']:.0f}" if fwd else "-"),
-        "vs eager PyTorch": f"rel {a['relative_max_diff']:.2e} {'ok' if a['agrees'] else 'DISAGREES'}" if "agrees" in a else a.get("skipped", "-"),
-        "prediction": said,
-        "export": f"{onnx.get('cache')} {onnx.get('export_time_s', 0):.1f}s" if onnx else "-",
-        "error": (r.get("error") or {}).get("message", "")[:300].replace("\n", " "),
-    })
-if not rows:
-    print("no results.json under", out)
-    sys.exit(0)
-keys = list(rows[0])
-table = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-table += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
-records = [json.loads(p.read_text()) for p in out.glob("ort-*/**/results.json")]
-env = next((r["environment"] for r in records if r.get("environment", {}).get("gpus")), {})
-gpu = (env.get("gpus") or [{}])[0].get("name", "no GPU")
-packages = env.get("packages", {})
-header = (
-    f"## ONNX Runtime vs PyTorch ({gpu}; torch {packages.get('torch')}, onnxruntime-gpu "
-    f"{packages.get('onnxruntime-gpu')}, transformers {packages.get('transformers')})\n\n"
-    "PyTorch: CUDA events; ONNX Runtime: I/O binding, clock read after torch.cuda.synchronize(). "
-    "Times are means; 'vs eager PyTorch' is the compare stage's relative max difference.\n\n"
-)
-(out / "onnxruntime_benchmarks.md").write_text(header + "\n".join(table) + "\n")
-print("\n".join(table))
-PY
+# one table of every run above, ONNX Runtime against PyTorch on the same settings: $OUT/summary.md
+python3 -m runner.report "$OUT" --baseline backend=pytorch && cut -c1-400 "$OUT/summary.md"

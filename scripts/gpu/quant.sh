@@ -6,7 +6,7 @@ set -uo pipefail; export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 #   3. the seed's "4-bit + BetterTransformer + flash SDPA" on opt-350m
 #   4. the GPU tests of tests/test_quant.py and tests/test_hardware.py
 # Random 7B checkpoints are written once under $RUNNER_CACHE (falcon 14 GB, llama 13.5 GB, bloom-3b 6 GB).
-# Prints a summary table and writes $OUT/quant_benchmarks.md (the section for docs/benchmarks.md).
+# Writes $OUT/summary.md and summary.csv (python -m runner.report) over every run.
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -25,46 +25,5 @@ step "the seed's combination: opt-350m 4-bit (fp16 compute) + BetterTransformer 
   hydra.run.dir="$OUT/opt-350m-4bit-bt-flash"
 step "GPU tests" python3 -m pytest -q -m gpu tests/test_quant.py tests/test_hardware.py -p no:cacheprovider
 
-python3 - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-
-out = Path(sys.argv[1])
-MiB = 2**20
-rows = []
-for path in sorted(out.rglob("results.json")):
-    r = json.loads(path.read_text())
-    cfg, model = r.get("config", {}), r.get("model", {})
-    q = model.get("quantization") or {}
-    a = r.get("agreement") or {}
-    gen = (r.get("measurements") or {}).get("generate", {}).get("throughput", {})
-    fwd = (r.get("measurements") or {}).get("forward", {})
-    rows.append({
-        "run": str(path.parent.relative_to(out)),
-        "model": cfg.get("model", {}).get("name"),
-        "quant": cfg.get("quant", {}).get("name"),
-        "status": r.get("status"),
-        "footprint MiB": f"{model['footprint_bytes'] / MiB:.0f}" if "footprint_bytes" in model else "-",
-        "unquantized MiB": f"{q['unquantized_footprint_bytes'] / MiB:.0f}" if q else "-",
-        "ratio": f"{q['footprint_ratio']:.3f}" if q else "-",
-        "quantized layers": ", ".join(f"{n} {s}" for s, n in q.get("by_scheme", {}).items()) or "-",
-        "tokens/s": f"{gen['tokens_per_s']['value']:.1f}" if gen else "-",
-        "forward ms": f"{fwd['latency']['mean'] * 1e3:.2f}" if "latency" in fwd else "-",
-        "top-1": f"{a['top1_agreement']:.3f}" if "top1_agreement" in a else "-",
-        "KL": f"{a['kl_divergence']:.2e}" if "kl_divergence" in a else "-",
-        "rel. max diff": f"{a['relative_max_diff']:.3f} (tol {a['tolerance']})" if "relative_max_diff" in a else "-",
-        "placement": ", ".join(f"{d}: {v['modules']}" for d, v in model.get("placement", {}).get("devices", {}).items()),
-        "error": (r.get("error") or {}).get("message", "")[:160].replace("\n", " "),
-    })
-if not rows:
-    print("no results.json under", out)
-    sys.exit(0)
-keys = list(rows[0])
-table = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-table += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
-records = [json.loads(p.read_text()) for p in out.rglob("results.json")]
-gpus = next((r["environment"]["gpus"] for r in records if r.get("environment", {}).get("gpus")), [{}])
-header = f"## bitsandbytes quantization ({len(gpus)} x {gpus[0].get('name', 'no GPU')})\n\n"
-(out / "quant_benchmarks.md").write_text(header + "\n".join(table) + "\n")
-print("\n".join(table))
-PY
+# one table of every run above (footprint, quantized layers, ratio, tokens/s, agreement): $OUT/summary.md
+python3 -m runner.report "$OUT" --baseline quant=none && cut -c1-400 "$OUT/summary.md"
