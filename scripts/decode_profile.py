@@ -16,6 +16,11 @@ step with the prompt and every fixed cost cancelled out:
 
 With `wall_ms` close to `gpu_busy_ms` the kernels set the pace; with a large `gpu_idle_ms` the host does. The top
 kernels of the long run say which kernels spend the busy time. Prints one JSON object.
+
+`--defer-stop-check` (an experiment, not a runner option): `generate` reads `unfinished_sequences.max() == 0` on
+the host after every step, which makes the host wait for the GPU before it can queue the next step. Transformers
+5.2x has `DeferredStopCheck`, which reads that flag one step late, but turns it on for Apple's mps only ("we should
+enable it for cuda if we observe perf gains"). This flag turns it on for CUDA too, to measure that gain.
 """
 
 from __future__ import annotations
@@ -110,11 +115,31 @@ def bytes_per_step(ctx: RunContext, new_tokens: int) -> float | None:
     return section.get("decode", {}).get("bytes_per_token_step")
 
 
+def defer_stop_check() -> str:
+    """Let generate's deferred stop check run on CUDA as well as mps; returns what was done, or why not."""
+    import transformers
+    from transformers.generation import utils
+
+    deferred = getattr(utils, "DeferredStopCheck", None)
+    if deferred is None:
+        raise SystemExit(f"--defer-stop-check: transformers {transformers.__version__} has no DeferredStopCheck")
+
+    def is_supported(device, cache, cache_is_returned, is_assistant):
+        if device.type not in ("mps", "cuda") or is_assistant:
+            return False
+        return cache is None or cache.is_croppable or not cache_is_returned
+
+    deferred.is_supported = staticmethod(is_supported)
+    return "transformers' DeferredStopCheck enabled on CUDA"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", type=int, default=16, help="new tokens of the short run (default 16)")
     parser.add_argument("--long", type=int, default=144, help="new tokens of the long run (default 144)")
+    parser.add_argument("--defer-stop-check", action="store_true", help="read generate's stop flag a step late")
     args, overrides = parser.parse_known_args()
+    deferred = defer_stop_check() if args.defer_stop_check else None
     if args.long <= args.short:
         raise SystemExit(f"--long ({args.long}) must be more than --short ({args.short})")
     run_cfg = run_config([*DEFAULTS, *overrides])
@@ -149,6 +174,7 @@ def main() -> None:
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
         "overrides": [*DEFAULTS, *overrides],
         "new_tokens": {"short": args.short, "long": args.long},
+        "stop_check": deferred or "transformers' default (a host read of the stop flag after every step)",
         "bandwidth_gbs": bandwidth,
         "per_decode_step": step,
         "top_kernels_long_run": top_kernels(long["kernels"], args.long) if long["kernels"] else None,
