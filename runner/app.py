@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shlex
 import time
@@ -58,6 +59,7 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | 
     `cfg` already typed and validated by the caller, so that the checks do not run twice."""
     record = new_record(cfg, run_dir, overrides)
     start = time.perf_counter()
+    ctx = None
     try:
         if run_cfg is None:
             run_cfg = to_run_config(cfg)
@@ -82,10 +84,23 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | 
         record["error"] = {"type": "Interrupted", "message": "interrupted (Ctrl-C) before the run finished"}
         raise
     finally:
+        release(ctx)
         record["duration_s"] = time.perf_counter() - start
         record["finished"] = datetime.now(UTC).isoformat()
         write_json_atomic(run_dir / RESULTS_FILE, record)
     return record
+
+
+def release(ctx: RunContext | None) -> None:
+    """Free the job's model before the next job of the process loads its own. A failed job's traceback holds its
+    frames, and with them the model, in a reference cycle that only Python's cycle collector frees, at a time of
+    its choosing: on a GPU, an in-process sweep's next job found 78 GiB still allocated and failed to load."""
+    if ctx is not None and ctx.backend is not None:
+        ctx.backend.unload()
+        ctx.backend, ctx.inputs = None, None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def report(record: dict[str, Any]) -> None:

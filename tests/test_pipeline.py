@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from transformers import AutoModelForCausalLM
 
 from runner.stages import STAGES
@@ -33,3 +35,29 @@ def test_the_profiling_probe_runs_after_the_measured_calls(run_job):
     stages = record["stages"]
     assert stages.index("verify") > stages.index("infer")
     assert record["attention"]["sdpa_kernels"]  # and it still records what ran
+
+
+def test_a_failed_job_frees_its_model_before_the_next_job_loads(run_job, monkeypatch):
+    """A failure mid-run (here: an out-of-memory error in the measured calls) leaves a traceback whose frames hold
+    the model in a reference cycle; in an in-process sweep on a GPU the next job then lacked that memory. The model
+    must be gone when execute() returns, without waiting for Python's cycle collector."""
+    from runner.backends.pytorch.backend import PyTorchBackend
+    from runner.stages.infer import Infer
+
+    models = []
+    load = PyTorchBackend.load
+
+    def load_and_watch(self):
+        info = load(self)
+        models.append(weakref.ref(self.model))
+        return info
+
+    def out_of_memory(self, ctx):
+        model = ctx.backend.model  # noqa: F841  (a frame holding the model, as a failing forward pass does)
+        raise RuntimeError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+    monkeypatch.setattr(PyTorchBackend, "load", load_and_watch)
+    monkeypatch.setattr(Infer, "run", out_of_memory)
+    record = run_job()
+    assert record["status"] == "failed" and "out of memory" in record["error"]["message"]
+    assert models and models[0]() is None
