@@ -11,19 +11,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from runner import sweep_outcome
 from runner.app import report
 from runner.config import register_configs
 from runner.isolation import run_job
 from runner.overrides import check_overrides
 from runner.progress import describe_job
-from runner.report.callback import SweepReport
 from runner.results import finished_ok
 
 log = logging.getLogger("runner")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> str:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
@@ -31,24 +31,26 @@ def main(cfg: DictConfig) -> None:
     label = describe_job(hydra_cfg.job.num, hydra_cfg.sweep.dir) if multirun else ""
     if multirun and cfg.get("resume") and finished_ok(run_dir, overrides):
         log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
-        return
+        return "skipped"
     if multirun:
         log.info("%s: %s", label, " ".join(overrides))
     log_file = run_dir / f"{hydra_cfg.job.name}.log"
     record = run_job(cfg, run_dir, overrides, multirun=multirun, label=label, log_file=log_file)
     report(record)
-    if record["status"] != "ok" and not multirun:  # a sweep's failures are counted at its end (SweepReport)
+    if record["status"] != "ok" and not multirun:
         print(f"error: {record['error']['message']}", file=sys.stderr)
         sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
+    sweep_outcome.note(str(run_dir), record["status"])  # in-process jobs; a cluster launcher notes its own
+    return record["status"]  # what a cluster launcher's JobReturn carries back
 
 
 def cli() -> None:
     register_configs()
     check_overrides(sys.argv[1:])
     main()
-    if SweepReport.failed:  # set in this process whichever launcher ran the jobs
-        failed, where = SweepReport.failed, SweepReport.sweep_dir / "summary.md"
-        print(f"{len(failed)} job(s) failed ({', '.join(failed)}); reasons: {where}", file=sys.stderr)
+    if sweep_outcome.FAILED:  # this sweep's jobs, whichever launcher ran them
+        failed = sweep_outcome.FAILED
+        print(f"{len(failed)} job(s) failed: {', '.join(failed)}; reasons in the sweep's summary.md", file=sys.stderr)
         sys.exit(1)
 
 

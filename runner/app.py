@@ -84,23 +84,27 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | 
         record["error"] = {"type": "Interrupted", "message": "interrupted (Ctrl-C) before the run finished"}
         raise
     finally:
-        release(ctx)
         record["duration_s"] = time.perf_counter() - start
         record["finished"] = datetime.now(UTC).isoformat()
         write_json_atomic(run_dir / RESULTS_FILE, record)
+        release(ctx)
     return record
 
 
 def release(ctx: RunContext | None) -> None:
     """Free the job's model before the next job of the process loads its own. A failed job's traceback holds its
     frames, and with them the model, in a reference cycle that only Python's cycle collector frees, at a time of
-    its choosing: on a GPU, an in-process sweep's next job found 78 GiB still allocated and failed to load."""
-    if ctx is not None and ctx.backend is not None:
-        ctx.backend.unload()
-        ctx.backend, ctx.inputs = None, None
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    its choosing: on a GPU, an in-process sweep's next job found 78 GiB still allocated and failed to load.
+    Runs after the record is written, and never raises: after a sticky CUDA error even `empty_cache` fails."""
+    try:
+        if ctx is not None and ctx.backend is not None:
+            ctx.backend.unload()
+            ctx.backend, ctx.inputs = None, None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception as error:  # the record is safe; the next job will meet the same device anyway
+        log.warning("could not free the job's memory: %s", error)
 
 
 def report(record: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -17,15 +18,19 @@ from runner.config.load import to_run_config  # noqa: E402
 from runner.config.run import RunConfig  # noqa: E402
 from runner.context import RunContext  # noqa: E402
 from runner.devices import resolve_device  # noqa: E402
+from runner.errors import ConfigError  # noqa: E402
 from runner.pipeline import run_stages  # noqa: E402
 
 
 def run_config(overrides: list[str]) -> RunConfig:
     """The typed, checked config of these overrides; a bad one exits with the runner's message."""
     register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    run_cfg = to_run_config(cfg)
+    try:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        run_cfg = to_run_config(cfg)
+    except (ConfigError, HydraException) as error:
+        raise SystemExit(f"error: {error}") from None
     if run_cfg.hardware.threads:  # as execute() does
         torch.set_num_threads(run_cfg.hardware.threads)
     return run_cfg

@@ -4,12 +4,15 @@
     python scripts/decode_profile.py hardware=cpu model=tiny-llama             (tries it on the CPU: no GPU figures)
 
 The model is prepared by the runner's own load, convert and warmup stages (with `convert.compile=true`: the static
-KV cache and the compiled, CUDA-graph decode step). Then `generate` runs under `torch.profiler` twice, for
-`--short` and `--long` new tokens; the difference between the two, divided by the extra tokens, is one decode
-step with the prompt and every fixed cost cancelled out:
+KV cache and the compiled, CUDA-graph decode step), warmed for `--long` new tokens so that neither run below
+meets a new cache size (a new size recompiles). `generate` then runs for `--short` and for `--long` new tokens;
+the difference between the two, divided by the extra tokens, is one decode step with the prompt and every fixed
+cost cancelled out:
 
-- `wall_ms`: the host clock around `generate` (synchronized);
-- `gpu_busy_ms`: the union of the intervals in which a kernel, copy or memset ran on the GPU;
+- `wall_ms`: the host clock around `generate` (synchronized), the median of `--repeats` runs without the
+  profiler, which would slow the host;
+- `gpu_busy_ms`: from one more run of each under `torch.profiler` (CUDA activity only), the union of the intervals
+  in which a kernel, copy or memset ran on the GPU (annotations that span many kernels do not count);
 - `gpu_idle_ms`: the rest, time in which the GPU waited for the host (Python, launches, synchronizations);
 - `kernel_only_gbs`: the bytes one step must move (every weight and the KV cache, as in the record's roofline)
   over the busy time: the bandwidth the kernels reach, had the host never kept the GPU waiting.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -67,32 +71,55 @@ def busy_us(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def profiled_generate(ctx: RunContext, new_tokens: int) -> dict:
-    cuda = ctx.device.type == "cuda"
-    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
-    with profile(activities=activities) as prof:
-        start = time.perf_counter()
+def synchronize(ctx: RunContext) -> None:
+    for device in ctx.backend.devices():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+
+def wall_ms(ctx: RunContext, new_tokens: int, repeats: int) -> float:
+    times = []
+    with ctx.backend.inference_context():
+        for _ in range(repeats):
+            synchronize(ctx)
+            start = time.perf_counter()
+            ctx.backend.generate(ctx.inputs, new_tokens, on_step=lambda: None)
+            synchronize(ctx)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def is_device_work(event) -> bool:
+    """A kernel, copy or memset on a GPU; not an annotation (e.g. a compiled graph's span over its kernels)."""
+    if event.device_type != torch.autograd.DeviceType.CUDA:
+        return False
+    kind = getattr(event, "activity_type", None)  # newer torch names the activity
+    if kind:
+        return str(kind).lower() in ("kernel", "gpu_memcpy", "gpu_memset")
+    return not getattr(event, "is_user_annotation", False) and not event.name.startswith("##")
+
+
+def device_work(events) -> dict:
+    """Busy milliseconds (overlaps counted once) and each kernel's total milliseconds."""
+    work = [e for e in events if is_device_work(e)]
+    per_kernel: dict[str, float] = defaultdict(float)
+    for e in work:
+        per_kernel[e.name] += e.time_range.elapsed_us() / 1e3
+    return {"busy_ms": busy_us([(e.time_range.start, e.time_range.end) for e in work]) / 1e3, "kernels": per_kernel}
+
+
+def profiled(ctx: RunContext, new_tokens: int) -> dict:
+    with ctx.backend.inference_context(), profile(activities=[ProfilerActivity.CUDA]) as prof:
         ctx.backend.generate(ctx.inputs, new_tokens, on_step=lambda: None)
-        if cuda:
-            torch.cuda.synchronize(ctx.device)
-        wall = time.perf_counter() - start
-    device_events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    per_kernel: dict[str, list[float]] = defaultdict(list)
-    for e in device_events:
-        per_kernel[e.name].append(e.time_range.elapsed_us())
-    return {
-        "wall_ms": wall * 1e3,
-        "gpu_busy_ms": busy_us([(e.time_range.start, e.time_range.end) for e in device_events]) / 1e3 if cuda else None,
-        "kernels": per_kernel,
-    }
+        synchronize(ctx)
+    return device_work(prof.events())
 
 
-def top_kernels(kernels: dict[str, list[float]], steps: int, count: int = 10) -> list[dict]:
-    ranked = sorted(kernels.items(), key=lambda item: -sum(item[1]))[:count]
-    return [
-        {"name": name[:120], "calls": len(times), "total_ms": sum(times) / 1e3, "ms_per_step": sum(times) / 1e3 / steps}
-        for name, times in ranked
-    ]
+def top_kernels(short: dict[str, float], long: dict[str, float], steps: int, count: int = 10) -> list[dict]:
+    """The kernels that spend a decode step's busy time: long run minus short run, per extra token."""
+    per_step = {name: (total - short.get(name, 0.0)) / steps for name, total in long.items()}
+    ranked = sorted(per_step.items(), key=lambda item: -item[1])[:count]
+    return [{"name": name[:120], "ms_per_step": ms} for name, ms in ranked]
 
 
 def bytes_per_step(ctx: RunContext, new_tokens: int) -> float | None:
@@ -116,47 +143,54 @@ def bytes_per_step(ctx: RunContext, new_tokens: int) -> float | None:
 
 
 def defer_stop_check() -> str:
-    """Let generate's deferred stop check run on CUDA as well as mps; returns what was done, or why not."""
+    """Let generate's deferred stop check run on CUDA as it does on mps; returns what was done."""
     import transformers
     from transformers.generation import utils
 
     deferred = getattr(utils, "DeferredStopCheck", None)
     if deferred is None:
         raise SystemExit(f"--defer-stop-check: transformers {transformers.__version__} has no DeferredStopCheck")
+    original = deferred.is_supported
 
-    def is_supported(device, cache, cache_is_returned, is_assistant):
-        if device.type not in ("mps", "cuda") or is_assistant:
-            return False
-        return cache is None or cache.is_croppable or not cache_is_returned
+    def is_supported(device, *args, **kwargs):  # transformers' own test, with a CUDA device taken for mps
+        return original(torch.device("mps") if device.type == "cuda" else device, *args, **kwargs)
 
     deferred.is_supported = staticmethod(is_supported)
     return "transformers' DeferredStopCheck enabled on CUDA"
+
+
+def per_step(short: float, long: float, steps: int) -> float:
+    return (long - short) / steps
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", type=int, default=16, help="new tokens of the short run (default 16)")
     parser.add_argument("--long", type=int, default=144, help="new tokens of the long run (default 144)")
+    parser.add_argument("--repeats", type=int, default=3, help="unprofiled runs of each, for the wall time")
     parser.add_argument("--defer-stop-check", action="store_true", help="read generate's stop flag a step late")
     args, overrides = parser.parse_known_args()
+    if args.long <= args.short or args.short < 1 or args.repeats < 1:
+        raise SystemExit(f"need 1 <= --short < --long, --repeats >= 1; got {args.short}, {args.long}, {args.repeats}")
     deferred = defer_stop_check() if args.defer_stop_check else None
-    if args.long <= args.short:
-        raise SystemExit(f"--long ({args.long}) must be more than --short ({args.short})")
-    run_cfg = run_config([*DEFAULTS, *overrides])
+    # warmup (and the static cache) at the long run's length: a run that needs a longer cache would recompile
+    run_cfg = run_config([*DEFAULTS, *overrides, f"scenario.new_tokens={args.long}"])
     if run_cfg.scenario.name != "generate" or run_cfg.backend.name != "pytorch":
         raise SystemExit("this profile needs scenario=generate and backend=pytorch")
+    steps = args.long - args.short
     with tempfile.TemporaryDirectory() as run_dir:
         ctx = prepared(run_cfg, Path(run_dir))
-        short, long = profiled_generate(ctx, args.short), profiled_generate(ctx, args.long)
-        steps = args.long - args.short
-        moved = bytes_per_step(ctx, (args.short + args.long) // 2)
+        name = device_name(ctx)
+        step: dict = {"wall_ms": per_step(*(wall_ms(ctx, n, args.repeats) for n in (args.short, args.long)), steps)}
+        on_gpu = ctx.device.type == "cuda"
+        if on_gpu:
+            short, long = profiled(ctx, args.short), profiled(ctx, args.long)
+            step["gpu_busy_ms"] = per_step(short["busy_ms"], long["busy_ms"], steps)
+            step["gpu_idle_ms"] = step["wall_ms"] - step["gpu_busy_ms"]
+            step["gpu_busy_share"] = step["gpu_busy_ms"] / step["wall_ms"]
+        # the steps measured run from context prompt+short to prompt+long: their mean is prompt+(short+long)/2
+        moved = bytes_per_step(ctx, args.short + args.long)
         reverse_all(ctx)
-    name = device_name(ctx)
-    step: dict = {"wall_ms": (long["wall_ms"] - short["wall_ms"]) / steps}
-    if long["gpu_busy_ms"] is not None:
-        step["gpu_busy_ms"] = (long["gpu_busy_ms"] - short["gpu_busy_ms"]) / steps
-        step["gpu_idle_ms"] = step["wall_ms"] - step["gpu_busy_ms"]
-        step["gpu_busy_share"] = step["gpu_busy_ms"] / step["wall_ms"]
     ceilings = ceilings_for(name)
     bandwidth = run_cfg.roofline.bandwidth_gbs or (ceilings.bandwidth_gbs if ceilings else None)
     if moved:
@@ -173,12 +207,12 @@ def main() -> None:
         "device": name,
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
         "overrides": [*DEFAULTS, *overrides],
-        "new_tokens": {"short": args.short, "long": args.long},
+        "new_tokens": {"short": args.short, "long": args.long, "wall_time_repeats": args.repeats},
         "stop_check": deferred or "transformers' default (a host read of the stop flag after every step)",
         "bandwidth_gbs": bandwidth,
         "per_decode_step": step,
-        "top_kernels_long_run": top_kernels(long["kernels"], args.long) if long["kernels"] else None,
-        "note": None if long["gpu_busy_ms"] is not None else "no GPU: wall time only",
+        "top_kernels_per_step": top_kernels(short["kernels"], long["kernels"], steps) if on_gpu else None,
+        "note": None if on_gpu else "no GPU: wall time only",
     }
     print(json.dumps(result, indent=2))
 

@@ -12,8 +12,9 @@ end.synchronize()` under `torch.inference_mode()` (perf_counter on the CPU).
 Blocks alternate, hand-runner-runner-hand-..., so that drift over the session (an H100 under sustained load
 lowers its SM clock by more than 2%) falls on both sides alike; each block's mean SM clock is recorded (NVML).
 The verdict is the median over the rounds of runner / hand.
-Earlier versions timed a separately built model once before and once after a full `execute()`, and read the
-runner 14-19% *faster*: the order and the idle gaps of loading, not the harness, set that difference.
+An earlier version timed a separately built model once before and once after a full `execute()`, and read the
+runner 14-19% *faster* than either (docs/benchmarks.md §6): no harness overhead explains that, so the comparison
+itself was unsound.
 Prints one JSON object.
 """
 
@@ -48,9 +49,11 @@ DEFAULTS = [
 ]
 
 
-def hand_loop(model: torch.nn.Module, inputs: dict, device: torch.device, calls: int) -> list[float]:
+def hand_loop(ctx: RunContext, calls: int) -> list[float]:
+    """The minimal loop, on the runner's model and inputs, under the run's forced SDPA kernels (if any)."""
+    model, inputs, device = ctx.backend.model, ctx.inputs, ctx.device
     times = []
-    with torch.inference_mode():
+    with ctx.backend.inference_context(), torch.inference_mode():
         for _ in range(calls):
             if device.type == "cuda":
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -72,8 +75,8 @@ def runner_block(ctx: RunContext) -> list[float]:
     return [latency["mean"]] * latency["count"]  # the stage keeps the summary, not each call
 
 
-def sm_clock(ctx: RunContext, monitor: NvmlMonitor | None, block) -> tuple[list[float], float | None]:
-    """Run one block; the mean SM clock over it (None without NVML)."""
+def timed_with_clock(ctx: RunContext, monitor: NvmlMonitor | None, block) -> tuple[list[float], float | None]:
+    """Run one block; its times and the mean SM clock over it (None without NVML)."""
     if monitor is None or not monitor.available:
         return block(), None
     monitor.start()
@@ -87,19 +90,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="blocks of each loop (default 6)")
     args, overrides = parser.parse_known_args()
     run_cfg = run_config([*DEFAULTS, *overrides])
-    if run_cfg.scenario.name != "forward":
-        raise SystemExit(f"scenario={run_cfg.scenario.name}: this benchmark times forward passes (scenario=forward)")
+    if run_cfg.scenario.name != "forward" or run_cfg.backend.name != "pytorch":
+        raise SystemExit("this benchmark times PyTorch forward passes: scenario=forward, backend=pytorch")
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds {args.rounds}: at least 1")
     calls = run_cfg.scenario.iterations
     with tempfile.TemporaryDirectory() as run_dir:
         ctx = prepared(run_cfg, Path(run_dir))  # the runner's own path to the model and its inputs
-        model, inputs = ctx.backend.model, ctx.inputs
         monitor = NvmlMonitor([ctx.device.index or 0]) if ctx.device.type == "cuda" else None
-        loops = {"hand": lambda: hand_loop(model, inputs, ctx.device, calls), "runner": lambda: runner_block(ctx)}
+        loops = {"hand": lambda: hand_loop(ctx, calls), "runner": lambda: runner_block(ctx)}
         blocks = []
         for r in range(args.rounds):
             order = ("hand", "runner") if r % 2 == 0 else ("runner", "hand")
             for kind in order:
-                times, clock = sm_clock(ctx, monitor, loops[kind])
+                times, clock = timed_with_clock(ctx, monitor, loops[kind])
                 mean_ms = statistics.fmean(times) * 1e3
                 blocks.append({"round": r, "loop": kind, "mean_ms": mean_ms, "sm_clock_mhz": clock})
         reverse_all(ctx)

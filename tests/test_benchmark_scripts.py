@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from decode_profile import busy_us  # noqa: E402
+from decode_profile import busy_us, device_work, top_kernels  # noqa: E402
 
 
 def script(*args: str) -> dict:
@@ -43,14 +45,49 @@ def test_gpu_busy_time_counts_overlapping_kernels_once():
     assert busy_us([]) == 0
 
 
+def _event(name, start, end, device="cuda", activity=None, annotation=False):
+    kind = torch.autograd.DeviceType.CUDA if device == "cuda" else torch.autograd.DeviceType.CPU
+    span = SimpleNamespace(start=start, end=end, elapsed_us=lambda: end - start)
+    return SimpleNamespace(
+        name=name, device_type=kind, time_range=span, activity_type=activity, is_user_annotation=annotation
+    )
+
+
+@pytest.mark.parametrize("named", [True, False])  # torch that names the activity, and torch that does not
+def test_busy_time_is_kernels_copies_and_memsets_not_annotations_or_host_ops(named):
+    def kind(activity):
+        return activity if named else None
+
+    events = [
+        _event("gemv", 0, 400, activity=kind("kernel")),
+        _event("Memcpy DtoH", 1000, 1010, activity=kind("gpu_memcpy")),
+        # a compiled graph's span over its kernels and the idle gap between them: not busy time
+        _event("## Call CompiledFxGraph ##", 0, 1010, activity=kind("gpu_user_annotation"), annotation=True),
+        _event("aten::mm", 0, 2000, device="cpu", activity=kind("cpu_op")),
+        _event("gemv", 500, 900, activity=kind("kernel")),
+    ]
+    work = device_work(events)
+    assert work["busy_ms"] == pytest.approx(0.81)  # 400 + 400 + 10 us
+    assert dict(work["kernels"]) == pytest.approx({"gemv": 0.8, "Memcpy DtoH": 0.01})
+
+
+def test_top_kernels_are_per_decode_step_with_the_prompt_cancelled():
+    short = {"gemv": 10.0, "prefill_gemm": 5.0}  # ms over a whole run
+    long = {"gemv": 30.0, "prefill_gemm": 5.0, "argmax": 1.0}
+    top = top_kernels(short, long, steps=10)
+    assert top[:2] == [{"name": "gemv", "ms_per_step": 2.0}, {"name": "argmax", "ms_per_step": 0.1}]
+    assert top[2]["ms_per_step"] == 0.0  # the prefill's kernel costs nothing per decode step
+
+
 @pytest.mark.slow
 def test_decode_profile_takes_one_step_from_two_runs():
     out = script(
         "scripts/decode_profile.py", "--short", "2", "--long", "6", "hardware=cpu", "model=tiny-llama",
         "convert.compile=false", "scenario.sequence_length=16",
     )  # fmt: skip
-    assert out["new_tokens"] == {"short": 2, "long": 6} and out["device"] == "cpu"
+    assert out["new_tokens"] == {"short": 2, "long": 6, "wall_time_repeats": 3} and out["device"] == "cpu"
     step = out["per_decode_step"]
     assert step["wall_ms"] > 0 and step["bytes"] > 0
     assert step["achieved_gbs"] == pytest.approx(step["bytes"] / step["wall_ms"] / 1e6)
     assert "gpu_busy_ms" not in step and out["note"] == "no GPU: wall time only"
+    assert out["top_kernels_per_step"] is None

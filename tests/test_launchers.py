@@ -142,6 +142,17 @@ def test_a_failed_job_on_a_cluster_launcher_fails_the_command(cli, tmp_path, lau
         f"hydra.sweep.dir={sweep_dir}",
     )
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "1 job(s) failed (1); reasons: " in result.stderr and "Traceback" not in result.stderr
+    assert "1 job(s) failed: " in result.stderr and "Traceback" not in result.stderr
     assert [read_results(sweep_dir / str(n))["status"] for n in range(2)] == ["ok", "failed"]
     assert "2 job(s), 1 ok, 1 failed" in (sweep_dir / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_failed_job_of_an_earlier_sweep_in_the_same_folder_does_not_fail_this_one(cli, tmp_path):
+    # the first sweep's job 2 fails; a second, smaller sweep into the same folder runs only jobs 0 and 1
+    sweep = ["-m", "hydra/launcher=slurm_local", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    first = cli(*sweep, "model.architecture.hidden_size=64,32,60")
+    assert first.returncode == 1 and "1 job(s) failed" in first.stderr
+    second = cli(*sweep, "model.architecture.hidden_size=64,32")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "3 job(s), 2 ok, 1 failed" in (tmp_path / "sweep" / "summary.md").read_text()  # the report shows all

@@ -159,6 +159,23 @@ def test_float16_distilbert_export_loads_and_agrees_with_pytorch(run_job):
     assert agreement["top1_agreement"] == 1.0
 
 
+def test_float16_decoder_with_left_padding_has_no_nan_rows(run_job):
+    """Left padding gives query rows whose every key is masked: softmax over -inf alone is NaN there, and torch's
+    boolean-mask path returns 0; the float16 export must do the same, or NaN reaches the compared logits."""
+    record = run_job(
+        *ORT,
+        "model=tiny-llama",
+        "model.dtype=float16",
+        *SMALL,
+        "scenario.padding_ratio=0.3",
+        "scenario.padding_side=left",
+    )
+    assert record["status"] == "ok", record.get("error")
+    agreement = record["agreement"]
+    assert agreement["agrees"] and agreement["tolerance_basis"] == "float16", agreement
+    assert agreement["max_abs_diff"] == agreement["max_abs_diff"]  # not NaN
+
+
 def test_tiny_bert_as_a_classifier_uses_default_labels(run_job):
     record = run_job(*ORT, "model=tiny-bert", "model.task=sequence_classification", *SMALL)
     assert record["status"] == "ok", record.get("error")

@@ -176,3 +176,14 @@ def test_rows_say_what_ran_what_was_quantized_and_how_close_it_stayed(run_job, t
     assert float(q["tolerance"]) == quantized["agreement"]["tolerance"] and q["top1_agreement"]
     same = (tmp_path / "summary.md").read_text().split("Same in every job:")[1].split("\n")[0]
     assert "conversions" not in same and "quantized_layers" not in same and summary["failed"] == 0
+
+
+def test_a_value_that_differs_in_a_failed_job_is_not_said_to_be_the_same_everywhere():
+    from runner.report.tables import constant_columns
+
+    rows = [
+        {"job": "0", "status": "ok", "host_gpus": "1 x H100", "model": "llama"},
+        {"job": "1", "status": "ok", "host_gpus": "1 x H100", "model": "llama"},
+        {"job": "2", "status": "failed", "host_gpus": "1 x A100", "model": None},  # failed on another node
+    ]
+    assert constant_columns(rows, keep={"job", "status"}) == {"model": "llama"}

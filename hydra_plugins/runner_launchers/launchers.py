@@ -5,7 +5,9 @@ The stock launchers resolve their settings once, in the launching process, again
 compose each job's config (the stock launchers do it too, to run the job) and ask for what that job uses, unless
 the launcher config sets a number. Everything else is the stock plugins'.
 
-Without the plugins (`pip install -e '.[cluster]'`), the launchers here say so when a sweep selects them.
+Each launcher also notes the jobs whose status came back not ok (runner/sweep_outcome.py), so that the command
+exits 1 when a job failed on another machine. Without the plugins (`pip install -e '.[cluster]'`), the launchers here
+say so when a sweep selects them.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ else:
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             from runner.distributed.resources import check_fits, job_gpus
+            from runner.sweep_outcome import note_returns
 
             assert self.config is not None
             fixed, cluster_gpus = self.params.get("gpus_per_node"), self._cluster_gpus()
@@ -118,7 +121,9 @@ else:
             for gpus, params in groups.items():
                 jobs = self._executor(gpus).map_array(self, *zip(*params, strict=True))
                 submitted.update({job_params[2]: job for job, job_params in zip(jobs, params, strict=True)})
-            return [submitted[idx].results()[0] for idx in sorted(submitted)]
+            returns = [submitted[idx].results()[0] for idx in sorted(submitted)]
+            note_returns(returns)  # the jobs ran elsewhere: their status comes back here
+            return returns
 
     class SlurmLauncher(_PerJobGpus, submitit_launcher.SlurmLauncher):
         pass
@@ -144,6 +149,7 @@ else:
             from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray, start_ray
 
             from runner.distributed.resources import check_fits, job_cpus, job_gpus
+            from runner.sweep_outcome import note_returns
 
             assert self.config is not None and self.hydra_context is not None and self.task_function is not None
             setup_globals()
@@ -170,4 +176,6 @@ else:
                 remote_options = OmegaConf.create(remote)
                 state = Singleton.get_state()
                 runs.append(launch_job_on_ray(self.hydra_context, remote_options, config, self.task_function, state))
-            return [ray.get(run) for run in runs]
+            returns = [ray.get(run) for run in runs]
+            note_returns(returns)  # the jobs ran in Ray workers: their status comes back here
+            return returns

@@ -70,8 +70,13 @@ def flatten(record: dict) -> dict[str, Any]:
     }
     row.update(_quantization(model.get("quantization") or {}))
     devices = model.get("placement", {}).get("devices", {})
-    if len(devices) > 1:  # a split model: where its modules went
-        row["placement"] = ", ".join(f"{d}: {v['modules']}" for d, v in devices.items())
+    if len(devices) > 1:  # a split model: modules and parameter MiB per device
+        row["placement"] = ", ".join(
+            f"{d}: {v['modules']} ({_mib(v['parameter_bytes']):.0f} MiB)" for d, v in devices.items()
+        )
+    bettertransformer = record.get("convert", {}).get("bettertransformer")
+    if bettertransformer:
+        row["bettertransformer"] = _bettertransformer(bettertransformer)
     if forward:
         row["forward_ms"] = _mean_ms(forward, "latency")
         row["forward_p90_ms"] = _ms(forward.get("latency", {}).get("p90"))
@@ -133,6 +138,17 @@ def _ran(attention: dict) -> str | None:
         return None
     kernels = attention.get("sdpa_kernels") or []
     return f"{attention['implementation']} ({', '.join(kernels)})" if kernels else attention["implementation"]
+
+
+def _bettertransformer(section: dict) -> str:
+    """The conversion's kind, whether padding was skipped, and whether reverse restored the state dict."""
+    parts = [section.get("kind", "?")]
+    if section.get("padding_skipped") is not None:
+        parts.append("padding skipped" if section["padding_skipped"] else "padding computed")
+    restored = (section.get("reversed") or {}).get("state_dict_restored")
+    if restored is not None:
+        parts.append("reversed" if restored else "NOT reversed")
+    return ", ".join(parts)
 
 
 def _quantization(section: dict) -> dict[str, Any]:

@@ -37,17 +37,23 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def constant_columns(rows: list[dict[str, Any]], keep: set[str]) -> dict[str, Any]:
-    """Columns with one value in every job that ran (the model of a one-model sweep): said once, above the table,
-    instead of in every row. Failed jobs have no figures and do not count; an empty cell in a job that ran does
-    (one job converted and one not is a difference)."""
+    """Columns with one value in every job (the model of a one-model sweep): said once, above the table, instead of
+    in every row. A failed job has no figures: an empty cell there does not break it where at least two jobs ran
+    and agree, but a different value does; an empty cell in a job that ran does too."""
     if len(rows) < 2:
         return {}
-    ran = [row for row in rows if row.get("status") == "ok"] or rows
+    ran = [row for row in rows if row.get("status") == "ok"]
+    failed = [row for row in rows if row.get("status") != "ok"]
     constant = {}
     for name in columns(rows):
-        values = {cell(row.get(name)) for row in ran}
-        if name not in keep and len(values) == 1 and values != {""}:
-            constant[name] = next(r.get(name) for r in ran if r.get(name) is not None)
+        if name in keep:
+            continue
+        everywhere = {cell(row.get(name)) for row in rows}
+        in_ran = {cell(row.get(name)) for row in ran}
+        in_failed = {cell(row.get(name)) for row in failed} - {""}
+        same = len(everywhere) == 1 or (len(ran) >= 2 and len(in_ran) == 1 and in_failed <= in_ran)
+        if same and "" not in in_ran and everywhere != {""}:
+            constant[name] = next(r.get(name) for r in rows if r.get(name) is not None)
     return constant
 
 
