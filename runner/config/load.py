@@ -12,8 +12,8 @@ from runner.config import SCHEMAS
 from runner.config.run import RunConfig
 from runner.errors import ConfigError
 
-# backend.name -> its schema ("base_pytorch" -> "pytorch"); each option in conf/backend/ extends one of these
-BACKEND_SCHEMAS: dict[str, type] = {name.removeprefix("base_"): schema for name, schema in SCHEMAS["backend"].items()}
+# backend.name -> its schema, by the name each schema defaults to; each option in conf/backend/ extends one of these
+BACKEND_SCHEMAS: dict[str, type] = {schema.name: schema for schema in SCHEMAS["backend"].values()}
 
 
 def to_container(cfg: DictConfig | dict) -> dict[str, Any]:
