@@ -24,32 +24,45 @@ log = logging.getLogger("runner")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> str:
+    """One job; returns its status, which a cluster launcher's JobReturn carries back to the launching process."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        log_file = run_dir / f"{hydra_cfg.job.name}.log"
+        record = run_job(cfg, run_dir, list(hydra_cfg.overrides.task), multirun=False, log_file=log_file)
+        report(record)
+        if record["status"] != "ok":
+            print(f"error: {record['error']['message']}", file=sys.stderr)
+            sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
+        return record["status"]
+    try:
+        status = sweep_job(cfg, hydra_cfg, run_dir)
+    except Exception:  # a bug of the runner's own, outside the job's record: the other jobs still run
+        log.exception("job %s crashed", run_dir)
+        status = "crashed"
+    sweep_outcome.note(str(run_dir), status)  # in-process jobs; a cluster launcher notes its own from this return
+    return status
+
+
+def sweep_job(cfg: DictConfig, hydra_cfg, run_dir: Path) -> str:
     overrides = list(hydra_cfg.overrides.task)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    label = describe_job(hydra_cfg.job.num, hydra_cfg.sweep.dir) if multirun else ""
-    if multirun and cfg.get("resume") and finished_ok(run_dir, overrides):
+    label = describe_job(hydra_cfg.job.num, hydra_cfg.sweep.dir)
+    if cfg.get("resume") and finished_ok(run_dir, overrides):
         log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
         return "skipped"
-    if multirun:
-        log.info("%s: %s", label, " ".join(overrides))
+    log.info("%s: %s", label, " ".join(overrides))
     log_file = run_dir / f"{hydra_cfg.job.name}.log"
-    record = run_job(cfg, run_dir, overrides, multirun=multirun, label=label, log_file=log_file)
+    record = run_job(cfg, run_dir, overrides, multirun=True, label=label, log_file=log_file)
     report(record)
-    if record["status"] != "ok" and not multirun:
-        print(f"error: {record['error']['message']}", file=sys.stderr)
-        sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
-    sweep_outcome.note(str(run_dir), record["status"])  # in-process jobs; a cluster launcher notes its own
-    return record["status"]  # what a cluster launcher's JobReturn carries back
+    return record["status"]
 
 
 def cli() -> None:
     register_configs()
     check_overrides(sys.argv[1:])
     main()
-    if sweep_outcome.FAILED:  # this sweep's jobs, whichever launcher ran them
-        failed = sweep_outcome.FAILED
+    failed = sweep_outcome.failed()  # this sweep's jobs, whichever launcher ran them
+    if failed:
         print(f"{len(failed)} job(s) failed: {', '.join(failed)}; reasons in the sweep's summary.md", file=sys.stderr)
         sys.exit(1)
 

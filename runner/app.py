@@ -86,8 +86,10 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | 
     finally:
         record["duration_s"] = time.perf_counter() - start
         record["finished"] = datetime.now(UTC).isoformat()
-        write_json_atomic(run_dir / RESULTS_FILE, record)
-        release(ctx)
+        try:
+            write_json_atomic(run_dir / RESULTS_FILE, record)
+        finally:
+            release(ctx)
     return record
 
 
@@ -100,6 +102,8 @@ def release(ctx: RunContext | None) -> None:
         if ctx is not None and ctx.backend is not None:
             ctx.backend.unload()
             ctx.backend, ctx.inputs = None, None
+        if ctx is not None and ctx.cfg.convert.compile:  # compiled graphs and their CUDA-graph memory pools
+            torch.compiler.reset()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -69,6 +69,7 @@ def finished_ok(run_dir: Path, overrides: list[str]) -> dict | None:
         record = read_results(run_dir)
     except (OSError, ValueError):  # unreadable: run the job again
         return None
-    if record and record.get("status") == "ok" and job_overrides(record["overrides"]) == job_overrides(overrides):
+    same = record and job_overrides(record.get("overrides") or []) == job_overrides(overrides)
+    if same and record.get("status") == "ok":
         return record
     return None

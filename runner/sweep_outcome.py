@@ -1,27 +1,89 @@
-"""Which jobs of the sweeps launched by this process did not end ok: the exit status of `python -m runner -m`.
+"""Which jobs of the sweep launched by this process did not end ok: the exit status of `python -m runner -m`.
 
-Jobs run in this process (Hydra's basic launcher) are noted by the task function itself. Jobs that cluster
-launchers run elsewhere (submitit, Ray: hydra_plugins/runner_launchers) are noted from the JobReturn each one sends
-back to this process. Either way only the jobs of this sweep count, never older jobs left in a reused sweep folder.
+Jobs run in this process (Hydra's basic launcher) are noted by the task function itself. Jobs that the runner's
+cluster launchers run elsewhere (submitit, Ray: hydra_plugins/runner_launchers) are noted from the JobReturn each
+one sends back. Either way only this sweep's jobs count, never older jobs left in a reused sweep folder. Any other
+launcher (Hydra's stock ones) reports nothing here: then the sweep folder's records of jobs that started after the
+sweep did are read instead (`from_records`).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
-FAILED: list[str] = []  # job folders
+log = logging.getLogger(__name__)
+
 DONE = ("ok", "skipped")  # what the task function returns for a job that needs no rerun
+STATUS: dict[str, str] = {}  # job -> status, for every job this process heard of in the current sweep
+CLOCK_SKEW_S = 60.0  # records written on other machines: their clocks may lag this one's
 
 
-def note(job_dir: str, status: str | None) -> None:
-    if status not in DONE:
-        FAILED.append(job_dir)
+class _Sweep:
+    started = 0.0
 
 
-def note_returns(returns: Sequence[JobReturn]) -> None:
-    """A job that raised (status FAILED) or whose record is not ok."""
+def begin() -> None:
+    STATUS.clear()
+    _Sweep.started = time.time()
+
+
+def note(job: str, status: str | None) -> None:
+    STATUS[job] = status or "crashed"
+
+
+def failed() -> list[str]:
+    return [job for job, status in STATUS.items() if status not in DONE]
+
+
+def job_folder(job: JobReturn) -> str:
+    """The job's own folder (`working_dir` is the worker's current directory, not the job's, without chdir)."""
+    try:
+        return str(job.hydra_cfg.hydra.runtime.output_dir)
+    except AttributeError:
+        return str(job.working_dir)
+
+
+def note_returns(returns: Sequence[JobReturn]) -> list[JobReturn]:
+    """Note each job's status, and hand the sweeper returns it can read: a job whose task raised becomes a completed
+    job that returned "crashed" (logged with its error), so that the other jobs' report is still written."""
+    readable = []
     for job in returns:
-        where = str(job.working_dir)
-        note(where, job.return_value if job.status == JobStatus.COMPLETED else "crashed")
+        if job.status == JobStatus.COMPLETED:
+            note(job_folder(job), job.return_value)
+            readable.append(job)
+            continue
+        log.error("job %s crashed: %r", job_folder(job), job._return_value)
+        note(job_folder(job), "crashed")
+        readable.append(crashed(job_folder(job), job.overrides))
+    return readable
+
+
+def crashed(job: str, overrides: Sequence[str] | None = None) -> JobReturn:
+    """What a launcher returns for a job that sent nothing back (killed by SLURM, a Ray worker that died)."""
+    note(job, "crashed")
+    return JobReturn(overrides=overrides, working_dir=job, status=JobStatus.COMPLETED, _return_value="crashed")
+
+
+def from_records(sweep_dir: Path) -> None:
+    """For launchers that report nothing here: the jobs of the sweep folder that started after this sweep did."""
+    from runner.report.collect import collect_jobs
+
+    since = _Sweep.started - CLOCK_SKEW_S
+    for job in collect_jobs(sweep_dir)[0]:
+        if job.record is None:
+            written = job.dir / ".hydra" / "overrides.yaml"
+            if written.exists() and written.stat().st_mtime >= since:
+                note(str(job.dir), "missing")
+            continue
+        try:
+            started = datetime.fromisoformat(job.record["started"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            continue
+        if started >= since:
+            note(str(job.dir), job.record.get("status"))

@@ -142,7 +142,7 @@ def test_a_failed_job_on_a_cluster_launcher_fails_the_command(cli, tmp_path, lau
         f"hydra.sweep.dir={sweep_dir}",
     )
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "1 job(s) failed: " in result.stderr and "Traceback" not in result.stderr
+    assert f"1 job(s) failed: {sweep_dir / '1'};" in result.stderr and "Traceback" not in result.stderr
     assert [read_results(sweep_dir / str(n))["status"] for n in range(2)] == ["ok", "failed"]
     assert "2 job(s), 1 ok, 1 failed" in (sweep_dir / "summary.md").read_text()
 
@@ -156,3 +156,18 @@ def test_a_failed_job_of_an_earlier_sweep_in_the_same_folder_does_not_fail_this_
     second = cli(*sweep, "model.architecture.hidden_size=64,32")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "3 job(s), 2 ok, 1 failed" in (tmp_path / "sweep" / "summary.md").read_text()  # the report shows all
+
+
+@pytest.mark.slow
+def test_hydras_stock_launcher_also_fails_the_command_when_a_job_fails(cli, tmp_path):
+    # submitit_local is the plugin's own launcher, which tells this process nothing: the records are read instead
+    sweep_dir = tmp_path / "sweep"
+    result = cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "model.architecture.hidden_size=64,60",
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"1 job(s) failed: {sweep_dir / '1'};" in result.stderr

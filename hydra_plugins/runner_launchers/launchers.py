@@ -101,7 +101,7 @@ else:
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             from runner.distributed.resources import check_fits, job_gpus
-            from runner.sweep_outcome import note_returns
+            from runner.sweep_outcome import crashed, note_returns
 
             assert self.config is not None
             fixed, cluster_gpus = self.params.get("gpus_per_node"), self._cluster_gpus()
@@ -113,7 +113,8 @@ else:
                 return {"gpus_per_node": gpus}
 
             groups: dict[int, list[tuple]] = defaultdict(list)
-            for idx, overrides, _, resources in plan(self, job_overrides, initial_job_idx, request):
+            jobs_planned = plan(self, job_overrides, initial_job_idx, request)
+            for idx, overrides, _, resources in jobs_planned:
                 job = (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
                 groups[resources["gpus_per_node"]].append(job)
             Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -121,9 +122,15 @@ else:
             for gpus, params in groups.items():
                 jobs = self._executor(gpus).map_array(self, *zip(*params, strict=True))
                 submitted.update({job_params[2]: job for job, job_params in zip(jobs, params, strict=True)})
-            returns = [submitted[idx].results()[0] for idx in sorted(submitted)]
-            note_returns(returns)  # the jobs ran elsewhere: their status comes back here
-            return returns
+            overrides_of = {idx: list(overrides) for idx, overrides, *_ in jobs_planned}
+            returns = []
+            for idx in sorted(submitted):
+                try:
+                    returns.append(submitted[idx].results()[0])
+                except Exception as error:  # killed by SLURM, out of host memory, ...: the others still count
+                    log.error("%s sent no result: %s", describe(idx, overrides_of[idx]), error)
+                    returns.append(crashed(describe(idx, overrides_of[idx]), overrides_of[idx]))
+            return note_returns(returns)  # the jobs ran elsewhere: their status comes back here
 
     class SlurmLauncher(_PerJobGpus, submitit_launcher.SlurmLauncher):
         pass
@@ -149,7 +156,7 @@ else:
             from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray, start_ray
 
             from runner.distributed.resources import check_fits, job_cpus, job_gpus
-            from runner.sweep_outcome import note_returns
+            from runner.sweep_outcome import crashed, note_returns
 
             assert self.config is not None and self.hydra_context is not None and self.task_function is not None
             setup_globals()
@@ -168,14 +175,20 @@ else:
                 check_fits(remote["num_gpus"], cluster_gpus, job)
                 return remote
 
-            runs = []
-            for idx, _, config, remote in plan(self, job_overrides, initial_job_idx, request):
+            runs, described = [], []
+            for idx, overrides, config, remote in plan(self, job_overrides, initial_job_idx, request):
+                described.append((idx, overrides))
                 with open_dict(config):
                     config.hydra.job.id = f"job_id_for_{idx}"
                     config.hydra.job.num = idx
                 remote_options = OmegaConf.create(remote)
                 state = Singleton.get_state()
                 runs.append(launch_job_on_ray(self.hydra_context, remote_options, config, self.task_function, state))
-            returns = [ray.get(run) for run in runs]
-            note_returns(returns)  # the jobs ran in Ray workers: their status comes back here
-            return returns
+            returns = []
+            for (idx, overrides), run in zip(described, runs, strict=True):
+                try:
+                    returns.append(ray.get(run))
+                except Exception as error:  # a worker that died: the other jobs still count
+                    log.error("%s sent no result: %s", describe(idx, overrides), error)
+                    returns.append(crashed(describe(idx, overrides), list(overrides)))
+            return note_returns(returns)  # the jobs ran in Ray workers: their status comes back here

@@ -1,4 +1,5 @@
-"""A Hydra callback: at the end of every multirun, the sweep's report is written."""
+"""A Hydra callback, run in the process that launched the sweep: the sweep's outcome is tracked from its start,
+and at its end the report is written."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from runner import sweep_outcome
 from runner.report.build import write_report
 
 log = logging.getLogger(__name__)
 
 
 class SweepReport(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_outcome.begin()
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_outcome.STATUS:  # a launcher that reports nothing to this process: read the records
+            try:
+                sweep_outcome.from_records(sweep_dir)
+            except Exception as error:  # the exit status must not say "all ok" for want of reading them
+                sweep_outcome.note(f"{sweep_dir} (records unreadable: {error})", "unknown")
         report = config.get("report") or {}
         try:
             summary = write_report(sweep_dir, list(report.get("baseline") or []), bool(report.get("plots", True)))
