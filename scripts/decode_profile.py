@@ -43,8 +43,8 @@ from torch.profiler import ProfilerActivity, profile
 from runner.config.model import Task
 from runner.context import RunContext
 from runner.pipeline_reverse import reverse_all
-from runner.roofline.analysis import roofline
-from runner.roofline.gpus import ceilings_for
+from runner.roofline.analysis import ceilings, decode_bytes
+from runner.roofline.cost import Shape
 
 DEFAULTS = [
     "model=llama",
@@ -71,20 +71,14 @@ def busy_us(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def synchronize(ctx: RunContext) -> None:
-    for device in ctx.backend.devices():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-
 def wall_ms(ctx: RunContext, new_tokens: int, repeats: int) -> float:
     times = []
     with ctx.backend.inference_context():
         for _ in range(repeats):
-            synchronize(ctx)
+            ctx.backend.clock().synchronize()
             start = time.perf_counter()
             ctx.backend.generate(ctx.inputs, new_tokens, on_step=lambda: None)
-            synchronize(ctx)
+            ctx.backend.clock().synchronize()
             times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
 
@@ -111,7 +105,7 @@ def device_work(events) -> dict:
 def profiled(ctx: RunContext, new_tokens: int) -> dict:
     with ctx.backend.inference_context(), profile(activities=[ProfilerActivity.CUDA]) as prof:
         ctx.backend.generate(ctx.inputs, new_tokens, on_step=lambda: None)
-        synchronize(ctx)
+        ctx.backend.clock().synchronize()
     work = device_work(prof.events())
     if not work["kernels"]:  # CUPTI can miss CUDA-graph kernels (fixed in CUDA 13.1's CUPTI, NVIDIA says)
         raise SystemExit(f"the profiler recorded no GPU kernels in generate({new_tokens} tokens): no busy time")
@@ -123,26 +117,6 @@ def top_kernels(short: dict[str, float], long: dict[str, float], steps: int, cou
     per_step = {name: (total - short.get(name, 0.0)) / steps for name, total in long.items()}
     ranked = sorted(per_step.items(), key=lambda item: -item[1])[:count]
     return [{"name": name[:120], "ms_per_step": ms} for name, ms in ranked]
-
-
-def bytes_per_step(ctx: RunContext, new_tokens: int) -> float | None:
-    """The record's own roofline figure: weights plus the KV cache at the mean context of the decode."""
-    record = {
-        "model": ctx.record.get("model", {}),
-        "measurements": {
-            "generate": {"per_token": {"mean": 1.0}, "prefill": {"mean": 1.0}},
-            "tokens": {"new_tokens_per_row": new_tokens},
-        },
-    }
-    section = roofline(
-        ctx.backend.model,
-        record,
-        causal=ctx.cfg.model.task == Task.causal_lm,
-        batch=ctx.cfg.scenario.batch_size,
-        seq=ctx.cfg.scenario.sequence_length,
-        device_name=None,
-    )
-    return section.get("decode", {}).get("bytes_per_token_step")
 
 
 def defer_stop_check() -> str:
@@ -195,11 +169,17 @@ def main() -> None:
             step["gpu_busy_share"] = step["gpu_busy_ms"] / step["wall_ms"]
             if not 0 < step["gpu_busy_ms"] <= step["wall_ms"]:
                 step["warning"] = "busy time outside (0, wall]: the profile missed kernels, or runs varied a lot"
-        # the steps measured run from context prompt+short to prompt+long: their mean is prompt+(short+long)/2
-        moved = bytes_per_step(ctx, args.short + args.long)
+        # the steps measured run from context prompt+short to prompt+long: their mean is prompt+(short+long)/2,
+        # which decode_bytes gives for short+long new tokens
+        model = ctx.backend.model
+        shape = Shape.of(model, run_cfg.model.task == Task.causal_lm)
+        weights = ctx.record["model"].get("footprint_bytes") or 0
+        scenario = run_cfg.scenario
+        moved = decode_bytes(
+            model, shape, weights, scenario.batch_size, scenario.sequence_length, args.short + args.long
+        )
         reverse_all(ctx)
-    ceilings = ceilings_for(name)
-    bandwidth = run_cfg.roofline.bandwidth_gbs or (ceilings.bandwidth_gbs if ceilings else None)
+    bandwidth = ceilings(name, bandwidth_gbs=run_cfg.roofline.bandwidth_gbs)["bandwidth_gbs"]
     if moved:
         step["bytes"] = moved
         step["achieved_gbs"] = moved / step["wall_ms"] / 1e6

@@ -25,18 +25,10 @@ def roofline(
     peak_tflops: float | None = None,
     bandwidth_gbs: float | None = None,
 ) -> dict[str, Any]:
-    known = ceilings_for(device_name)
-    peak = peak_tflops or (known.peak_tflops if known else None)
-    bandwidth = bandwidth_gbs or (known.bandwidth_gbs if known else None)
+    limits = ceilings(device_name, peak_tflops, bandwidth_gbs)
+    peak, bandwidth = limits["peak_tflops"], limits["bandwidth_gbs"]
     shape = Shape.of(model, causal)
-    section: dict[str, Any] = {
-        "device": device_name,
-        "ceilings": {
-            "peak_tflops": peak,
-            "bandwidth_gbs": bandwidth,
-            "source": "override" if (peak_tflops or bandwidth_gbs) else (known.name if known else None),
-        },
-    }
+    section: dict[str, Any] = {"device": device_name, "ceilings": limits}
     measurements = record.get("measurements", {})
     if forward := measurements.get("forward"):
         flops = forward_flops(shape, batch, seq)
@@ -44,10 +36,8 @@ def roofline(
         section["forward"] = {"flops": flops, "achieved_tflops": achieved, "share_of_peak": _share(achieved, peak)}
     if (generate := measurements.get("generate")) and generate.get("per_token"):
         new_tokens = measurements["tokens"]["new_tokens_per_row"]
-        context = seq + new_tokens / 2  # mean context length over the decode steps
         weight_bytes = record.get("model", {}).get("footprint_bytes") or 0
-        dtype_bytes = torch.finfo(_activation_dtype(model)).bits // 8
-        moved = decode_bytes_per_step(weight_bytes, shape, batch, context, dtype_bytes)
+        moved = decode_bytes(model, shape, weight_bytes, batch, seq, new_tokens)
         achieved = moved / generate["per_token"]["mean"] / 1e9
         prefill_flops = forward_flops(shape, batch, seq)
         section["decode"] = {
@@ -63,6 +53,25 @@ def roofline(
             "share_of_peak": _share(prefill_tflops, peak),
         }
     return section
+
+
+def ceilings(device_name: str | None, peak_tflops: float | None = None, bandwidth_gbs: float | None = None) -> dict:
+    """The device's dense bf16 peak and memory bandwidth: the overrides where given, else the table of known GPUs."""
+    known = ceilings_for(device_name)
+    return {
+        "peak_tflops": peak_tflops or (known.peak_tflops if known else None),
+        "bandwidth_gbs": bandwidth_gbs or (known.bandwidth_gbs if known else None),
+        "source": "override" if (peak_tflops or bandwidth_gbs) else (known.name if known else None),
+    }
+
+
+def decode_bytes(
+    model: torch.nn.Module, shape: Shape, weight_bytes: int, batch: int, seq: int, new_tokens: int
+) -> float:
+    """Bytes one decode step moves: every weight, and the KV cache at the mean context over `new_tokens` steps
+    after a prompt of `seq`."""
+    dtype_bytes = torch.finfo(_activation_dtype(model)).bits // 8
+    return decode_bytes_per_step(weight_bytes, shape, batch, seq + new_tokens / 2, dtype_bytes)
 
 
 def _activation_dtype(model: torch.nn.Module) -> torch.dtype:
