@@ -33,6 +33,15 @@ class Backend:
         soon as that token's logits exist (the first call marks the end of prefill)."""
         raise NotImplementedError(f"backend {self.name!r} cannot generate")
 
+    def convert(self) -> dict[str, Any]:
+        """The backend's own conversion, run by the convert stage (backend=onnxruntime exports to ONNX); returns
+        what it adds to the `convert` section of the record."""
+        return {}
+
+    def input_device(self) -> torch.device:
+        """Where the measured batch goes (a model split over GPUs takes it where its embeddings are)."""
+        return self.ctx.device
+
     def label_names(self) -> dict | None:
         """Class index -> label of a classifier, for the predictions section; None where there are none."""
         return None

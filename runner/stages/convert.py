@@ -19,8 +19,7 @@ class Convert(Stage):
             self.conversion = convert(model, ctx.cfg)
             record["applied"].append("bettertransformer")
             record["bettertransformer"] = self.conversion.record
-        if hasattr(ctx.backend, "convert"):  # a backend's own conversion: backend=onnxruntime exports to ONNX
-            record.update(ctx.backend.convert())
+        record.update(ctx.backend.convert())  # the backend's own: backend=onnxruntime exports to ONNX
         return ctx
 
     def reverse(self, ctx: RunContext) -> None:

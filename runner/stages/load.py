@@ -19,8 +19,7 @@ class Load(Stage):
         ctx.backend = backends.create(ctx)
         info = ctx.backend.load()
         ctx.record["model"] = info
-        if hasattr(ctx.backend, "input_device"):  # a model split over GPUs takes its inputs where its embeddings are
-            ctx.device = ctx.backend.input_device()
+        ctx.device = ctx.backend.input_device()
         if info["weights"] == "random" and ctx.cfg.model.weights.value == "auto":
             log.warning("model %s: %s", info["name"], info["weights_reason"])
         ctx.inputs = build_inputs(ctx, info.get("vocab_size"))
