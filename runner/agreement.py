@@ -8,11 +8,12 @@ import torch
 
 from runner.backends.pytorch.config import PyTorchBackendConfig
 from runner.config.attention import AttentionConfig
-from runner.config.hardware import DeviceKind
 from runner.config.pipeline import ConvertConfig
 from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
+from runner.distributed.tp import enabled as tp_enabled
 from runner.distributed.tp import tp_size, unsharded
+from runner.quant.bnb import is_quantized
 
 # Largest max-abs difference, relative to the reference's largest magnitude, still counted as agreement.
 # Float32 kernels differ by rounding only; half precision accumulates in other orders.
@@ -36,11 +37,11 @@ def reference_changes(cfg: RunConfig) -> list[str]:
     changes = []
     if cfg.attention.name != "eager":
         changes.append(f"attention={cfg.attention.name}")
-    if cfg.quant.bits is not None:
+    if is_quantized(cfg.quant):
         changes.append(f"quant={cfg.quant.name}")
     if cfg.backend.name != "pytorch":
         changes.append(f"backend={cfg.backend.name}")
-    if cfg.hardware.kind == DeviceKind.tp:
+    if tp_enabled(cfg.hardware):
         changes.append(f"hardware=tp over {tp_size(cfg.hardware)} ranks")
     changes += [f"convert.{f.name}=true" for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name)]
     return changes
@@ -63,9 +64,8 @@ def compare_outputs(
     output: torch.Tensor,
     reference: torch.Tensor,
     mask: torch.Tensor | None,
-    dtype: str,
     is_logits: bool,
-    tolerance: tuple[float, str] | None = None,  # (value, basis) from tolerance_for(); default: by dtype
+    tolerance: tuple[float, str],  # (value, basis), from tolerance_for()
 ) -> dict:
     """Differences over real (unpadded) positions; top-1 agreement and KL for logits, cosine otherwise."""
     output, reference = output.float().cpu(), reference.float().cpu()
@@ -78,8 +78,8 @@ def compare_outputs(
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "relative_max_diff": float(diff.max() / scale),
-        "tolerance": tolerance[0] if tolerance else RELATIVE_TOLERANCE[dtype],
-        "tolerance_basis": tolerance[1] if tolerance else dtype,
+        "tolerance": tolerance[0],
+        "tolerance_basis": tolerance[1],
     }
     if is_logits:
         result["top1_agreement"] = float((output.argmax(-1) == reference.argmax(-1)).float().mean())

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from runner.config.run import RunConfig
+from runner.quant.bnb import is_quantized
 
 # model_type -> (modeling module, attribute) of an nn.Linear subclass with nn.Linear's math
 LINEAR_SUBCLASSES = {"falcon": ("transformers.models.falcon.modeling_falcon", "FalconLinear")}
@@ -27,7 +28,7 @@ def swapped_linear(model_type: str) -> str | None:
 @contextlib.contextmanager
 def plain_linears(cfg: RunConfig) -> Iterator[None]:
     entry = LINEAR_SUBCLASSES.get(cfg.model.model_type)
-    if cfg.quant.bits is None or entry is None:
+    if not is_quantized(cfg.quant) or entry is None:
         yield
         return
     module = importlib.import_module(entry[0])

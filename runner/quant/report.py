@@ -11,7 +11,7 @@ from runner.config.run import RunConfig
 from runner.errors import OptimizationNotApplied
 from runner.models.build import auto_class, torch_dtype
 from runner.quant.compat import swapped_linear
-from runner.quant.sizes import empty_model, footprint_bytes
+from runner.quant.sizes import empty_model
 
 
 def _layer_scheme(module: torch.nn.Module) -> str | None:
@@ -68,7 +68,7 @@ def quantization_report(model: PreTrainedModel, cfg: RunConfig) -> dict:
             f"{type(model).__name__} has none ({census['unquantized_linear_layers']} nn.Linear layers left as "
             "they were). Check quant.llm_int8_skip_modules, and that the model's linear layers are nn.Linear"
         )
-    unquantized = footprint_bytes(empty_model(model.config, auto_class(cfg.model.task), dtype))
+    unquantized = empty_model(model.config, auto_class(cfg.model.task), dtype).get_memory_footprint()
     footprint = model.get_memory_footprint()
     applied = getattr(model.config, "quantization_config", None)
     if applied is not None and not isinstance(applied, dict):

@@ -15,6 +15,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from runner.config.model import ModelConfig
 from runner.config.quant import QuantConfig
 from runner.models.build import architecture_config, auto_class, torch_dtype
+from runner.quant.bnb import is_quantized
 
 
 def empty_model(config: PretrainedConfig, auto_model_class, dtype: torch.dtype) -> PreTrainedModel:
@@ -29,12 +30,6 @@ def empty_model(config: PretrainedConfig, auto_model_class, dtype: torch.dtype) 
 
 def empty_preset(model: ModelConfig) -> PreTrainedModel:
     return empty_model(architecture_config(model), auto_class(model.task), torch_dtype(model.dtype))
-
-
-def footprint_bytes(model: torch.nn.Module) -> int:
-    """What `PreTrainedModel.get_memory_footprint()` reports (parameters and buffers), for any module."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.nelement() * t.element_size() for t in tensors)
 
 
 def _skipped(name: str, patterns: list[str]) -> bool:
@@ -59,7 +54,7 @@ def quantizable_linears(model: PreTrainedModel, quant: QuantConfig) -> list[str]
 
 def quantized_dtypes(model: PreTrainedModel, quant: QuantConfig) -> dict[str, torch.dtype | CustomDtype]:
     """accelerate's `special_dtypes`: the storage of each quantized weight (int8, or 4-bit packed)."""
-    if quant.bits is None:
+    if not is_quantized(quant):
         return {}
     dtype = torch.int8 if quant.bits == 8 else CustomDtype.INT4
     return {f"{name}.weight": dtype for name in quantizable_linears(model, quant)}

@@ -38,7 +38,6 @@ class Compare(Stage):
             output,
             expected,
             ctx.inputs.get("attention_mask"),
-            ctx.cfg.model.dtype.value,
             is_logits=ctx.cfg.model.task != Task.feature_extraction,
             tolerance=tolerance_for(ctx.cfg),
         )
