@@ -43,20 +43,21 @@ def architecture_config(model: ModelConfig) -> PretrainedConfig:
         raise ConfigError(f"model.model_type={model.model_type!r}: {e}") from e
 
 
+def cache_folder(kind: str, model: ModelConfig, key) -> Path:
+    """`<RUNNER_CACHE>/<kind>/<model>-<dtype>-<digest of key>`: one folder per distinct key, reused across runs."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    root = Path(os.environ.get("RUNNER_CACHE", "outputs/.cache"))
+    return root / kind / f"{model.name}-{model.dtype.value}-{digest}"
+
+
 def random_checkpoint(model: ModelConfig, device: torch.device) -> Path:
     """A saved random-weight checkpoint of the preset, made once and reused.
 
     Quantization and `device_map` placement go through `from_pretrained`, which needs a checkpoint; the
     random weights are built on `device` (no full-size CPU copy) and written under the cache folder.
     """
-    key = json.dumps(
-        [model.model_type, dict(model.architecture), model.dtype.value, model.seed, model.task.value],
-        sort_keys=True,
-        default=str,
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    root = Path(os.environ.get("RUNNER_CACHE", "outputs/.cache"))
-    folder = root / "random-weights" / f"{model.name}-{model.dtype.value}-{digest}"
+    key = [model.model_type, dict(model.architecture), model.dtype.value, model.seed, model.task.value]
+    folder = cache_folder("random-weights", model, key)
     if (folder / "config.json").exists():
         return folder
     log.info("writing a random-weight checkpoint of %s to %s (once)", model.name, folder)

@@ -8,9 +8,7 @@ back to PyTorch."""
 from __future__ import annotations
 
 import gc
-import hashlib
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -28,6 +26,7 @@ from runner.backends.onnxruntime.sdpa_symbolic import typed_sdpa_mask
 from runner.config.model import Task
 from runner.config.run import RunConfig
 from runner.errors import RunnerError
+from runner.models import build
 from runner.models.build import build_model
 from runner.models.source import WeightsSource
 
@@ -59,9 +58,7 @@ def cache_folder(cfg: RunConfig, source: WeightsSource) -> Path:
         "attention": cfg.attention.implementation,
         "exporter": [backend.exporter.value, backend.opset, torch.__version__, transformers.__version__],
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("RUNNER_CACHE", "outputs/.cache"))  # the same cache root as runner/models/build.py
-    return root / "onnx" / f"{model.name}-{model.dtype.value}-{digest}"
+    return build.cache_folder("onnx", model, key)
 
 
 class EncoderGraph(torch.nn.Module):
