@@ -42,15 +42,15 @@ def greedy(
     past = graph.empty_past(ids.shape[0], device)
     last = torch.tensor([ids.shape[1] - 1], device=device)  # the prefill's logits: the last position's only
     only_position = torch.zeros(1, dtype=torch.long, device=device)  # a decode step has one position
+    eos = torch.tensor(eos_token_ids, device=device) if eos_token_ids else None
     generated = []
     step_ids = ids
     for _ in range(new_tokens):
         out = run_step(session, graph, step_ids, mask, positions, past, last)
         on_step()
-        logits = out["logits"][:, -1, :]
-        if eos_token_ids:
-            logits = logits.clone()
-            logits[:, eos_token_ids] = float("-inf")
+        logits = out["logits"][:, -1, :]  # a buffer of this step's own: masked in place
+        if eos is not None:
+            logits[:, eos] = float("-inf")
         step_ids = logits.argmax(-1, keepdim=True)
         generated.append(step_ids)
         past = {p.replace("present", "past"): out[p] for p in graph.present_names}
