@@ -18,7 +18,7 @@ from runner.attention.implementations import (
     SDPA_MIN_CAPABILITY,
 )
 from runner.attention.support import model_class, supported_options, supports
-from runner.checks.base import check
+from runner.checks.base import check, raise_all
 from runner.config.model import DType, Task
 from runner.config.run import RunConfig
 from runner.convert.bettertransformer import plan
@@ -35,11 +35,6 @@ def _capability(device: torch.device) -> tuple[int, int]:
 def _gpu(device: torch.device) -> str:
     major, minor = _capability(device)
     return f"{device} ({torch.cuda.get_device_name(device)}, compute capability {major}.{minor})"
-
-
-def _raise(problems: list[str]) -> None:
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 @check
@@ -85,7 +80,7 @@ def flash_attention_can_run(cfg: RunConfig) -> None:
             f"attention={cfg.attention.name} needs the {fa.distribution} package ({fa.module}), which is not "
             f"installed: {fa.install}"
         )
-    _raise(problems)
+    raise_all(problems)
 
 
 def _query_groups(cfg: RunConfig) -> tuple[int, int] | None:

@@ -16,6 +16,12 @@ def check(fn: Callable[[RunConfig], None]) -> Callable[[RunConfig], None]:
     return fn
 
 
+def raise_all(problems: list[str]) -> None:
+    """One check's several findings as one ConfigError."""
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     problems = []
     for fn in CHECKS:
@@ -23,6 +29,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             fn(cfg)
         except ConfigError as e:
             problems.append(str(e))
+    problems = list(dict.fromkeys(problems))  # two checks that meet the same root cause say it once
     if problems:
         raise ConfigError("\n".join(f"- {p}" for p in problems) if len(problems) > 1 else problems[0])
     return cfg

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.backends.base import BACKENDS
-from runner.checks.base import check
+from runner.checks.base import check, raise_all
 from runner.config.model import Task
 from runner.config.run import RunConfig
 from runner.devices import resolve_device
@@ -36,8 +36,7 @@ def scenario_numbers(cfg: RunConfig) -> None:
         problems.append(f"scenario.padding_ratio={s.padding_ratio} must be in [0, 1)")
     if s.name == "generate" and s.new_tokens < 1:
         problems.append(f"scenario.new_tokens={s.new_tokens} must be at least 1")
-    if problems:
-        raise ConfigError("; ".join(problems))
+    raise_all(problems)
 
 
 @check

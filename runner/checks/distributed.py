@@ -9,15 +9,12 @@ from runner.checks.base import check
 from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
 from runner.devices import none_seen, visible_gpus
+from runner.distributed import tp
 from runner.distributed.tp import tp_size
 from runner.errors import ConfigError
 
 # the sizes a tensor-parallel plan splits over the ranks (attention heads, MLP width, vocabulary for the lm_head)
 SPLIT_SIZES = ("num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size")
-
-
-def _tp(cfg: RunConfig) -> bool:
-    return cfg.hardware.kind == DeviceKind.tp
 
 
 @check
@@ -37,7 +34,7 @@ def num_gpus_where_it_counts(cfg: RunConfig) -> None:
 
 @check
 def tp_has_its_devices(cfg: RunConfig) -> None:
-    if not _tp(cfg):
+    if not tp.enabled(cfg.hardware):
         return
     size = tp_size(cfg.hardware)
     if size < 2:
@@ -62,7 +59,7 @@ def tp_has_its_devices(cfg: RunConfig) -> None:
 
 @check
 def tp_model_splits_evenly(cfg: RunConfig) -> None:
-    if not _tp(cfg):
+    if not tp.enabled(cfg.hardware):
         return
     model = cfg.model
     config_class = CONFIG_MAPPING[model.model_type] if model.model_type in CONFIG_MAPPING else None
@@ -86,7 +83,7 @@ def tp_model_splits_evenly(cfg: RunConfig) -> None:
 
 @check
 def tp_combinations(cfg: RunConfig) -> None:
-    if not _tp(cfg):
+    if not tp.enabled(cfg.hardware):
         return
     if cfg.backend.name != "pytorch":
         raise ConfigError(f"hardware=tp shards a PyTorch model; backend={cfg.backend.name} cannot: use backend=pytorch")

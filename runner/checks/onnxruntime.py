@@ -8,7 +8,7 @@ import importlib.util
 
 from runner.backends.onnxruntime.config import Exporter
 from runner.backends.onnxruntime.providers import GPU_PROVIDERS, ORT_NAMES, available, requested, unavailable_reason
-from runner.checks.base import check
+from runner.checks.base import check, raise_all
 from runner.config.hardware import DeviceKind
 from runner.config.model import DType
 from runner.config.run import RunConfig
@@ -22,11 +22,6 @@ ONE_DEVICE = (DeviceKind.cpu, DeviceKind.cuda, DeviceKind.auto)  # not multi_gpu
 
 def _onnxruntime(cfg: RunConfig) -> bool:
     return cfg.backend.name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is not None
-
-
-def _raise(problems: list[str]) -> None:
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 @check
@@ -44,7 +39,7 @@ def onnxruntime_installed(cfg: RunConfig) -> None:
             "backend=onnxruntime exports the model with torch.onnx.export, which needs the onnx package: "
             "pip install onnx"
         )
-    _raise(problems)
+    raise_all(problems)
 
 
 @check
@@ -115,7 +110,7 @@ def exportable(cfg: RunConfig) -> None:
             "backend=onnxruntime exports the model and opens its session in the convert stage: keep convert in "
             "pipeline.stages"
         )
-    _raise(problems)
+    raise_all(problems)
 
 
 def _exporter_problems(cfg: RunConfig) -> list[str]:
