@@ -4,16 +4,15 @@ Jobs run in this process (Hydra's basic launcher) are noted by the task function
 cluster launchers run elsewhere (submitit, Ray: hydra_plugins/runner_launchers) are noted from the JobReturn each
 one sends back. Either way only this sweep's jobs count, never older jobs left in a reused sweep folder. Any other
 launcher (Hydra's stock ones) reports nothing here: then the sweep folder's records of jobs that started after the
-sweep did are read instead (`from_records`).
+sweep did are read instead (`from_jobs`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
@@ -54,28 +53,41 @@ def note_returns(returns: Sequence[JobReturn]) -> list[JobReturn]:
     job that returned "crashed" (logged with its error), so that the other jobs' report is still written."""
     readable = []
     for job in returns:
-        if job.status == JobStatus.COMPLETED:
-            note(job_folder(job), job.return_value)
-            readable.append(job)
-            continue
-        log.error("job %s crashed: %r", job_folder(job), job._return_value)
-        note(job_folder(job), "crashed")
-        readable.append(crashed(job_folder(job), job.overrides))
+        folder = job_folder(job)
+        if job.status != JobStatus.COMPLETED:
+            log.error("job %s crashed: %r", folder, job._return_value)
+            job = crashed(folder, job.overrides)
+        note(folder, job.return_value)
+        readable.append(job)
     return readable
 
 
+def gather(pending: Sequence[tuple[str, Sequence[str], Callable[[], JobReturn]]]) -> list[JobReturn]:
+    """Each job's JobReturn, from (description, overrides, fetch) as a launcher holds them; a job whose fetch
+    raises (killed by SLURM, a Ray worker that died) is logged and counted as crashed, and the others still
+    count. Every job is noted (`note_returns`)."""
+    returns = []
+    for described, overrides, fetch in pending:
+        try:
+            returns.append(fetch())
+        except Exception as error:
+            log.error("%s sent no result: %s", described, error)
+            returns.append(crashed(described, overrides))
+    return note_returns(returns)
+
+
 def crashed(job: str, overrides: Sequence[str] | None = None) -> JobReturn:
-    """What a launcher returns for a job that sent nothing back (killed by SLURM, a Ray worker that died)."""
-    note(job, "crashed")
-    return JobReturn(overrides=overrides, working_dir=job, status=JobStatus.COMPLETED, _return_value="crashed")
+    """A completed JobReturn that says "crashed", which the sweeper reads without raising."""
+    return JobReturn(
+        overrides=list(overrides or []), working_dir=job, status=JobStatus.COMPLETED, _return_value="crashed"
+    )
 
 
-def from_records(sweep_dir: Path) -> None:
-    """For launchers that report nothing here: the jobs of the sweep folder that started after this sweep did."""
-    from runner.report.collect import collect_jobs
-
+def from_jobs(jobs: list) -> None:
+    """For launchers that report nothing here: the jobs of the sweep folder (`collect_jobs`) that started after
+    this sweep did."""
     since = _Sweep.started - CLOCK_SKEW_S
-    for job in collect_jobs(sweep_dir)[0]:
+    for job in jobs:
         if job.record is None:
             written = job.dir / ".hydra" / "overrides.yaml"
             if written.exists() and written.stat().st_mtime >= since:

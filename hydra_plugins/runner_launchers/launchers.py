@@ -101,7 +101,7 @@ else:
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             from runner.distributed.resources import check_fits, job_gpus
-            from runner.sweep_outcome import crashed, note_returns
+            from runner.sweep_outcome import gather
 
             assert self.config is not None
             fixed, cluster_gpus = self.params.get("gpus_per_node"), self._cluster_gpus()
@@ -122,24 +122,22 @@ else:
             for gpus, params in groups.items():
                 jobs = self._executor(gpus).map_array(self, *zip(*params, strict=True))
                 submitted.update({job_params[2]: job for job, job_params in zip(jobs, params, strict=True)})
-            overrides_of = {idx: list(overrides) for idx, overrides, *_ in jobs_planned}
-            returns = []
-            for idx in sorted(submitted):
-                try:
-                    returns.append(submitted[idx].results()[0])
-                except Exception as error:  # killed by SLURM, out of host memory, ...: the others still count
-                    log.error("%s sent no result: %s", describe(idx, overrides_of[idx]), error)
-                    returns.append(crashed(describe(idx, overrides_of[idx]), overrides_of[idx]))
-            return note_returns(returns)  # the jobs ran elsewhere: their status comes back here
+            # the jobs ran elsewhere: their status comes back here
+            return gather(
+                [
+                    (describe(idx, overrides), overrides, lambda job=submitted[idx]: job.results()[0])
+                    for idx, overrides, *_ in sorted(jobs_planned, key=lambda planned: planned[0])
+                ]
+            )
 
     class SlurmLauncher(_PerJobGpus, submitit_launcher.SlurmLauncher):
         pass
 
     class LocalLauncher(_PerJobGpus, submitit_launcher.LocalLauncher):
         def _cluster_gpus(self) -> int | None:
-            import torch
+            from runner.devices import visible_gpus
 
-            return torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return visible_gpus()
 
 
 try:
@@ -156,7 +154,7 @@ else:
             from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray, start_ray
 
             from runner.distributed.resources import check_fits, job_cpus, job_gpus
-            from runner.sweep_outcome import crashed, note_returns
+            from runner.sweep_outcome import gather
 
             assert self.config is not None and self.hydra_context is not None and self.task_function is not None
             setup_globals()
@@ -184,11 +182,10 @@ else:
                 remote_options = OmegaConf.create(remote)
                 state = Singleton.get_state()
                 runs.append(launch_job_on_ray(self.hydra_context, remote_options, config, self.task_function, state))
-            returns = []
-            for (idx, overrides), run in zip(described, runs, strict=True):
-                try:
-                    returns.append(ray.get(run))
-                except Exception as error:  # a worker that died: the other jobs still count
-                    log.error("%s sent no result: %s", describe(idx, overrides), error)
-                    returns.append(crashed(describe(idx, overrides), list(overrides)))
-            return note_returns(returns)  # the jobs ran in Ray workers: their status comes back here
+            # the jobs ran in Ray workers: their status comes back here
+            return gather(
+                [
+                    (describe(idx, overrides), overrides, lambda run=run: ray.get(run))
+                    for (idx, overrides), run in zip(described, runs, strict=True)
+                ]
+            )
