@@ -12,10 +12,11 @@ log = logging.getLogger(__name__)
 
 
 def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
-    """Run the named stages in order, each noted as completed so that `reverse_all` can undo it."""
-    for name in names:
-        stage = STAGES.get(name)()
-        log.info("stage %s", name)
+    """Run the named stages in order, each noted as completed so that `reverse_all` can undo it. An unknown name
+    fails before any stage runs."""
+    stages = [STAGES.get(name)() for name in names]
+    for stage in stages:
+        log.info("stage %s", stage.name)
         ctx = stage.run(ctx)
         ctx.completed.append(stage)
     return ctx
@@ -23,8 +24,6 @@ def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
 
 def run_pipeline(ctx: RunContext) -> RunContext:
     names = list(ctx.cfg.pipeline.stages)
-    for name in names:
-        STAGES.get(name)  # an unknown stage fails here, before anything runs
     ctx.record["stages"] = names
     try:
         ctx = run_stages(ctx, names)
