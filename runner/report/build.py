@@ -23,9 +23,12 @@ def baseline_of(jobs) -> list[str]:
     return list(DEFAULT_BASELINE)
 
 
-def write_report(sweep_dir: Path, baseline: list[str] | None = None, plots: bool = True) -> dict:
+def write_report(
+    sweep_dir: Path, baseline: list[str] | None = None, plots: bool = True, collected: tuple | None = None
+) -> dict:
+    """`collected`: what `collect_jobs(sweep_dir)` returned, where the caller has read the folder already."""
     sweep_dir = Path(sweep_dir)
-    jobs, varied = collect_jobs(sweep_dir)
+    jobs, varied = collected or collect_jobs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"no runs found under {sweep_dir}")
     selectors = parse(baseline or baseline_of(jobs))

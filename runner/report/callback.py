@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from runner import sweep_outcome
 from runner.report.build import write_report
+from runner.report.collect import collect_jobs
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +23,21 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        if not sweep_outcome.STATUS:  # a launcher that reports nothing to this process: read the records
-            try:
-                sweep_outcome.from_records(sweep_dir)
-            except Exception as error:  # the exit status must not say "all ok" for want of reading them
-                sweep_outcome.note(f"{sweep_dir} (records unreadable: {error})", "unknown")
-        report = config.get("report") or {}
+        rerun = f"rerun `python -m runner.report {sweep_dir}`"
         try:
-            summary = write_report(sweep_dir, list(report.get("baseline") or []), bool(report.get("plots", True)))
+            collected = collect_jobs(sweep_dir)
+        except Exception as error:
+            if not sweep_outcome.STATUS:  # the exit status must not say "all ok" for want of reading the records
+                sweep_outcome.note(f"{sweep_dir} (records unreadable: {error})", "unknown")
+            log.error("could not read the sweep's records (%s): %s", rerun, error)
+            return
+        if not sweep_outcome.STATUS:  # a launcher that reports nothing to this process: the records say
+            sweep_outcome.from_jobs(collected[0])
+        report = config.get("report") or {}
+        baseline, plots = list(report.get("baseline") or []), bool(report.get("plots", True))
+        try:
+            summary = write_report(sweep_dir, baseline, plots, collected=collected)
         except Exception as error:  # the jobs' records are safe; a broken report must not hide them
-            log.error("could not write the sweep report (rerun `python -m runner.report %s`): %s", sweep_dir, error)
+            log.error("could not write the sweep report (%s): %s", rerun, error)
             return
         print(f"sweep report: {sweep_dir}/summary.md ({len(summary['rows'])} jobs, {summary['failed']} failed)")
