@@ -248,3 +248,21 @@ def test_a_write_that_fails_midway_leaves_the_previous_record_whole(tmp_path):
         write_json_atomic(path, {"status": "ok", "figures": [Unserializable()]})
     assert read_results(tmp_path) == {"status": "ok", "figures": [1, 2, 3]}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind
+
+
+def test_a_job_that_sent_nothing_back_or_raised_counts_as_crashed_and_the_others_still_count():
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from runner import sweep_outcome
+
+    def killed():
+        raise RuntimeError("job 12345 was killed by SLURM (TIMEOUT)")
+
+    ok = JobReturn(working_dir="/s/0", status=JobStatus.COMPLETED, _return_value="ok")
+    raised = JobReturn(working_dir="/s/2", status=JobStatus.FAILED, _return_value=KeyError("overrides"))
+    sweep_outcome.begin()
+    returns = sweep_outcome.gather(
+        [("job #0", ["a=1"], lambda: ok), ("job #1", ["a=2"], killed), ("job #2", ["a=3"], lambda: raised)]
+    )
+    assert [r.return_value for r in returns] == ["ok", "crashed", "crashed"]  # readable: the sweeper won't raise
+    assert sweep_outcome.failed() == ["job #1", "/s/2"]
