@@ -54,9 +54,12 @@ def failure(error: BaseException) -> dict[str, str]:
     }
 
 
-def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | None = None) -> dict[str, Any]:
+def execute(
+    cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | None = None, record_path: Path | None = None
+) -> dict[str, Any]:
     """Run one job and return its record; the record is on disk whether the job succeeded or failed. `run_cfg`:
-    `cfg` already typed and validated by the caller, so that the checks do not run twice."""
+    `cfg` already typed and validated by the caller, so that the checks do not run twice. `record_path`: where the
+    record goes, if not `run_dir/results.json` (a tensor-parallel rank's is not a job of its own)."""
     record = new_record(cfg, run_dir, overrides)
     start = time.perf_counter()
     ctx = None
@@ -87,7 +90,7 @@ def execute(cfg: Any, run_dir: Path, overrides: list[str], run_cfg: RunConfig | 
         record["duration_s"] = time.perf_counter() - start
         record["finished"] = datetime.now(UTC).isoformat()
         try:
-            write_json_atomic(run_dir / RESULTS_FILE, record)
+            write_json_atomic(record_path or run_dir / RESULTS_FILE, record)
         finally:
             release(ctx)
     return record

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.config.load import to_container
 from runner.config.run import RunConfig
 from runner.distributed.merge import DistributedError, merge_ranks, rank_file
 from runner.distributed.tp import enabled, is_rank, tp_size
@@ -56,7 +55,7 @@ def run_tensor_parallel(cfg: Any, run_cfg: RunConfig, run_dir: Path, record: dic
     ranks_dir = run_dir / RANKS_DIR
     shutil.rmtree(ranks_dir, ignore_errors=True)  # records of an earlier attempt must not pass for this one's
     spec = ranks_dir / SPEC_FILE
-    write_json_atomic(spec, {"config": to_container(cfg), "overrides": record["overrides"], "run_dir": str(run_dir)})
+    write_json_atomic(spec, {"config": record["config"], "overrides": record["overrides"], "run_dir": str(run_dir)})
     env = dict(os.environ)
     if run_cfg.hardware.tp_on_cpu:
         env["CUDA_VISIBLE_DEVICES"] = ""  # transformers builds its device mesh on the accelerator it sees

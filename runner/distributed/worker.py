@@ -22,7 +22,7 @@ from runner.config.run import RunConfig
 from runner.distributed.tp import rank_device
 from runner.models.build import random_checkpoint
 from runner.models.source import resolve_weights
-from runner.results import RESULTS_FILE, write_json_atomic
+from runner.results import write_json_atomic
 
 
 def join_process_group(run_cfg: RunConfig) -> torch.device:
@@ -48,19 +48,17 @@ def prepare_weights(run_cfg: RunConfig, device: torch.device) -> None:
 def run_rank(spec: dict[str, Any], ranks_dir: Path) -> dict[str, Any]:
     config, overrides = spec["config"], spec["overrides"]
     rank = int(os.environ["RANK"])
-    rank_dir = ranks_dir / f"rank{rank}"
+    rank_dir, record_path = ranks_dir / f"rank{rank}", ranks_dir / f"rank{rank}.json"
     try:
         run_cfg = to_run_config(config)
         device = join_process_group(run_cfg)
         prepare_weights(run_cfg, device)
     except Exception as error:  # recorded like a failed job, so the parent can say which rank failed and why
         record = {**new_record(config, rank_dir, overrides), "status": "failed", "error": failure(error)}
-    else:
-        record = execute(config, rank_dir, overrides, run_cfg=run_cfg)
-        # only the job's folder holds a results.json: a sweep report counts every results.json as a job
-        (rank_dir / RESULTS_FILE).unlink(missing_ok=True)
-    write_json_atomic(ranks_dir / f"rank{rank}.json", record)
-    return record
+        write_json_atomic(record_path, record)
+        return record
+    # not rank_dir/results.json: a sweep report counts every results.json as a job
+    return execute(config, rank_dir, overrides, run_cfg=run_cfg, record_path=record_path)
 
 
 def main(spec_path: str) -> int:
