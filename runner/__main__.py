@@ -28,9 +28,7 @@ def main(cfg: DictConfig) -> str:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        log_file = run_dir / f"{hydra_cfg.job.name}.log"
-        record = run_job(cfg, run_dir, list(hydra_cfg.overrides.task), multirun=False, log_file=log_file)
-        report(record)
+        record = run_and_report(cfg, hydra_cfg, run_dir, multirun=False)
         if record["status"] != "ok":
             print(f"error: {record['error']['message']}", file=sys.stderr)
             sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
@@ -51,10 +49,15 @@ def sweep_job(cfg: DictConfig, hydra_cfg, run_dir: Path) -> str:
         log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
         return "skipped"
     log.info("%s: %s", label, " ".join(overrides))
+    return run_and_report(cfg, hydra_cfg, run_dir, multirun=True, label=label)["status"]
+
+
+def run_and_report(cfg: DictConfig, hydra_cfg, run_dir: Path, multirun: bool, label: str = "") -> dict:
     log_file = run_dir / f"{hydra_cfg.job.name}.log"
-    record = run_job(cfg, run_dir, overrides, multirun=True, label=label, log_file=log_file)
+    overrides = list(hydra_cfg.overrides.task)
+    record = run_job(cfg, run_dir, overrides, multirun=multirun, label=label, log_file=log_file)
     report(record)
-    return record["status"]
+    return record
 
 
 def cli() -> None:
