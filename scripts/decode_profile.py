@@ -160,15 +160,19 @@ def main() -> None:
         ctx = prepared(run_cfg, Path(run_dir))
         name = device_name(ctx)
         step: dict = {"wall_ms": per_step(*(wall_ms(ctx, n, args.repeats) for n in (args.short, args.long)), steps)}
+        timed = step["wall_ms"] > 0  # else the runs varied more than the extra tokens cost: no rate to derive
+        if not timed:
+            step["warning"] = "the long run was not slower than the short one: raise --long or --repeats"
         on_gpu = ctx.device.type == "cuda"
         if on_gpu:
             profiled(ctx, args.short)  # the first profiled session pays CUPTI's start-up: not a measured one
             short, long = profiled(ctx, args.short), profiled(ctx, args.long)
             step["gpu_busy_ms"] = per_step(short["busy_ms"], long["busy_ms"], steps)
             step["gpu_idle_ms"] = step["wall_ms"] - step["gpu_busy_ms"]
-            step["gpu_busy_share"] = step["gpu_busy_ms"] / step["wall_ms"]
-            if not 0 < step["gpu_busy_ms"] <= step["wall_ms"]:
-                step["warning"] = "busy time outside (0, wall]: the profile missed kernels, or runs varied a lot"
+            if timed:
+                step["gpu_busy_share"] = step["gpu_busy_ms"] / step["wall_ms"]
+                if not 0 < step["gpu_busy_ms"] <= step["wall_ms"]:
+                    step["warning"] = "busy time outside (0, wall]: the profile missed kernels, or runs varied a lot"
         # the steps measured run from context prompt+short to prompt+long: their mean is prompt+(short+long)/2,
         # which decode_bytes gives for short+long new tokens
         model = ctx.backend.model
@@ -180,16 +184,19 @@ def main() -> None:
         )
         reverse_all(ctx)
     bandwidth = ceilings(name, bandwidth_gbs=run_cfg.roofline.bandwidth_gbs)["bandwidth_gbs"]
-    if moved:
-        step["bytes"] = moved
+    step["bytes"] = moved
+    if timed:
         step["achieved_gbs"] = moved / step["wall_ms"] / 1e6
-        if "gpu_busy_ms" in step:
-            step["kernel_only_gbs"] = moved / step["gpu_busy_ms"] / 1e6 if step["gpu_busy_ms"] > 0 else None
-        if bandwidth:
-            step["floor_ms"] = moved / bandwidth / 1e6
-            step["share_of_bandwidth"] = step["achieved_gbs"] / bandwidth
-            if step.get("kernel_only_gbs"):
-                step["kernel_only_share_of_bandwidth"] = step["kernel_only_gbs"] / bandwidth
+    if step.get("gpu_busy_ms", 0) > 0:
+        step["kernel_only_gbs"] = moved / step["gpu_busy_ms"] / 1e6
+    if bandwidth:
+        step["floor_ms"] = moved / bandwidth / 1e6
+        for rate, share in (
+            ("achieved_gbs", "share_of_bandwidth"),
+            ("kernel_only_gbs", "kernel_only_share_of_bandwidth"),
+        ):
+            if rate in step:
+                step[share] = step[rate] / bandwidth
     result = {
         "device": name,
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
