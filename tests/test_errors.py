@@ -26,11 +26,8 @@ def test_bad_value_names_the_valid_values(cli):
     assert "expected one of [float32, float16, bfloat16]" in result.stderr
 
 
-def test_gpu_option_on_a_cpu_host_fails_clearly(cli):
-    import torch
-
-    if torch.cuda.is_available():
-        return
+def test_gpu_option_on_a_cpu_host_fails_clearly(cli, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU host, on a GPU host too
     result = cli("hardware=cuda")
     assert result.returncode == 2
     assert "hardware=cuda needs a CUDA GPU" in result.stderr

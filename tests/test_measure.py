@@ -54,6 +54,26 @@ def test_cuda_clock_agrees_with_a_synchronized_host_clock():
     assert measured > host * 0.8  # the events bracket the work, not just the launches
 
 
+@pytest.mark.gpu
+def test_clock_over_two_gpus_takes_the_gpu_that_finishes_last():
+    """A split model's marks: an event on each GPU, no synchronize per mark; the span is the slower GPU's."""
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    gpus = [torch.device("cuda:0"), torch.device("cuda:1")]
+    clock = DeviceClock(gpus)
+    a = torch.randn(4096, 4096, device=gpus[1])
+    a @ a
+    clock.synchronize()
+    host_start = time.perf_counter()
+    start = clock.mark()
+    for _ in range(50):  # work on the second GPU only: an event on the first alone would see none of it
+        a @ a
+    end = clock.mark()
+    clock.synchronize()
+    host = time.perf_counter() - host_start
+    assert host * 0.8 < clock.seconds(start, end) <= host * 1.01 + 1e-4
+
+
 def test_memory_tracker_sees_a_known_allocation():
     # Fresh pages from the kernel, every one written. A tensor is not enough: once earlier tests have freed
     # heap memory, glibc can place a 200 MB tensor in pages that are still resident, and RSS rightly does not

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
 from runner.config.load import to_run_config
+from runner.errors import ConfigError
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from tests.conftest import compose_config
@@ -20,7 +24,57 @@ def test_auto_weights_fall_back_to_random_and_say_why(monkeypatch, run_job):
     record = run_job("model=tiny-llama", "model.weights=auto", "model.hub_id=nobody/nothing")
     assert record["status"] == "ok"
     assert record["model"]["weights"] == "random"
-    assert "random weights" in record["model"]["weights_reason"]
+    reason = record["model"]["weights_reason"]
+    assert reason == "nobody/nothing is not in the local cache and the hub is offline (HF_HUB_OFFLINE): random weights"
+
+
+def _hub_error(kind: type[Exception], message: str, status: int | None) -> Exception:
+    """A hub error as huggingface_hub raises it, without building an HTTP response of its client library."""
+    error = kind.__new__(kind)
+    Exception.__init__(error, message)
+    error.response = SimpleNamespace(status_code=status) if status else None
+    return error
+
+
+@pytest.mark.parametrize(
+    "raised, expected",
+    [
+        (
+            _hub_error(GatedRepoError, "Access restricted.", 401),
+            "x/y: gated repo (401): GatedRepoError",
+        ),
+        (_hub_error(RepositoryNotFoundError, "404 Client Error", 404), "x/y: repo not found or private (404)"),
+        (_hub_error(HfHubHTTPError, "401 Unauthorized", 401), "x/y: not authorized (401): HfHubHTTPError"),
+        (TimeoutError("read timed out"), "x/y: hub unreachable: TimeoutError: read timed out"),
+    ],
+)
+def test_auto_weights_record_the_hubs_real_error(monkeypatch, raised, expected):
+    import huggingface_hub
+
+    def download(repo_id, filename, revision=None, local_files_only=False):
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not in the cache")
+        raise raised
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    source = resolve_weights(_model("model=tiny-llama", "model.weights=auto", "model.hub_id=x/y"))
+    assert source.kind == "random"
+    assert source.reason.startswith(expected) and source.reason.endswith(": random weights")
+    assert "no checkpoint" not in source.reason
+
+
+def test_pretrained_weights_error_names_the_hubs_failure(monkeypatch):
+    import huggingface_hub
+
+    def download(repo_id, filename, revision=None, local_files_only=False):
+        raise _hub_error(GatedRepoError, "Access restricted.", 403)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    with pytest.raises(ConfigError, match=r"model.weights=pretrained .*x/y: gated repo \(403\)"):
+        resolve_weights(_model("model=tiny-llama", "model.weights=pretrained", "model.hub_id=x/y"))
 
 
 def test_seed_presets_build_offline_with_their_architecture(monkeypatch):

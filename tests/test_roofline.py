@@ -53,7 +53,13 @@ def test_gpu_table(name, expected):
 def test_every_run_has_a_roofline_section(run_job):
     record = run_job("roofline.peak_tflops=1.0", "roofline.bandwidth_gbs=10")
     section = record["roofline"]
-    assert section["ceilings"] == {"peak_tflops": 1.0, "bandwidth_gbs": 10.0, "source": "override"}
+    assert section["ceilings"] == {
+        "peak_tflops": 1.0,
+        "bandwidth_gbs": 10.0,
+        "gpus": 1,
+        "per_gpu": {"peak_tflops": 1.0, "bandwidth_gbs": 10.0},
+        "source": "override",
+    }
     forward = section["forward"]
     latency = record["measurements"]["forward"]["latency"]["mean"]
     assert forward["achieved_tflops"] == pytest.approx(forward["flops"] / latency / 1e12)
@@ -101,3 +107,19 @@ def test_sweep_report_carries_the_roofline(run_job, tmp_path):
     assert row["forward_share_of_peak"] == pytest.approx(row["forward_TFLOPs"] / 1.0)
     generate = flatten(run_job("scenario=generate", "scenario.new_tokens=3", "roofline.bandwidth_gbs=10"))
     assert generate["decode_share_of_bandwidth"] == pytest.approx(generate["decode_GBs"] / 10)
+
+
+def test_ceilings_add_up_over_the_gpus_a_run_uses():
+    from types import SimpleNamespace
+
+    from runner.config.hardware import DeviceKind, HardwareConfig
+    from runner.roofline.analysis import ceilings, gpus_in_use
+
+    split = [torch.device("cuda:0"), torch.device("cuda:1"), torch.device("cuda:1"), torch.device("cpu")]
+    multi = SimpleNamespace(kind=DeviceKind.multi_gpu, tp_on_cpu=False)
+    assert gpus_in_use(multi, split) == 2  # a model split over two GPUs, some layers offloaded to the CPU
+    tp = HardwareConfig(kind=DeviceKind.tp, num_gpus=4)
+    assert gpus_in_use(tp, [torch.device("cuda:0")]) == 4  # each rank sees its own GPU; the job uses four
+    h200 = ceilings("NVIDIA H200", gpus=4)
+    assert (h200["peak_tflops"], h200["bandwidth_gbs"]) == pytest.approx((4 * 989.4, 4 * 4800))
+    assert h200["per_gpu"] == {"peak_tflops": 989.4, "bandwidth_gbs": 4800} and h200["gpus"] == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +33,15 @@ class Backend:
         """Greedy generation of exactly `new_tokens` tokens; `on_step()` is called once per token, as
         soon as that token's logits exist (the first call marks the end of prefill)."""
         raise NotImplementedError(f"backend {self.name!r} cannot generate")
+
+    def prepare_forward(self, inputs: dict) -> Callable[[], torch.Tensor]:
+        """The measured forward pass: one-off setup (bindings, buffers) is done here, before the clock starts;
+        each call of the result is one forward pass."""
+        return lambda: self.forward(inputs)
+
+    def prepare_generate(self, inputs: dict, new_tokens: int) -> Callable[[Callable[[], None]], torch.Tensor]:
+        """The measured generation, its one-off setup done here; the result takes `on_step` as `generate` does."""
+        return lambda on_step: self.generate(inputs, new_tokens, on_step)
 
     def convert(self) -> dict[str, Any]:
         """The backend's own conversion, run by the convert stage (backend=onnxruntime exports to ONNX); returns

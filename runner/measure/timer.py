@@ -1,8 +1,12 @@
-"""Clocks that read the time only after the device has finished.
+"""One clock for every backend: device work is bracketed by marks on the stream that does the work.
 
-On a GPU, marks are CUDA events recorded in the stream and read after the last one completed; on the CPU,
-marks are `perf_counter` readings. Either way `seconds(a, b)` is the wall time the device spent between two
-marks.
+On GPUs a mark is a CUDA event recorded on the current stream of every GPU the model runs on (one GPU: one
+event); nothing waits for the device when a mark is taken, so a per-token mark costs no host synchronize.
+`seconds(a, b)` is read after the measured call: it waits for the end events, and gives the longest span any
+of the GPUs took between the two marks (events of different GPUs cannot be compared with each other; the GPU
+that finishes last decides the wall time). ONNX Runtime runs its CUDA provider on torch's current stream (its
+`user_compute_stream` option), so the same events bracket its work. On the CPU a mark is a `perf_counter`
+reading: the work is done when the call returns.
 """
 
 from __future__ import annotations
@@ -13,47 +17,30 @@ import torch
 
 
 class DeviceClock:
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.device = device
+    def __init__(self, devices: torch.device | list[torch.device]) -> None:
+        devices = [devices] if isinstance(devices, torch.device) else list(devices)
+        self.gpus = list(dict.fromkeys(d for d in devices if d.type == "cuda"))
+        self.cuda = bool(self.gpus)
+        self.device = self.gpus[0] if self.gpus else devices[0]
 
     def mark(self):
-        if self.cuda:
+        if not self.cuda:
+            return time.perf_counter()
+        events = []
+        for gpu in self.gpus:
             event = torch.cuda.Event(enable_timing=True)
-            event.record(torch.cuda.current_stream(self.device))
-            return event
-        return time.perf_counter()
+            event.record(torch.cuda.current_stream(gpu))
+            events.append(event)
+        return events
 
     def seconds(self, start, end) -> float:
-        if self.cuda:
-            end.synchronize()
-            return start.elapsed_time(end) / 1000.0
-        return end - start
-
-    def synchronize(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-
-
-class SyncClock(DeviceClock):
-    """perf_counter read after the device has finished everything queued (ONNX Runtime runs on its own CUDA
-    stream, which CUDA events recorded on torch's stream would not wait for)."""
-
-    def mark(self) -> float:
-        self.synchronize()
-        return time.perf_counter()
-
-    def seconds(self, start: float, end: float) -> float:
-        return end - start
-
-
-class MultiDeviceClock(SyncClock):
-    """A model split over several GPUs: each mark waits for every one of them, then reads the host clock. An
-    event on one GPU's stream would say nothing of the work still queued on the others."""
-
-    def __init__(self, devices: list[torch.device]) -> None:
-        self.gpus = [d for d in devices if d.type == "cuda"]
-        super().__init__(self.gpus[0])
+        if not self.cuda:
+            return end - start
+        spans = []
+        for first, last in zip(start, end, strict=True):
+            last.synchronize()
+            spans.append(first.elapsed_time(last))
+        return max(spans) / 1000.0
 
     def synchronize(self) -> None:
         for gpu in self.gpus:

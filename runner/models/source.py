@@ -41,24 +41,52 @@ def package_checkpoint(package: str) -> Path:
     return Path(getter() if getter else module.MODEL_DIR)
 
 
-def _hub_available(hub_id: str, revision: str | None) -> str | None:
-    """The hub id if its config can be had (local cache first, the hub unless offline), else None."""
+def _hub_failure(error: Exception) -> str:
+    """The hub's error in words: what went wrong (not found, gated, unreachable) and the error itself."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    code = f" ({status})" if status else ""
+    detail = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+    if isinstance(error, GatedRepoError):  # a subclass of RepositoryNotFoundError: asked first
+        kind = "gated repo"
+    elif isinstance(error, RepositoryNotFoundError):
+        kind = "repo not found or private"
+    elif isinstance(error, RevisionNotFoundError):
+        kind = "revision not found"
+    elif isinstance(error, LocalEntryNotFoundError):  # the hub could not be reached and nothing is cached
+        kind = "hub unreachable"
+    elif status == 401 or status == 403:
+        kind = "not authorized"
+    elif status:
+        kind = "hub error"
+    else:
+        kind = "hub unreachable"
+    return f"{kind}{code}: {detail}"
+
+
+def _hub_available(hub_id: str, revision: str | None) -> tuple[str | None, str]:
+    """(the hub id, "") if its config can be had (local cache first, the hub unless offline), else (None, why not)."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import HfHubHTTPError
 
     try:
         hf_hub_download(hub_id, "config.json", revision=revision, local_files_only=True)
-        return hub_id
-    except Exception:
+        return hub_id, ""
+    except Exception:  # not in the cache: ask the hub below
         pass
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
-        return None
+        return None, f"{hub_id} is not in the local cache and the hub is offline (HF_HUB_OFFLINE)"
     try:
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
         hf_hub_download(hub_id, "config.json", revision=revision)
-        return hub_id
-    except (HfHubHTTPError, OSError, ValueError, Exception):  # offline, gated, unknown: fall back
-        return None
+        return hub_id, ""
+    except Exception as error:  # gated, unknown, unauthorized, timed out: the run records which
+        return None, f"{hub_id}: {_hub_failure(error)}"
 
 
 def resolve_weights(model: ModelConfig) -> WeightsSource:
@@ -71,13 +99,14 @@ def resolve_weights(model: ModelConfig) -> WeightsSource:
             raise ConfigError(f"model.path={model.path!r} is not a folder")
     if model.package:
         return WeightsSource("pretrained", str(package_checkpoint(model.package)), f"package {model.package}")
-    if model.hub_id and (found := _hub_available(model.hub_id, model.revision)):
+    found, failure = _hub_available(model.hub_id, model.revision) if model.hub_id else (None, "")
+    if found:
         return WeightsSource("pretrained", found, f"hub {found}")
     if model.weights == Weights.pretrained:
-        where = model.hub_id or "no hub id"
+        where = failure or "no hub id"
         raise ConfigError(
             f"model.weights=pretrained but no checkpoint is available for {model.name!r} ({where}): "
             "pass model.path=DIR, or model.weights=random to build the architecture with random weights"
         )
-    reason = f"no checkpoint of {model.hub_id or model.name} found locally or on the hub: random weights"
-    return WeightsSource("random", None, reason)
+    reason = failure or f"{model.name} has no hub id, local path or package"
+    return WeightsSource("random", None, f"{reason}: random weights")

@@ -24,8 +24,9 @@ def roofline(
     device_name: str | None,
     peak_tflops: float | None = None,
     bandwidth_gbs: float | None = None,
+    gpus: int = 1,
 ) -> dict[str, Any]:
-    limits = ceilings(device_name, peak_tflops, bandwidth_gbs)
+    limits = ceilings(device_name, peak_tflops, bandwidth_gbs, gpus)
     peak, bandwidth = limits["peak_tflops"], limits["bandwidth_gbs"]
     shape = Shape.of(model, causal)
     section: dict[str, Any] = {"device": device_name, "ceilings": limits}
@@ -55,14 +56,32 @@ def roofline(
     return section
 
 
-def ceilings(device_name: str | None, peak_tflops: float | None = None, bandwidth_gbs: float | None = None) -> dict:
-    """The device's dense bf16 peak and memory bandwidth: the overrides where given, else the table of known GPUs."""
+def ceilings(
+    device_name: str | None, peak_tflops: float | None = None, bandwidth_gbs: float | None = None, gpus: int = 1
+) -> dict:
+    """The dense bf16 peak and memory bandwidth of the `gpus` GPUs a run uses (tensor-parallel ranks, the GPUs of
+    a split model): one GPU's (the overrides where given, else the table of known GPUs) times their number."""
     known = ceilings_for(device_name)
+    peak = peak_tflops or (known.peak_tflops if known else None)
+    bandwidth = bandwidth_gbs or (known.bandwidth_gbs if known else None)
+    gpus = max(gpus, 1)
     return {
-        "peak_tflops": peak_tflops or (known.peak_tflops if known else None),
-        "bandwidth_gbs": bandwidth_gbs or (known.bandwidth_gbs if known else None),
+        "peak_tflops": peak * gpus if peak else None,
+        "bandwidth_gbs": bandwidth * gpus if bandwidth else None,
+        "gpus": gpus,
+        "per_gpu": {"peak_tflops": peak, "bandwidth_gbs": bandwidth},
         "source": "override" if (peak_tflops or bandwidth_gbs) else (known.name if known else None),
     }
+
+
+def gpus_in_use(hardware, devices: list[torch.device]) -> int:
+    """GPUs whose ceilings add up for a run: tensor-parallel ranks, or the GPUs a split model is placed on."""
+    from runner.config.hardware import DeviceKind
+    from runner.distributed.tp import tp_size
+
+    if hardware.kind == DeviceKind.tp and not hardware.tp_on_cpu:
+        return tp_size(hardware)
+    return max(len({d for d in devices if d.type == "cuda"}), 1)
 
 
 def decode_bytes(

@@ -8,7 +8,7 @@ from runner import predictions
 from runner.config.model import Task
 from runner.context import RunContext
 from runner.measure.memory import MemoryTracker
-from runner.roofline import roofline
+from runner.roofline import gpus_in_use, roofline
 from runner.scenarios import SCENARIOS
 from runner.stages.base import Stage, stage
 
@@ -41,4 +41,5 @@ def roofline_section(ctx: RunContext) -> dict:
         device_name=device_name,
         peak_tflops=cfg.roofline.peak_tflops,
         bandwidth_gbs=cfg.roofline.bandwidth_gbs,
+        gpus=gpus_in_use(cfg.hardware, ctx.backend.devices()),
     )

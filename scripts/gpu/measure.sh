@@ -114,9 +114,11 @@ else:
     g = gen["measurements"]["generate"]
     check("per-token counts == new_tokens - 1 per call", g["per_token_count_per_call"] == [63] * 5,
           str(g["per_token_count_per_call"]))
-    check("prefill + decode == end-to-end", abs(g["prefill"]["mean"] + g["decode"]["mean"] - g["end_to_end"]["mean"])
-          < 0.02 * g["end_to_end"]["mean"], f"{g['prefill']['mean'] * 1e3:.2f} + {g['decode']['mean'] * 1e3:.2f} ms"
-          f" vs {g['end_to_end']['mean'] * 1e3:.2f} ms")
+    # prefill + decode == end-to-end holds by construction; the 63 per-token spans are measured apart from the
+    # decode phase and must add up to it, less the last token's tail
+    steps = g["per_token"]["mean"] * 63
+    check("63 per-token spans add up to the decode phase", 0.9 * g["decode"]["mean"] < steps
+          <= g["decode"]["mean"] * (1 + 1e-9), f"{steps * 1e3:.2f} ms vs decode {g['decode']['mean'] * 1e3:.2f} ms")
     energy = gen.get("energy", {})
     check("energy per generated token", energy.get("joules_per_token") is not None,
           f"{energy.get('joules_per_token')} {energy.get('unit')}" if energy.get("available") else str(energy))

@@ -2,11 +2,14 @@
 
 load: where the weights come from and the model's config (no weights are loaded). convert (called by the
 convert stage): export to ONNX unless the cache has the graph, then open the session on the providers asked
-for. forward and generate run with I/O binding on the run's device; the clock reads the time only after
-the device has finished."""
+for. forward and generate run with I/O binding on the run's device; on a GPU the provider computes on a torch
+stream of the backend's, which its inference context makes current, so the clock's CUDA events bracket ONNX
+Runtime's work as they do PyTorch's. `prepare_forward` and `prepare_generate` bind and allocate outside the
+timed window."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import shutil
 from pathlib import Path
@@ -18,11 +21,11 @@ from transformers import AutoConfig, GenerationConfig
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.onnxruntime import export, providers
 from runner.backends.onnxruntime.binding import BoundSession
-from runner.backends.onnxruntime.generate import greedy, run_step
+from runner.backends.onnxruntime.generate import greedy, start, step_feeds, step_outputs
 from runner.backends.onnxruntime.graph import DTYPES, GRAPH_FILE, META_FILE, Graph
+from runner.backends.onnxruntime.providers import GPU_PROVIDERS
 from runner.backends.onnxruntime.session import open_session
 from runner.config.model import Task
-from runner.measure.timer import SyncClock
 from runner.models.build import architecture_config
 from runner.models.source import resolve_weights
 
@@ -64,8 +67,13 @@ class OnnxRuntimeBackend(Backend):
         self.graph = (
             Graph.load(self.folder) if cached else export.export(self.cfg, self.source, self.ctx.device, self.folder)
         )
-        session, info = open_session(self.folder, self.graph, self.cfg, self.ctx.device, self.providers)
-        self.session = BoundSession(session, self.ctx.device)
+        device = self.ctx.device
+        # the provider computes on a stream of ours (not torch's default: ORT reads handle 0 as "none given")
+        stream = torch.cuda.Stream(device) if device.type == "cuda" and self.providers[0] in GPU_PROVIDERS else None
+        session, info = open_session(
+            self.folder, self.graph, self.cfg, device, self.providers, stream.cuda_stream if stream else None
+        )
+        self.session = BoundSession(session, device, stream)
         size = export.graph_bytes(self.folder)
         self.ctx.section("model").update(
             parameters=self.graph.export.get("parameters"),
@@ -94,29 +102,40 @@ class OnnxRuntimeBackend(Backend):
             return []
         return [eos] if isinstance(eos, int) else list(eos)
 
-    def forward(self, inputs: dict) -> torch.Tensor:
+    def _forward_binding(self, inputs: dict):
         graph = self.graph
         if graph.with_cache:
             ids = inputs["input_ids"]
             every = torch.arange(ids.shape[1], device=ids.device)  # positions and logits as a plain forward has
             past = graph.empty_past(ids.shape[0], ids.device)
-            output = run_step(self.session, graph, ids, inputs["attention_mask"], every.expand_as(ids), past, every)
-            output = output["logits"]
-        else:
-            batch, sequence = inputs["input_ids"].shape
-            shape = graph.shape(graph.outputs[graph.main_output], batch=batch, sequence=sequence)
-            feeds = {name: inputs[name] for name in graph.inputs}
-            output = self.session.run(feeds, {graph.main_output: (shape, DTYPES[graph.dtype])})[graph.main_output]
-        return output
+            feeds = step_feeds(graph, ids, inputs["attention_mask"], every.expand_as(ids), past, every)
+            return self.session.bind(feeds, step_outputs(graph, *ids.shape, past=0, kept=ids.shape[1])), "logits"
+        batch, sequence = inputs["input_ids"].shape
+        shape = graph.shape(graph.outputs[graph.main_output], batch=batch, sequence=sequence)
+        feeds = {name: inputs[name] for name in graph.inputs}
+        return self.session.bind(feeds, {graph.main_output: (shape, DTYPES[graph.dtype])}), graph.main_output
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        bound, name = self._forward_binding(inputs)
+        return self.session.run_bound(bound)[name]
+
+    def prepare_forward(self, inputs: dict):
+        """Binds inputs and outputs once; every call reruns the session into the same output buffer."""
+        bound, name = self._forward_binding(inputs)
+        return lambda: self.session.run_bound(bound)[name]
 
     def label_names(self) -> dict | None:
         return getattr(self.config, "id2label", None)
 
     def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
-        return greedy(self.session, self.graph, inputs, new_tokens, on_step, self.eos_token_ids)
+        return self.prepare_generate(inputs, new_tokens)(on_step)
 
-    def clock(self) -> SyncClock:
-        return SyncClock(self.ctx.device)
+    def prepare_generate(self, inputs: dict, new_tokens: int):
+        begin = start(self.graph, inputs, self.eos_token_ids)
+        return lambda on_step: greedy(self.session, self.graph, begin, new_tokens, on_step)
+
+    def inference_context(self):
+        return self.session.streamed() if self.session is not None else contextlib.nullcontext()
 
     def save(self, directory: Path) -> None:
         """The exported graph, its external weights and graph.json."""

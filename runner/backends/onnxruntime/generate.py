@@ -1,8 +1,14 @@
 """Greedy generation in ONNX Runtime with the exported KV cache, step for step as transformers' `generate`
 does it for the PyTorch backend: same position ids, mask growth, logits only where needed, and the
-end-of-sequence token suppressed until `new_tokens` exist (min_new_tokens)."""
+end-of-sequence token suppressed until `new_tokens` exist (min_new_tokens).
+
+`start` builds what every call begins from (position ids, the empty KV cache, index tensors) once, outside
+the timed window; `greedy` then does only the steps. Each step binds its growing KV cache and allocates its
+outputs, as PyTorch's cache grows by a concatenation each step: that is part of decoding."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -23,38 +29,61 @@ def step_outputs(graph: Graph, batch: int, sequence: int, past: int, kept: int) 
     return {name: (graph.shape(graph.outputs[name], **sizes), dtype) for name in ["logits", *graph.present_names]}
 
 
+def step_feeds(graph: Graph, ids, mask, positions, past: dict, kept: torch.Tensor) -> dict[str, torch.Tensor]:
+    feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "logits_to_keep": kept}
+    return {name: feeds[name] for name in graph.inputs if name in feeds} | past
+
+
 def run_step(
     session: BoundSession, graph: Graph, ids, mask, positions, past: dict, kept: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """One call of the decoder graph; `kept` are the positions whose logits are computed."""
-    feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "logits_to_keep": kept}
-    feeds = {name: feeds[name] for name in graph.inputs if name in feeds} | past
     batch, sequence = ids.shape
-    return session.run(feeds, step_outputs(graph, batch, sequence, mask.shape[1] - sequence, kept.numel()))
+    outputs = step_outputs(graph, batch, sequence, mask.shape[1] - sequence, kept.numel())
+    return session.run(step_feeds(graph, ids, mask, positions, past, kept), outputs)
 
 
-def greedy(
-    session: BoundSession, graph: Graph, inputs: dict, new_tokens: int, on_step, eos_token_ids: list[int]
-) -> torch.Tensor:
+@dataclass(frozen=True)
+class Start:
+    """What every generation from one batch begins with; read, never written, by `greedy`."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+    past: dict[str, torch.Tensor]
+    last: torch.Tensor  # the prefill's logits: the last position's only
+    only_position: torch.Tensor  # a decode step has one position
+    eos: torch.Tensor | None
+
+
+def start(graph: Graph, inputs: dict, eos_token_ids: list[int]) -> Start:
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     device = ids.device
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as transformers' generate
-    past = graph.empty_past(ids.shape[0], device)
-    last = torch.tensor([ids.shape[1] - 1], device=device)  # the prefill's logits: the last position's only
-    only_position = torch.zeros(1, dtype=torch.long, device=device)  # a decode step has one position
-    eos = torch.tensor(eos_token_ids, device=device) if eos_token_ids else None
+    return Start(
+        ids=ids,
+        mask=mask,
+        positions=(mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0),  # as transformers' generate
+        past=graph.empty_past(ids.shape[0], device),
+        last=torch.tensor([ids.shape[1] - 1], device=device),
+        only_position=torch.zeros(1, dtype=torch.long, device=device),
+        eos=torch.tensor(eos_token_ids, device=device) if eos_token_ids else None,
+    )
+
+
+def greedy(session: BoundSession, graph: Graph, begin: Start, new_tokens: int, on_step) -> torch.Tensor:
+    mask, positions, past, last = begin.mask, begin.positions, begin.past, begin.last
     generated = []
-    step_ids = ids
+    step_ids = begin.ids
     for _ in range(new_tokens):
         out = run_step(session, graph, step_ids, mask, positions, past, last)
         on_step()
         logits = out["logits"][:, -1, :]  # a buffer of this step's own: masked in place
-        if eos is not None:
-            logits[:, eos] = float("-inf")
+        if begin.eos is not None:
+            logits[:, begin.eos] = float("-inf")
         step_ids = logits.argmax(-1, keepdim=True)
         generated.append(step_ids)
         past = {p.replace("present", "past"): out[p] for p in graph.present_names}
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         positions = positions[:, -1:] + 1
-        last = only_position
-    return torch.cat([ids, *generated], dim=1)
+        last = begin.only_position
+    return torch.cat([begin.ids, *generated], dim=1)

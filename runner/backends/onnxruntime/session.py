@@ -73,12 +73,17 @@ def tensorrt_profile(graph: Graph, scenario: ScenarioConfig) -> dict[str, str]:
     return {f"trt_profile_{kind}_shapes": shapes(i) for i, kind in enumerate(("min", "opt", "max"))}
 
 
-def provider_options(provider: Provider, cfg: RunConfig, graph: Graph, device: torch.device, folder: Path) -> dict:
-    """Defaults that make each provider run on the run's GPU and keep its state in the graph's cache folder;
-    `backend.provider_options.<provider>` overrides them."""
+def provider_options(
+    provider: Provider, cfg: RunConfig, graph: Graph, device: torch.device, folder: Path, stream: int | None = None
+) -> dict:
+    """Defaults that make each provider run on the run's GPU, on `stream` (a CUDA stream handle: the one torch's
+    events are recorded on), and keep its state in the graph's cache folder; `backend.provider_options.<provider>`
+    overrides them."""
     options: dict[str, Any] = {}
     if provider in GPU_PROVIDERS:
         options["device_id"] = device.index or 0
+        if stream:  # ORT takes 0 (torch's legacy default stream) for "none given" and makes its own
+            options["user_compute_stream"] = str(stream)
     if provider == Provider.cuda:
         # ORT's CUDA provider computes float32 matmuls in TF32 by default, PyTorch does not: off, so both backends
         # do the same arithmetic (seen on an H100: minilm differed by 3e-4 relative with TF32 on)
@@ -122,14 +127,21 @@ def _nodes_per_provider(session, first: str) -> dict[str, Any] | None:
     return {"nodes": dict(counts), "not_on_first_provider": elsewhere}  # op type -> nodes, by provider
 
 
-def open_session(folder: Path, graph: Graph, cfg: RunConfig, device: torch.device, providers: list[Provider]):
+def open_session(
+    folder: Path,
+    graph: Graph,
+    cfg: RunConfig,
+    device: torch.device,
+    providers: list[Provider],
+    stream: int | None = None,
+):
     """The session and its record section; raises ProviderError unless every provider asked for is in use."""
     import onnxruntime as ort
 
     backend = cfg.backend
     gpu = [p for p in providers if p in GPU_PROVIDERS]
     preload = _preload_gpu_libraries() if gpu else ""
-    listed = [(ORT_NAMES[p], provider_options(p, cfg, graph, device, folder)) for p in providers]
+    listed = [(ORT_NAMES[p], provider_options(p, cfg, graph, device, folder, stream)) for p in providers]
     wanted = ", ".join(ORT_NAMES[p] for p in providers)
     start = time.perf_counter()
     try:
@@ -153,7 +165,9 @@ def open_session(folder: Path, graph: Graph, cfg: RunConfig, device: torch.devic
         )
     return session, {
         "providers": used,
-        "provider_options": dict(listed),  # what the run set; ORT's defaults cover the rest
+        # what the run set (ORT's defaults cover the rest); the stream handle differs every run: said in words
+        "provider_options": {name: {k: v for k, v in o.items() if k != "user_compute_stream"} for name, o in listed},
+        "compute_stream": "torch's (shared with the clock's events)" if stream and gpu else "ONNX Runtime's own",
         "assignment": _nodes_per_provider(session, ORT_NAMES[providers[0]]),
         "session_load_time_s": load_time,
         "graph_optimization": backend.graph_optimization.value,

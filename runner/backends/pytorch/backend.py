@@ -15,7 +15,7 @@ from runner.backends.pytorch import load_options
 from runner.backends.pytorch.compile import compile_options, require_compiled
 from runner.config.model import Task
 from runner.distributed import tp
-from runner.measure.timer import DeviceClock, MultiDeviceClock
+from runner.measure.timer import DeviceClock
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
@@ -104,8 +104,9 @@ class PyTorchBackend(Backend):
         return load_options.inference_context(self.cfg)
 
     def clock(self) -> DeviceClock:
+        # a split model: an event on every GPU it runs on; on the CPU alone, the host clock
         gpus = [d for d in self.devices() if d.type == "cuda"]
-        return MultiDeviceClock(gpus) if len(gpus) > 1 else DeviceClock(self.ctx.device)
+        return DeviceClock(gpus or self.ctx.device)
 
     def input_device(self) -> torch.device:
         """Where the measured batch goes: the device of the input embeddings (a split model may put them on
