@@ -207,3 +207,38 @@ def test_fa4_refused_on_cpu_and_float32():
     message = config_error("attention=fa4", "model=tiny-falcon", "hardware=cpu")
     assert "needs float16 or bfloat16 weights" in message
     assert "needs a CUDA GPU and this run is on cpu" in message
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("padding_side", [None, "left"])
+def test_falcon_7b_shapes_on_gpu_agree_and_run_a_fused_kernel(padding_side):
+    """falcon-7b's attention shapes (hidden 4544, 71 query heads of 64, 1 key/value head), 2 layers, bf16."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from runner.attention.probe import SDPA_KERNEL_OPS
+
+    config = FalconConfig(
+        hidden_size=4544, num_hidden_layers=2, num_attention_heads=71, multi_query=True,
+        new_decoder_architecture=False, parallel_attn=True, bias=False, vocab_size=65024,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
+        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
+    fused.load_state_dict(eager.state_dict())
+    ids = torch.randint(0, 65024, (2, 1024), device="cuda")
+    mask = torch.ones_like(ids)
+    if padding_side:
+        mask[0, :256] = 0
+    conversion = falcon_attention.convert(fused.eval())
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        got = fused(ids, attention_mask=mask).logits.float()
+    with torch.no_grad():
+        expected = eager.eval()(ids, attention_mask=mask).logits.float()
+    conversion.reverse(fused)
+    kernels = {SDPA_KERNEL_OPS[e.name] for e in prof.events() if e.name in SDPA_KERNEL_OPS}
+    assert kernels and "math" not in kernels, kernels  # flash, cudnn (preferred on Hopper) or efficient with a mask
+    real = mask.bool()
+    relative = (got - expected)[real].abs().max() / expected[real].abs().max()
+    assert relative <= TOLERANCE[torch.bfloat16]
