@@ -21,6 +21,7 @@ from runner.attention.support import model_class, supported_options, supports
 from runner.checks.base import check, raise_all
 from runner.config.model import DType, Task
 from runner.config.run import RunConfig
+from runner.convert import falcon_attention
 from runner.convert.bettertransformer import plan
 from runner.devices import device_or_none
 from runner.errors import ConfigError
@@ -90,6 +91,8 @@ def _query_groups(cfg: RunConfig) -> tuple[int, int] | None:
     except ConfigError:
         return None
     heads, kv_heads = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
+    if getattr(config, "model_type", None) == "falcon" and not config.alibi:
+        kv_heads = falcon_attention.key_value_heads(config)  # its converted attention passes enable_gqa too
     return (heads, kv_heads) if heads and kv_heads and kv_heads < heads else None
 
 

@@ -1,8 +1,10 @@
-"""convert: model conversions (BetterTransformer, a backend's own export), undone by `reverse`."""
+"""convert: model conversions (BetterTransformer, Falcon's fused attention, a backend's own export), undone by
+`reverse` in the opposite order."""
 
 from __future__ import annotations
 
 from runner.context import RunContext
+from runner.convert import falcon_attention
 from runner.convert.bettertransformer import Conversion, convert
 from runner.stages.base import Stage, stage
 
@@ -10,6 +12,7 @@ from runner.stages.base import Stage, stage
 @stage("convert")
 class Convert(Stage):
     conversion: Conversion | None = None
+    fused_attention: falcon_attention.FusedAttention | None = None
 
     def run(self, ctx: RunContext) -> RunContext:
         model = getattr(ctx.backend, "model", None)
@@ -19,10 +22,19 @@ class Convert(Stage):
             self.conversion = convert(model, ctx.cfg)
             record["applied"].append("bettertransformer")
             record["bettertransformer"] = self.conversion.record
+        # automatic: what attention=sdpa (or fa*) means on Falcon, whose own attention reaches only SDPA's math kernel
+        if ctx.cfg.backend.name == "pytorch" and model is not None and not falcon_attention.why_not(model):
+            self.fused_attention = falcon_attention.convert(model)
+            record["applied"].append(falcon_attention.KIND)
+            record[falcon_attention.KIND] = self.fused_attention.record
         record.update(ctx.backend.convert())  # the backend's own: backend=onnxruntime exports to ONNX
         return ctx
 
     def reverse(self, ctx: RunContext) -> None:
+        if self.fused_attention is not None:
+            record = self.fused_attention.reverse(ctx.backend.model)
+            ctx.section("convert")[falcon_attention.KIND] = record
+            self.fused_attention = None
         if self.conversion is not None:
             ctx.section("convert")["bettertransformer"] = self.conversion.reverse(ctx.backend.model)
             self.conversion = None

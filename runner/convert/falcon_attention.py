@@ -1,0 +1,189 @@
+"""Falcon through Transformers' shared attention interface, reversibly.
+
+Transformers 5 keeps Falcon outside `ALL_ATTENTION_FUNCTIONS`: its attention always gets a dense 4-D causal mask
+(`create_causal_mask(..., allow_is_causal_skip=False)`) and calls SDPA with 71 query heads against one key/value
+head and no `enable_gqa`, so PyTorch can only run its math kernel. The conversion gives every FalconAttention a
+forward that calls `ALL_ATTENTION_FUNCTIONS[config._attn_implementation]`, as Llama does, so every attention
+option applies: SDPA with `is_causal=True` and no mask when the batch has no padding, `enable_gqa` instead of a
+copy of the key/value head per query head where Transformers passes it, and the FlashAttention and flex
+implementations when the model runs them. The weights are untouched (quantized projections are called as they
+are), so reversing is removing the instance attributes: the state dict and the forward are the original ones.
+
+Applied by the convert stage whenever a Falcon model runs an attention other than eager (eager is the reference).
+ALiBi Falcons (falcon-rw) keep Transformers' path: their bias is a dense mask whichever kernel runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.falcon import modeling_falcon
+
+from runner.attention.implementations import EAGER
+from runner.errors import OptimizationNotApplied
+
+log = logging.getLogger(__name__)
+
+KIND = "fused_attention"
+# Instance attributes the conversion sets on each FalconAttention; reversing deletes exactly these.
+ADDED = ("forward", "num_key_value_groups")
+
+# Configs of converted models: their mask may be skipped (None) when it is plain causal, as for Llama.
+_converted_configs: dict[int, int] = {}
+_original_create_causal_mask: Callable = modeling_falcon.create_causal_mask
+
+
+def _create_causal_mask(*args, **kwargs):
+    """Falcon's `create_causal_mask`, allowed to return None (SDPA's is_causal) for a converted model: Falcon
+    asks for a materialized mask only so that ALiBi can be added to it, and converted models have no ALiBi."""
+    config = kwargs.get("config", args[0] if args else None)
+    if id(config) in _converted_configs:
+        kwargs["allow_is_causal_skip"] = True
+    return _original_create_causal_mask(*args, **kwargs)
+
+
+def key_value_heads(config) -> int:
+    """Key/value heads that Falcon's fused projection really holds (falcon-7b: 1, for 71 query heads)."""
+    if config.new_decoder_architecture:
+        return config.num_kv_heads
+    return 1 if config.multi_query else config.num_attention_heads
+
+
+def why_not(model: nn.Module) -> str | None:
+    """Why this loaded model is not converted, or None when it is a Falcon the conversion applies to."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) != "falcon":
+        return "not a Falcon model"
+    if config.alibi:
+        return "ALiBi Falcon: the bias is a dense mask whichever kernel runs it; Transformers' own path is kept"
+    if config._attn_implementation == EAGER:
+        return "attention=eager is the reference and stays as it is"
+    return None
+
+
+def _split(self, fused_qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query [batch, heads, seq, dim] and key/value [batch, kv heads, seq, dim], without broadcasting the
+    key/value heads (FalconAttention._split_heads copies them to every query head for the new architecture)."""
+    batch, seq, _ = fused_qkv.shape
+    heads, dim = self.num_heads, self.head_dim
+    if self.new_decoder_architecture:
+        kv = self.config.num_kv_heads
+        qkv = fused_qkv.view(batch, seq, kv, heads // kv + 2, dim)
+        query = qkv[:, :, :, :-2].reshape(batch, seq, heads, dim)
+        key, value = qkv[:, :, :, -2], qkv[:, :, :, -1]
+    elif self.multi_query:
+        qkv = fused_qkv.view(batch, seq, heads + 2, dim)
+        query, key, value = qkv[:, :, :-2], qkv[:, :, -2:-1], qkv[:, :, -1:]
+    else:
+        qkv = fused_qkv.view(batch, seq, heads, 3, dim)
+        query, key, value = qkv[..., 0, :], qkv[..., 1, :], qkv[..., 2, :]
+    return query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
+
+
+def fused_forward(
+    self,
+    hidden_states: torch.Tensor,
+    alibi: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.LongTensor | None = None,
+    layer_past=None,
+    use_cache: bool = False,
+    output_attentions: bool = False,
+    position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+    **kwargs,
+):
+    """FalconAttention.forward through `ALL_ATTENTION_FUNCTIONS` (installed per instance by `convert`)."""
+    implementation = self.config._attn_implementation
+    if implementation == EAGER or alibi is not None or output_attentions:
+        # the reference path, unchanged: eager set after converting, ALiBi, or attention weights asked for
+        return type(self).forward(
+            self, hidden_states, alibi, attention_mask, position_ids, layer_past, use_cache, output_attentions,
+            position_embeddings, **kwargs,
+        )  # fmt: skip
+    batch, seq, _ = hidden_states.shape
+    query, key, value = _split(self, self.query_key_value(hidden_states))
+    cos, sin = position_embeddings
+    query, key = modeling_falcon.apply_rotary_pos_emb(query, key, cos, sin)
+    if layer_past is not None:
+        key, value = layer_past.update(key, value, self.layer_idx)
+    attention = ALL_ATTENTION_FUNCTIONS[implementation]
+    output, _ = attention(self, query, key, value, attention_mask, dropout=0.0, scaling=self.inv_norm_factor)
+    return self.dense(output.reshape(batch, seq, self.num_heads * self.head_dim)), None
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, modeling_falcon.FalconAttention)]
+
+
+@dataclass
+class FusedAttention:
+    record: dict[str, Any]
+    undo: Callable[[], bool]
+    before: dict[str, object]
+
+    def reverse(self, model: nn.Module) -> dict[str, Any]:
+        from runner.convert.bettertransformer import fingerprint
+
+        forward_restored = self.undo()
+        state_dict_restored = fingerprint(model) == self.before
+        if not (forward_restored and state_dict_restored):
+            raise OptimizationNotApplied(
+                f"{KIND}: reversing left Falcon converted (forward restored: {forward_restored}, state dict "
+                f"restored: {state_dict_restored}); the model must not be saved"
+            )
+        self.record["reversed"] = {"state_dict_restored": True, "forward_restored": True}
+        return self.record
+
+
+def convert(model: nn.Module) -> FusedAttention:
+    """Route every FalconAttention of `model` through Transformers' attention interface (see why_not first)."""
+    from runner.convert.bettertransformer import fingerprint
+
+    before = fingerprint(model)
+    config = model.config
+    modules = attention_modules(model)
+    if not modules:
+        raise OptimizationNotApplied(f"{KIND}: {type(model).__name__} has no FalconAttention module")
+    groups = config.num_attention_heads // key_value_heads(config)
+    for module in modules:
+        module.forward = fused_forward.__get__(module)
+        module.num_key_value_groups = groups  # what Transformers' SDPA reads for enable_gqa / repeat_kv
+    _converted_configs[id(config)] = _converted_configs.get(id(config), 0) + 1
+    modeling_falcon.create_causal_mask = _create_causal_mask
+
+    def undo() -> bool:
+        for module in modules:
+            for name in ADDED:
+                vars(module).pop(name, None)
+        count = _converted_configs.pop(id(config), 1) - 1
+        if count:
+            _converted_configs[id(config)] = count
+        if not _converted_configs:
+            modeling_falcon.create_causal_mask = _original_create_causal_mask
+        return all(not set(ADDED) & vars(m).keys() for m in attention_modules(model))
+
+    record = {
+        "kind": KIND,
+        "what": "FalconAttention -> Transformers' attention interface (ALL_ATTENTION_FUNCTIONS), as Llama: "
+        "is_causal without a mask when there is no padding, grouped key/value heads without a copy where "
+        "the kernel takes them",
+        "layers": len(modules),
+        "implementation": config._attn_implementation,
+        "query_heads": config.num_attention_heads,
+        "key_value_heads": key_value_heads(config),
+    }
+    log.info(
+        "%s: %d FalconAttention layers now call attn_implementation=%r through Transformers' attention interface "
+        "(%d query heads, %d key/value heads)",
+        KIND,
+        len(modules),
+        config._attn_implementation,
+        record["query_heads"],
+        record["key_value_heads"],
+    )
+    return FusedAttention(record, undo, before)

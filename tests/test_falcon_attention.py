@@ -1,0 +1,244 @@
+"""Falcon's fused attention (runner/convert/falcon_attention.py): outputs and generated tokens agree with eager
+Falcon, no dense mask without padding, grouped key/value heads reach SDPA without a copy, the conversion is
+undone bit for bit, the pipeline applies and records it, and kernels that cannot take the inputs are refused."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import FalconConfig, FalconForCausalLM
+
+from runner.config.load import to_run_config
+from runner.convert import falcon_attention
+from tests.conftest import compose_config
+from tests.test_attention import config_error, fake_gpu  # noqa: F401  (fixture)
+
+# falcon-7b's layout (multi-query: 1 key/value head), falcon-40b's (new architecture, grouped) and plain multi-head
+LAYOUTS = {
+    "7b": {"multi_query": True, "new_decoder_architecture": False, "num_kv_heads": 1},
+    "40b": {"multi_query": True, "new_decoder_architecture": True, "num_kv_heads": 2},
+    "mha": {"multi_query": False, "new_decoder_architecture": False, "num_kv_heads": 4},
+}
+TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2}  # relative to the reference's largest value, as `compare`
+
+
+def pair(layout: str, dtype=torch.float32) -> tuple[FalconForCausalLM, FalconForCausalLM]:
+    """Eager Falcon and the same weights on SDPA, converted."""
+    torch.manual_seed(0)
+    config = FalconConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, parallel_attn=True, bias=False,
+        vocab_size=256, initializer_range=0.2, **LAYOUTS[layout],
+    )  # fmt: skip
+    # each model its own config: _from_config keeps the object, and the implementation is read from it per call
+    eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=dtype).eval()
+    fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=dtype).eval()
+    assert (eager.config._attn_implementation, fused.config._attn_implementation) == ("eager", "sdpa")
+    fused.load_state_dict(eager.state_dict())
+    return eager, fused
+
+
+def batch(padding_side: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(0, 256, (3, 16), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    if padding_side == "left":
+        mask[0, :5], mask[2, :2] = 0, 0
+    elif padding_side == "right":
+        mask[0, -5:], mask[2, -2:] = 0, 0
+    return ids, mask
+
+
+@pytest.fixture
+def converted():
+    conversions = []
+
+    def convert(model):
+        conversions.append((model, falcon_attention.convert(model)))
+        return conversions[-1][1]
+
+    yield convert
+    for model, conversion in conversions:
+        if "reversed" not in conversion.record:
+            conversion.reverse(model)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("padding_side", [None, "left", "right"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_forward_agrees_with_eager(layout, padding_side, dtype, converted):
+    eager, fused = pair(layout, dtype)
+    converted(fused)
+    ids, mask = batch(padding_side)
+    with torch.no_grad():
+        expected = eager(ids, attention_mask=mask).logits.float()
+        got = fused(ids, attention_mask=mask).logits.float()
+    real = mask.bool()
+    relative = (got - expected)[real].abs().max() / expected[real].abs().max()
+    assert relative <= TOLERANCE[dtype], f"{layout}, padding {padding_side}, {dtype}: relative max diff {relative:.3g}"
+
+
+@pytest.mark.parametrize("padding_side", [None, "left"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_generate_with_kv_cache_gives_eager_tokens(layout, padding_side, converted):
+    eager, fused = pair(layout)
+    conversion = converted(fused)
+    ids, mask = batch(padding_side)
+    options = {"attention_mask": mask, "max_new_tokens": 12, "do_sample": False, "pad_token_id": 0}
+    with torch.no_grad():
+        expected = eager.generate(ids, **options)
+        calls = spy_attention_masks(fused)
+        got = fused.generate(ids, **options)
+    assert torch.equal(got, expected)
+    assert len(calls) == conversion.record["layers"] * options["max_new_tokens"]  # every step ran the converted layers
+
+
+def spy_attention_masks(model) -> list:
+    """The attention_mask each converted FalconAttention receives, call by call."""
+    seen: list = []
+
+    def record(module, args, kwargs):
+        seen.append(kwargs["attention_mask"])
+
+    for module in falcon_attention.attention_modules(model):
+        module.register_forward_pre_hook(record, with_kwargs=True)
+    return seen
+
+
+def test_no_dense_mask_without_padding_and_a_padding_mask_with_it(converted):
+    _, fused = pair("7b")
+    seen = spy_attention_masks(fused)
+    ids, no_padding = batch()
+    with torch.no_grad():
+        fused(ids, attention_mask=no_padding)  # Transformers' own Falcon: a dense causal mask even so
+        assert [tuple(m.shape) for m in seen] == [(3, 1, 16, 16)] * 2
+        converted(fused)
+        seen.clear()
+        fused(ids, attention_mask=no_padding)
+        assert seen == [None, None]  # is_causal instead
+        ids, padded = batch("right")
+        fused(ids, attention_mask=padded)
+    assert [tuple(m.shape) for m in seen[2:]] == [(3, 1, 16, 16)] * 2
+
+
+def test_grouped_keys_reach_sdpa_as_one_head_with_enable_gqa(converted, monkeypatch):
+    _, fused = pair("7b")
+    converted(fused)
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, **kwargs):
+        calls.append((query.shape[1], key.shape[1], kwargs.get("enable_gqa", False), kwargs.get("is_causal")))
+        return sdpa(query, key, value, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    with torch.no_grad():
+        fused(batch()[0])
+    # 4 query heads against the single key/value head, not a copy per head; causal without a mask
+    assert calls == [(4, 1, True, True)] * 2
+
+
+def test_reversal_restores_state_dict_and_forward_bit_for_bit():
+    _, fused = pair("7b")
+    ids, mask = batch("left")
+    state = {k: v.clone() for k, v in fused.state_dict().items()}
+    with torch.no_grad():
+        before = fused(ids, attention_mask=mask).logits
+    conversion = falcon_attention.convert(fused)
+    with torch.no_grad():
+        fused(ids, attention_mask=mask)
+    record = conversion.reverse(fused)
+    assert record["reversed"] == {"state_dict_restored": True, "forward_restored": True}
+    after_state = fused.state_dict()
+    assert after_state.keys() == state.keys()
+    assert all(torch.equal(after_state[k], v) for k, v in state.items())
+    with torch.no_grad():
+        assert torch.equal(fused(ids, attention_mask=mask).logits, before)
+    assert falcon_attention.modeling_falcon.create_causal_mask is falcon_attention._original_create_causal_mask
+    assert all("forward" not in vars(m) for m in falcon_attention.attention_modules(fused))
+
+
+def test_eager_and_alibi_falcons_are_not_converted():
+    eager, fused = pair("7b")
+    assert falcon_attention.why_not(eager) == "attention=eager is the reference and stays as it is"
+    assert falcon_attention.why_not(fused) is None
+    fused.config.alibi = True
+    assert falcon_attention.why_not(fused).startswith("ALiBi Falcon")
+
+
+def test_pipeline_converts_falcon_records_and_reverses(run_job):
+    record = run_job("model=tiny-falcon", "scenario.padding_ratio=0.25", "scenario.padding_side=left")
+    fused = record["convert"]["fused_attention"]
+    assert record["convert"]["applied"] == ["fused_attention"]
+    assert (fused["layers"], fused["query_heads"], fused["key_value_heads"]) == (2, 4, 1)
+    assert fused["reversed"] == {"state_dict_restored": True, "forward_restored": True}
+    assert record["attention"]["sdpa_kernels"] == ["flash"]  # the CPU's fused kernel, not math
+    assert record["agreement"]["agrees"] is True
+
+
+def test_eager_falcon_run_is_left_alone(run_job):
+    record = run_job("model=tiny-falcon", "attention=eager")
+    assert record["convert"]["applied"] == []
+
+
+def test_composes_with_bitsandbytes(run_job):
+    record = run_job("model=tiny-falcon", "quant=4bit")
+    assert record["convert"]["applied"] == ["fused_attention"]
+    assert record["convert"]["fused_attention"]["reversed"]["state_dict_restored"] is True
+
+
+def test_efficient_kernel_refused_on_multi_query_falcon_without_padding(fake_gpu):  # noqa: F811
+    fake_gpu()
+    message = config_error("attention=sdpa_efficient", "model=tiny-falcon", "model.dtype=bfloat16")
+    assert "model=tiny-falcon uses grouped-query attention (4 query heads share 1 key/value heads)" in message
+    assert "needs attention=sdpa_flash or attention=sdpa_cudnn" in message
+    # with padding Transformers repeats the key/value head itself, which the efficient kernel takes
+    padded = ["attention=sdpa_efficient", "model=tiny-falcon", "model.dtype=bfloat16", "scenario.padding_ratio=0.25"]
+    to_run_config(compose_config(padded))
+
+
+def test_flash_kernel_refused_with_padding_on_falcon(fake_gpu):  # noqa: F811
+    fake_gpu()
+    message = config_error("attention=sdpa_flash", "model=falcon", "scenario.padding_ratio=0.3")
+    assert "PyTorch's flash kernel takes no attention mask on CUDA" in message
+
+
+def test_fa4_refused_on_cpu_and_float32():
+    message = config_error("attention=fa4", "model=tiny-falcon", "hardware=cpu")
+    assert "needs float16 or bfloat16 weights" in message
+    assert "needs a CUDA GPU and this run is on cpu" in message
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("padding_side", [None, "left"])
+def test_falcon_7b_shapes_on_gpu_agree_and_run_a_fused_kernel(padding_side):
+    """falcon-7b's attention shapes (hidden 4544, 71 query heads of 64, 1 key/value head), 2 layers, bf16."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from runner.attention.probe import SDPA_KERNEL_OPS
+
+    config = FalconConfig(
+        hidden_size=4544, num_hidden_layers=2, num_attention_heads=71, multi_query=True,
+        new_decoder_architecture=False, parallel_attn=True, bias=False, vocab_size=65024,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
+        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
+    fused.load_state_dict(eager.state_dict())
+    ids = torch.randint(0, 65024, (2, 1024), device="cuda")
+    mask = torch.ones_like(ids)
+    if padding_side:
+        mask[0, :256] = 0
+    conversion = falcon_attention.convert(fused.eval())
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        got = fused(ids, attention_mask=mask).logits.float()
+    with torch.no_grad():
+        expected = eager.eval()(ids, attention_mask=mask).logits.float()
+    conversion.reverse(fused)
+    kernels = {SDPA_KERNEL_OPS[e.name] for e in prof.events() if e.name in SDPA_KERNEL_OPS}
+    assert kernels and "math" not in kernels, kernels  # flash, cudnn (preferred on Hopper) or efficient with a mask
+    real = mask.bool()
+    relative = (got - expected)[real].abs().max() / expected[real].abs().max()
+    assert relative <= TOLERANCE[torch.bfloat16]
