@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import tarfile
 from types import SimpleNamespace
 
 import pytest
@@ -132,3 +134,63 @@ def test_decode_profile_takes_one_step_from_two_runs():
         assert "achieved_gbs" not in step and "raise --long or --repeats" in step["warning"]
     assert "gpu_busy_ms" not in step and out["note"] == "no GPU: wall time only"
     assert out["top_kernels_per_step"] is None
+
+
+def h200_page(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "scripts/gpu/h200_page.sh", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_path):
+    from omegaconf import OmegaConf
+
+    from tests.conftest import CONF, compose_config
+
+    result = h200_page("--dry-run", str(tmp_path / "out"), env={"WORK": str(tmp_path / "work")})
+    assert result.returncode == 0, result.stderr
+    plan, study = {}, None
+    for line in result.stdout.splitlines():
+        if line.startswith("== "):
+            study = line.split()[1]
+            limit = int(line.split("limit=")[1].split("s ")[0])
+            plan[study] = {"limit": limit, "commands": []}
+        else:
+            plan[study]["commands"].append(line)
+    assert list(plan) == ["padding", "seed", "combinations", "overhead", "pytest_gpu", "measure"]
+    assert plan["overhead"]["limit"] <= 90 and sum(p["limit"] for p in plan.values()) <= 2 * 600
+    for name, p in plan.items():  # every output lands in the study's own folder
+        assert all(str(tmp_path / "work" / name) in c for c in p["commands"]), p
+    runs = [c.split() for p in plan.values() for c in p["commands"] if c.startswith("python3 -m runner ")]
+    assert len(runs) == 4
+    for words in runs:  # each runner command composes: no misspelt key or option
+        overrides = [w for w in words[3:] if w != "-m" and not w.startswith("hydra.")]
+        experiment = next((w.split("=")[1] for w in overrides if w.startswith("experiment=")), None)
+        if experiment:  # the sweep's first job, the command line's own overrides last (as Hydra's sweeper does)
+            params = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+            overrides = [f"{k}={str(v).split(',')[0]}" for k, v in params.items()] + overrides
+        compose_config(overrides)
+
+
+def test_h200_page_refuses_an_unknown_study(tmp_path):
+    result = h200_page("--dry-run", str(tmp_path), "padding", "paddding")
+    assert result.returncode == 2 and "unknown study 'paddding'" in result.stderr
+
+
+def test_h200_page_packs_each_study_flat_and_without_model_files(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    job = work / "seed" / "sweep" / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / "results.json").write_text("{}")
+    (job / ".hydra" / "config.yaml").write_text("a: 1")
+    (job / "model.safetensors").write_bytes(b"0" * 1024)
+    (work / "overhead").mkdir()
+    (work / "overhead" / "overhead.json").write_text("{}")
+    result = h200_page("--pack-only", str(out), "seed", "overhead", "padding", env={"WORK": str(work)})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["overhead.tgz", "seed.tgz"]  # nothing for a study not run
+    with tarfile.open(out / "seed.tgz") as archive:
+        names = archive.getnames()
+    assert "seed/sweep/0/results.json" in names and "seed/sweep/0/.hydra/config.yaml" in names
+    assert not any(n.endswith(".safetensors") for n in names)
