@@ -1,7 +1,7 @@
 """Harness overhead: the runner's measured forward pass against a minimal hand-written timing loop, on the same
 model and the same inputs, in one process. The runner's mean must be within 2% of the hand loop's.
 
-    python scripts/overhead.py [--rounds 8] [model=llama] [scenario.sequence_length=512] ...   (a CUDA GPU)
+    python scripts/overhead.py [--rounds 6] [model=llama] [scenario.sequence_length=512] ...   (a CUDA GPU)
     python scripts/overhead.py hardware=cpu model=tiny-llama ...                                (tries it on the CPU)
 
 The model and inputs are built once, by the runner's own load, convert and warmup stages, so both loops time the
@@ -119,7 +119,7 @@ def median_ratio(blocks: list[dict], top: str, bottom: str, rounds: int) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=8, help="blocks of each loop (default 8)")
+    parser.add_argument("--rounds", type=int, default=6, help="blocks of each loop (default 6)")
     args, overrides = parser.parse_known_args()
     run_cfg = run_config([*DEFAULTS, *overrides])
     if run_cfg.scenario.name != "forward" or run_cfg.backend.name != "pytorch":
