@@ -37,7 +37,7 @@ commands() {
     seed)
       echo 'python3 -m runner -m experiment=seed_closing_example hydra.sweep.dir={W}/sweep'
       # the same model and scenario without 4-bit: how much of 20 ms per token is bitsandbytes' per-call cost
-      echo 'python3 -m runner model=opt-350m model.weights=random quant=none hardware=cuda scenario=generate scenario.batch_size=1 scenario.sequence_length=64 scenario.new_tokens=32 scenario.warmup_runs=1 scenario.iterations=3 compare.enabled=false hydra.run.dir={W}/unquantized' ;;
+      echo 'python3 -m runner model=opt-350m model.weights=random quant=none attention=eager hardware=cuda scenario=generate scenario.batch_size=1 scenario.sequence_length=64 scenario.new_tokens=32 scenario.warmup_runs=1 scenario.iterations=3 compare.enabled=false hydra.run.dir={W}/unquantized' ;;
     combinations) echo 'python3 -m runner -m experiment=combinations attention=fa4 hydra.sweep.dir={W}/sweep' ;;
     overhead) echo 'python3 scripts/overhead.py > {W}/overhead.json' ;;
     pytest_gpu) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider > {W}/pytest_gpu.log' ;;
