@@ -5,22 +5,30 @@ model and the same inputs, in one process. The runner's mean must be within 2% o
     python scripts/overhead.py hardware=cpu model=tiny-llama ...                                (tries it on the CPU)
 
 The model and inputs are built once, by the runner's own load, convert and warmup stages, so both loops time the
-same work. The runner's figure is its infer stage: the scenario's loop, its clock and progress bar, the memory
-tracker and NVML sampler around it. The hand loop is `start.record(); model(**inputs); end.record();
-end.synchronize()` under `torch.inference_mode()` (perf_counter on the CPU).
+same work. The runner's figure is its infer stage: the scenario's loop, its clock and progress bar, inside the
+memory tracker (which samples NVML from a background thread). The hand loop is `start.record();
+model(**inputs); end.record(); end.synchronize()` under `torch.inference_mode()` (perf_counter on the CPU), and
+it runs inside the same memory tracker, so that both loops time the same thing in the same surroundings: one
+sampler thread each, a synchronize after every call in both. What is left between them is the runner's own
+per-call work, which is what "harness overhead" means.
 
-Blocks alternate, hand-runner-runner-hand-..., so that drift over the session (an H100 under sustained load
-lowers its SM clock by more than 2%) falls on both sides alike; each block's mean SM clock is recorded (NVML).
-The verdict is the median over the rounds of runner / hand.
-An earlier version timed a separately built model once before and once after a full `execute()`, and read the
-runner 14-19% *faster* than either (docs/benchmarks.md §6): no harness overhead explains that, so the comparison
-itself was unsound.
+A third block, `hand_bare`, is the hand loop with nothing around it. It measures what the sampler thread alone
+does to the timing: the version of this script run on the H200 (2026-11-29, at f641c12) put its own NVML
+monitor around every block, so the runner's blocks ran with two sampler threads and the hand loop's with one,
+and it read the runner up to 11 % *faster* than the hand loop (per round 1.03 ... 0.89). A 7B forward of 1 x 512
+tokens is host-bound there (about 12 ms of GPU work in 22-31 ms calls), so anything that changes how fast the
+host thread runs moves the figure; `sampler_effect` (median over rounds of hand / hand_bare - 1) shows how much.
+
+Blocks run hand, runner, hand_bare in even rounds and in the mirrored order in odd ones, so that drift over the
+session falls on every kind alike; each block's mean SM clock is recorded (NVML), and garbage is collected before
+every block. The verdict is the median over the rounds of runner / hand.
 Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import tempfile
@@ -31,7 +39,8 @@ import torch
 from bench_context import device_name, prepared, run_config
 
 from runner.context import RunContext
-from runner.measure.nvml import NvmlMonitor
+from runner.measure.memory import MemoryTracker
+from runner.measure.nvml import _sm_clock_mhz, handle_for, nvml
 from runner.pipeline_reverse import reverse_all
 from runner.stages import STAGES
 
@@ -47,6 +56,7 @@ DEFAULTS = [
     "scenario.iterations=50",
     "compare.enabled=false",
 ]
+ORDER = ("hand", "runner", "hand_bare")  # even rounds; odd rounds run it backwards
 
 
 def hand_loop(ctx: RunContext, calls: int) -> list[float]:
@@ -69,20 +79,42 @@ def hand_loop(ctx: RunContext, calls: int) -> list[float]:
     return times
 
 
-def runner_block(ctx: RunContext) -> list[float]:
+def sm_clock(report: dict, ctx: RunContext) -> float | None:
+    """The mean SM clock of a memory tracker's report (None without NVML)."""
+    nvml_report = report.get("nvml") or {}
+    clock = (nvml_report.get("devices") or {}).get(f"cuda:{ctx.device.index or 0}", {}).get("sm_clock_mhz")
+    return clock["mean"] if clock else None
+
+
+def hand_block(ctx: RunContext, calls: int) -> tuple[list[float], float | None]:
+    """The hand loop inside what the infer stage puts around its scenario: the same memory tracker."""
+    tracker = MemoryTracker(ctx.backend.devices())
+    tracker.start()
+    times = hand_loop(ctx, calls)
+    return times, sm_clock(tracker.stop(), ctx)
+
+
+def runner_block(ctx: RunContext) -> tuple[list[float], float | None]:
     ctx = STAGES.get("infer")().run(ctx)
     latency = ctx.record["measurements"]["forward"]["latency"]
-    return [latency["mean"]] * latency["count"]  # the stage keeps the summary, not each call
+    # the stage keeps the summary, not each call
+    return [latency["mean"]] * latency["count"], sm_clock(ctx.record["memory"], ctx)
 
 
-def timed_with_clock(ctx: RunContext, monitor: NvmlMonitor | None, block) -> tuple[list[float], float | None]:
-    """Run one block; its times and the mean SM clock over it (None without NVML)."""
-    if monitor is None or not monitor.available:
-        return block(), None
-    monitor.start()
-    times = block()
-    clock = monitor.stop()["devices"][f"cuda:{ctx.device.index or 0}"]["sm_clock_mhz"]
-    return times, clock["mean"] if clock else None
+def bare_block(ctx: RunContext, calls: int) -> tuple[list[float], float | None]:
+    """The hand loop with nothing around it; one NVML read after it (no thread) for the clock."""
+    times = hand_loop(ctx, calls)
+    if ctx.device.type != "cuda":
+        return times, None
+    try:
+        return times, _sm_clock_mhz(nvml(), handle_for(ctx.device.index or 0))
+    except RuntimeError:  # NVML unavailable
+        return times, None
+
+
+def median_ratio(blocks: list[dict], top: str, bottom: str, rounds: int) -> list[float]:
+    mean = {(b["round"], b["loop"]): b["mean_ms"] for b in blocks}
+    return [mean[(r, top)] / mean[(r, bottom)] for r in range(rounds)]
 
 
 def main() -> None:
@@ -97,19 +129,22 @@ def main() -> None:
     calls = run_cfg.scenario.iterations
     with tempfile.TemporaryDirectory() as run_dir:
         ctx = prepared(run_cfg, Path(run_dir))  # the runner's own path to the model and its inputs
-        monitor = NvmlMonitor([ctx.device.index or 0]) if ctx.device.type == "cuda" else None
-        loops = {"hand": lambda: hand_loop(ctx, calls), "runner": lambda: runner_block(ctx)}
+        loops = {
+            "hand": lambda: hand_block(ctx, calls),
+            "runner": lambda: runner_block(ctx),
+            "hand_bare": lambda: bare_block(ctx, calls),
+        }
         blocks = []
         for r in range(args.rounds):
-            order = ("hand", "runner") if r % 2 == 0 else ("runner", "hand")
-            for kind in order:
-                times, clock = timed_with_clock(ctx, monitor, loops[kind])
+            for kind in ORDER if r % 2 == 0 else ORDER[::-1]:
+                gc.collect()  # no block pays for another's garbage
+                times, clock = loops[kind]()
                 mean_ms = statistics.fmean(times) * 1e3
                 blocks.append({"round": r, "loop": kind, "mean_ms": mean_ms, "sm_clock_mhz": clock})
         reverse_all(ctx)
-    hand = [b["mean_ms"] for b in blocks if b["loop"] == "hand"]
-    runner = [b["mean_ms"] for b in blocks if b["loop"] == "runner"]
-    ratios = [runner[r] / hand[r] for r in range(args.rounds)]
+    ratios = median_ratio(blocks, "runner", "hand", args.rounds)
+    sampler = median_ratio(blocks, "hand", "hand_bare", args.rounds)
+    means = {kind: statistics.fmean(b["mean_ms"] for b in blocks if b["loop"] == kind) for kind in ORDER}
     # the verdict: the median round, so that one block disturbed by something else on the host cannot decide it
     overhead = statistics.median(ratios) - 1
     result = {
@@ -118,10 +153,13 @@ def main() -> None:
         "overrides": [*DEFAULTS, *overrides],
         "calls_per_block": calls,
         "blocks": blocks,
-        "hand_loop_ms": statistics.fmean(hand),
-        "runner_ms": statistics.fmean(runner),
+        "hand_loop_ms": means["hand"],
+        "runner_ms": means["runner"],
+        "hand_bare_ms": means["hand_bare"],
         "runner_over_hand_per_round": ratios,
-        "overhead_of_the_means": statistics.fmean(runner) / statistics.fmean(hand) - 1,
+        "hand_over_bare_per_round": sampler,
+        "sampler_effect": statistics.median(sampler) - 1,
+        "overhead_of_the_means": means["runner"] / means["hand"] - 1,
         "overhead": overhead,
         "within_2_percent": abs(overhead) <= 0.02,
     }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The single-GPU runs that docs/benchmarks.md (the H200 page) still lacks, each in its own folder with its own
+# time limit, packed as it goes: one <study>.tgz per study in OUT (records, logs, reports, charts; no model files),
+# plus h200_page.log. The GPU host returns at most 8 files of 16 MiB, 2 folder levels: this writes at most 7.
+#   bash scripts/gpu/h200_page.sh [--dry-run | --pack-only] [OUT] [STUDY...]
+# OUT: default $OUT, else /tmp/out. STUDY (default: all, in this order; limit in seconds, expected time on an H200):
+#   padding         experiment=padding_speedup (fa4 cells run if flash-attn-4 is installed)   200  ~120
+#   seed            experiment=seed_closing_example, and the same opt-350m unquantized         150  ~80
+#   combinations    experiment=combinations attention=fa4: the one job that failed (only with fa4)  90  ~40
+#   overhead        python scripts/overhead.py                                                  90  ~70
+#   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
+#   measure         scripts/gpu/measure.sh                                                     300  ~240
+# All of them take longer than one 600 s call of the device tool: split them, e.g. `padding seed combinations
+# overhead` in one call and `pytest_gpu measure` in the next. The wheel kits must be installed first
+# (bash .kitA/batch1/install.sh ...). --dry-run prints each study's limit and commands and runs nothing;
+# --pack-only packs what an earlier call left in WORK (default /tmp/h200-page) into OUT.
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
+ALL=(padding seed combinations overhead pytest_gpu measure)
+declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300)
+MODE=run
+case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
+OUT=${OUT:-/tmp/out}
+if [ $# -gt 0 ] && [ -z "${LIMIT[$1]:-}" ]; then OUT=$1; shift; fi
+STUDIES=("$@"); [ ${#STUDIES[@]} -eq 0 ] && STUDIES=("${ALL[@]}")
+for s in "${STUDIES[@]}"; do
+  [ -n "${LIMIT[$s]:-}" ] || { echo "unknown study '$s': one of ${ALL[*]}" >&2; exit 2; }
+done
+WORK=${WORK:-/tmp/h200-page}
+mkdir -p "$OUT" "$WORK"
+LOG=$OUT/h200_page.log
+
+# the commands of a study, one per line, with {W} standing for its folder
+commands() {
+  case "$1" in
+    padding) echo 'python3 -m runner -m experiment=padding_speedup hydra.sweep.dir={W}/sweep' ;;
+    seed)
+      echo 'python3 -m runner -m experiment=seed_closing_example hydra.sweep.dir={W}/sweep'
+      # the same model and scenario without 4-bit: how much of 20 ms per token is bitsandbytes' per-call cost
+      echo 'python3 -m runner model=opt-350m model.weights=random quant=none attention=eager hardware=cuda scenario=generate scenario.batch_size=1 scenario.sequence_length=64 scenario.new_tokens=32 scenario.warmup_runs=1 scenario.iterations=3 compare.enabled=false hydra.run.dir={W}/unquantized' ;;
+    combinations) echo 'python3 -m runner -m experiment=combinations attention=fa4 hydra.sweep.dir={W}/sweep' ;;
+    overhead) echo 'python3 scripts/overhead.py > {W}/overhead.json' ;;
+    pytest_gpu) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider > {W}/pytest_gpu.log' ;;
+    measure) echo 'OUT={W} bash scripts/gpu/measure.sh' ;;
+  esac
+}
+
+expand() { local cmd=$1; echo "${cmd//\{W\}/$WORK/$2}"; }  # what runs: the same in --dry-run
+
+pack() {  # one archive per study, no model files; OUT stays flat
+  local study=$1 dir=$WORK/$1
+  [ -d "$dir" ] || return 0
+  tar czf "$OUT/$study.tgz" --exclude='*.safetensors' --exclude='*.bin' --exclude='*.onnx' --exclude='*.pt' \
+    --exclude='*.gguf' --exclude='*.ckpt' -C "$WORK" "$study"
+  local size; size=$(stat -c %s "$OUT/$study.tgz")
+  [ "$size" -le $((16 * 1024 * 1024)) ] || echo "WARNING: $OUT/$study.tgz is $size bytes, over the 16 MiB that come back" | tee -a "$LOG"
+}
+
+if [ "$MODE" = dry ]; then
+  for s in "${STUDIES[@]}"; do
+    echo "== $s limit=${LIMIT[$s]}s folder=$WORK/$s archive=$OUT/$s.tgz"
+    commands "$s" | while IFS= read -r cmd; do expand "$cmd" "$s"; done
+  done
+  exit 0
+fi
+if [ "$MODE" = pack ]; then
+  for s in "${STUDIES[@]}"; do pack "$s"; done
+  ls -la "$OUT"; exit 0
+fi
+
+{
+  echo "h200_page.sh $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+  python3 -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__)"
+  python3 -c "import flash_attn.cute" 2>/dev/null && echo "flash-attn-4: installed" || echo "flash-attn-4: not installed"
+} 2>&1 | tee -a "$LOG"
+for s in "${STUDIES[@]}"; do
+  dir=$WORK/$s; mkdir -p "$dir"
+  if [ "$s" = combinations ] && ! python3 -c "import flash_attn.cute" 2>/dev/null; then
+    echo "== $s: skipped, flash-attn-4 is not installed (its 5 other jobs are on the page already)" | tee -a "$LOG"
+    continue
+  fi
+  start=$(date +%s); echo "== $s ($(date +%T), limit ${LIMIT[$s]} s)" | tee -a "$LOG"
+  # one limit for the whole study: what is left of it goes to each command in turn
+  while IFS= read -r cmd; do
+    left=$((LIMIT[$s] - ($(date +%s) - start))); [ "$left" -gt 5 ] || { echo "   out of time before: $cmd" | tee -a "$LOG"; break; }
+    echo "   \$ $(expand "$cmd" "$s")" | tee -a "$LOG"
+    t0=$(date +%s)
+    timeout -k 10 "$left" bash -c "$(expand "$cmd" "$s")" >>"$dir/console.log" 2>&1
+    rc=$?
+    echo "   rc=$rc, $(($(date +%s) - t0)) s$([ $rc -eq 124 ] && echo ', CUT AT THE LIMIT')" | tee -a "$LOG"
+  done < <(commands "$s")
+  # a sweep cut by its limit has no report yet: write it over the jobs that finished
+  if [ -d "$dir/sweep" ] && [ ! -f "$dir/sweep/summary.md" ]; then
+    python3 -m runner.report "$dir/sweep" >>"$dir/console.log" 2>&1
+  fi
+  [ -f "$dir/sweep/summary.md" ] && cut -c1-300 "$dir/sweep/summary.md" | grep '^|' | tee -a "$LOG" >/dev/null
+  [ -f "$dir/overhead.json" ] && grep -E '"(overhead|sampler_effect|within_2_percent)"' "$dir/overhead.json" | tee -a "$LOG"
+  [ -f "$dir/pytest_gpu.log" ] && tail -12 "$dir/pytest_gpu.log" | tee -a "$LOG" >/dev/null
+  [ -f "$dir/checks.txt" ] && tee -a "$LOG" <"$dir/checks.txt" >/dev/null
+  echo "   $s: $(($(date +%s) - start)) s in all" | tee -a "$LOG"
+  pack "$s"  # after every study: what finished comes back even if a later one runs out of time
+done
+ls -la "$OUT"
