@@ -13,16 +13,17 @@ from omegaconf import DictConfig
 
 from runner import sweep_outcome
 from runner.app import report
+from runner.command_line import CONFIG_NAME, CONFIG_PATH, prepare
 from runner.config import register_configs
+from runner.errors import ConfigError
 from runner.isolation import run_job
-from runner.overrides import check_overrides
 from runner.progress import describe_job
 from runner.results import finished_ok
 
 log = logging.getLogger("runner")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> str:
     """One job; returns its status, which a cluster launcher's JobReturn carries back to the launching process."""
     hydra_cfg = HydraConfig.get()
@@ -62,7 +63,11 @@ def run_and_report(cfg: DictConfig, hydra_cfg, run_dir: Path, multirun: bool, la
 
 def cli() -> None:
     register_configs()
-    check_overrides(sys.argv[1:])
+    try:
+        sys.argv[1:] = prepare(sys.argv[1:])
+    except ConfigError as error:  # a config error of any kind, Hydra's own included: exit 2, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     main()
     failed = sweep_outcome.failed()  # this sweep's jobs, whichever launcher ran them
     if failed:

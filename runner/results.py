@@ -10,7 +10,7 @@ from typing import Any
 
 RESULTS_FILE = "results.json"
 # run-level switches: a rerun that changes them (resume=true, a longer timeout) is still the same job
-RUN_SWITCHES = ("resume", "timeout_s", "isolate")
+RUN_SWITCHES = ("resume", "timeout_s", "isolate", "overwrite")
 
 
 def _file_mode() -> int:
