@@ -15,6 +15,7 @@ from runner import sweep_outcome
 from runner.app import report
 from runner.command_line import CONFIG_NAME, CONFIG_PATH, prepare
 from runner.config import register_configs
+from runner.config.load import to_container
 from runner.errors import ConfigError
 from runner.isolation import run_job
 from runner.progress import describe_job
@@ -46,9 +47,12 @@ def main(cfg: DictConfig) -> str:
 def sweep_job(cfg: DictConfig, hydra_cfg, run_dir: Path) -> str:
     overrides = list(hydra_cfg.overrides.task)
     label = describe_job(hydra_cfg.job.num, hydra_cfg.sweep.dir)
-    if cfg.get("resume") and finished_ok(run_dir, overrides):
-        log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
-        return "skipped"
+    if cfg.get("resume"):
+        done, why_not = finished_ok(run_dir, to_container(cfg))
+        if done:
+            log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
+            return "skipped"
+        log.info("%s: %s runs again (resume=true): %s", label, run_dir, why_not)
     log.info("%s: %s", label, " ".join(overrides))
     return run_and_report(cfg, hydra_cfg, run_dir, multirun=True, label=label)["status"]
 
