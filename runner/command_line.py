@@ -6,6 +6,7 @@ model loads. Help, `--hydra-help` and shell completion (`-sc`) go to Hydra untou
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from hydra._internal.hydra import Hydra
@@ -29,14 +30,24 @@ SCHEMA_NAMES = {name for schemas in SCHEMAS.values() for name in schemas}  # bas
 
 
 def _hydra(args: argparse.Namespace) -> Hydra:
-    search_path = create_automatic_config_search_path(MAIN_FILE, None, args.config_path or CONFIG_PATH)
-    if args.config_dir is not None:
-        config_dir = Path(args.config_dir).absolute()
-        if not config_dir.is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder")
-        search_path.prepend("command-line", f"file://{config_dir}")
+    return _hydra_for(args.config_path or CONFIG_PATH, args.config_dir)
+
+
+@functools.cache
+def _hydra_for(config_path: str, config_dir: str | None) -> Hydra:
+    """Hydra's composer for this search path; kept, with the config files it read, for the process's next command
+    line (one in the CLI; many in the tests, which check hundreds of command lines in-process)."""
+    search_path = create_automatic_config_search_path(MAIN_FILE, None, config_path)
+    if config_dir is not None:
+        folder = Path(config_dir).absolute()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {folder}: no such folder")
+        search_path.prepend("command-line", f"file://{folder}")
     GlobalHydra.instance().clear()
-    return Hydra.create_main_hydra2(task_name="runner", config_search_path=search_path)
+    try:
+        return Hydra.create_main_hydra2(task_name="runner", config_search_path=search_path)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def missing_option_message(error: MissingConfigException) -> str:
@@ -65,8 +76,6 @@ def compose(args: argparse.Namespace, overrides: list[str], mode: RunMode) -> Di
         raise ConfigError(missing_option_message(e)) from e
     except (HydraException, OmegaConfBaseException, ValueError, OSError) as e:
         raise ConfigError(_message(e)) from e
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def _mode(args: argparse.Namespace, cfg: DictConfig) -> RunMode:
@@ -122,5 +131,8 @@ def prepare(argv: list[str]) -> list[str]:
         job = cfg.copy()
         with open_dict(job):
             del job["hydra"]  # its sweep-only fields cannot resolve in a single run
-        to_run_config(job)  # every check, before anything loads; a sweep's jobs are checked one by one as they run
+        try:
+            to_run_config(job)  # every check, before anything loads; a sweep's jobs are checked one by one as they run
+        except OmegaConfBaseException as e:  # a value that does not resolve (a missing one, a bad interpolation)
+            raise ConfigError(_message(e)) from e
     return claim_folder(argv, parsed, cfg, mode)

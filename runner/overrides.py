@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
+from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -17,6 +18,7 @@ from runner.config import SCHEMAS
 from runner.config.run import RunConfig
 from runner.errors import ConfigError
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
 FREE_FORM_HEADS = ("hydra", "experiment")  # Hydra's own node (checked once composed) and the experiment group
 
 
@@ -71,6 +73,9 @@ def check_override_keys(overrides: list[Override]) -> None:
     (`quant=4bit`, `hydra/launcher=ray`) are left to Hydra, which lists the options of the group."""
     for override in overrides:
         key = override.key_or_group
+        if key in SCHEMAS and override.value() in SCHEMAS[key]:  # quant=base_quant: the schema, not an option
+            options = sorted(p.stem for p in (CONF / key).glob("*.yaml"))
+            raise ConfigError(f"{key}={override.value()} is the group's schema, not an option: use one of {options}")
         if override.package is not None or "/" in key or ("." not in key and key in SCHEMAS):
             continue  # a config group (or a group under another package): Hydra names the valid options
         if message := unknown_key(key):
