@@ -68,14 +68,25 @@ def parse_overrides(overrides: list[str]) -> list[Override]:
         raise ConfigError(str(e)) from e
 
 
+def _choices(override: Override) -> list[str]:
+    """The option(s) a group override picks: one, or each of a choice sweep's (`quant=none,4bit`)."""
+    if override.is_sweep_override():
+        try:
+            return list(override.sweep_string_iterator())
+        except Exception:  # a range or interval sweep: numbers, never a schema's name
+            return []
+    return [override.get_value_element_as_str()] if isinstance(override.value(), str) else []
+
+
 def check_override_keys(overrides: list[Override]) -> None:
     """Every `key=value`, `+key=value`, `++key=value` and `~key` names a key the schemas have. Group choices
     (`quant=4bit`, `hydra/launcher=ray`) are left to Hydra, which lists the options of the group."""
     for override in overrides:
         key = override.key_or_group
-        if key in SCHEMAS and override.value() in SCHEMAS[key]:  # quant=base_quant: the schema, not an option
+        schemas = [c for c in _choices(override) if c in SCHEMAS.get(key, {})]
+        if schemas:  # quant=base_quant: the schema, not an option
             options = sorted(p.stem for p in (CONF / key).glob("*.yaml"))
-            raise ConfigError(f"{key}={override.value()} is the group's schema, not an option: use one of {options}")
+            raise ConfigError(f"{key}={schemas[0]} is the group's schema, not an option: use one of {options}")
         if override.package is not None or "/" in key or ("." not in key and key in SCHEMAS):
             continue  # a config group (or a group under another package): Hydra names the valid options
         if message := unknown_key(key):

@@ -75,6 +75,7 @@ HYDRA_TARGETS = [
     ["hydra.sweeper._target_=os.getcwd"],
     ["+hydra.job_logging.handlers.x.class=os.system"],
 ]
+SWEEPS = [["-m", "quant=none,base_quant"], ["-m", "model=tiny-llama,base_model"], ["-m", "scenario.batchsize=1,2"]]
 COMBOS = [  # valid values that cannot run together
     ["model=tiny-bert", "scenario.sequence_length=1024"],
     ["model=tiny-bert", "scenario=generate"],
@@ -105,8 +106,8 @@ def bad_command_lines() -> list[list[str]]:
     lines += [[f"{key}={value}"] for key, values in BAD_VALUES.items() for value in values]
     lines += [[f"{prefix}{key}=1"] for key, prefix in itertools.product(TYPOS, ("", "+", "++"))]
     lines += [[f"+model.architecture.{key}=96"] for key in ARCHITECTURE_TYPOS]
-    lines += [[g] for g in GROUP_TYPOS] + [[s] for s in SYNTAX] + HYDRA_TARGETS + COMBOS
-    return [["hardware=cpu", *line] if not line[0].startswith("hardware") else line for line in lines]
+    lines += [[g] for g in GROUP_TYPOS] + [[s] for s in SYNTAX] + HYDRA_TARGETS + COMBOS + SWEEPS
+    return [line if any(o.startswith("hardware") for o in line) else [*line, "hardware=cpu"] for line in lines]
 
 
 LINES = bad_command_lines()
