@@ -175,3 +175,13 @@ def test_the_real_command_line(tmp_path):
     assert "base_quant" not in done["typo"][2]
     assert not (tmp_path / "m").exists()
     assert not (tmp_path / "outputs").exists()  # no run folder for a refused command line
+
+
+def test_a_text_longer_than_the_sequence_is_warned_about_and_recorded(run_job):
+    record = run_job(
+        "model=minilm", "scenario.text=The quick brown fox jumps over the lazy dog", "scenario.sequence_length=4"
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert record["inputs"]["text_truncated"] is True and record["inputs"]["text_tokens"] > 4
+    assert record["inputs"]["total_tokens"] == 4  # one row of sequence_length tokens: what was measured
+    assert any("only its first 4 (scenario.sequence_length)" in w for w in record["warnings"])
