@@ -13,16 +13,18 @@ from omegaconf import DictConfig
 
 from runner import sweep_outcome
 from runner.app import report
+from runner.command_line import CONFIG_NAME, CONFIG_PATH, prepare
 from runner.config import register_configs
+from runner.config.load import to_container
+from runner.errors import ConfigError
 from runner.isolation import run_job
-from runner.overrides import check_overrides
 from runner.progress import describe_job
 from runner.results import finished_ok
 
 log = logging.getLogger("runner")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> str:
     """One job; returns its status, which a cluster launcher's JobReturn carries back to the launching process."""
     hydra_cfg = HydraConfig.get()
@@ -45,9 +47,12 @@ def main(cfg: DictConfig) -> str:
 def sweep_job(cfg: DictConfig, hydra_cfg, run_dir: Path) -> str:
     overrides = list(hydra_cfg.overrides.task)
     label = describe_job(hydra_cfg.job.num, hydra_cfg.sweep.dir)
-    if cfg.get("resume") and finished_ok(run_dir, overrides):
-        log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
-        return "skipped"
+    if cfg.get("resume"):
+        done, why_not = finished_ok(run_dir, to_container(cfg))
+        if done:
+            log.info("%s: %s already has an ok result: skipped (resume=true)", label, run_dir)
+            return "skipped"
+        log.info("%s: %s runs again (resume=true): %s", label, run_dir, why_not)
     log.info("%s: %s", label, " ".join(overrides))
     return run_and_report(cfg, hydra_cfg, run_dir, multirun=True, label=label)["status"]
 
@@ -62,7 +67,11 @@ def run_and_report(cfg: DictConfig, hydra_cfg, run_dir: Path, multirun: bool, la
 
 def cli() -> None:
     register_configs()
-    check_overrides(sys.argv[1:])
+    try:
+        sys.argv[1:] = prepare(sys.argv[1:])
+    except ConfigError as error:  # a config error of any kind, Hydra's own included: exit 2, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     main()
     failed = sweep_outcome.failed()  # this sweep's jobs, whichever launcher ran them
     if failed:

@@ -1,30 +1,25 @@
-"""Check `group.key=value` overrides against the typed schemas before Hydra composes anything, so an
-unknown key fails with the valid keys named (Hydra alone names only the bad key)."""
+"""Check the keys of command-line overrides against the typed schemas before Hydra composes anything, so an unknown
+key fails with the valid keys named and the closest one suggested (Hydra alone names only the bad key, and for
+`+key=value` not even that). The overrides are parsed by Hydra's own parser: every form Hydra documents (`+`, `++`,
+`~`, sweeps, quoted values, `group@package=option`) is read as Hydra reads it."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import sys
 import typing
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 
 from runner.config import SCHEMAS
 from runner.config.run import RunConfig
+from runner.errors import ConfigError
 
-HYDRA_FLAGS_WITH_VALUE = {
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--cfg",
-    "-c",
-    "--package",
-    "-p",
-    "--info",
-    "--experimental-rerun",
-}
+CONF = Path(__file__).resolve().parents[1] / "conf"
+FREE_FORM_HEADS = ("hydra", "experiment")  # Hydra's own node (checked once composed) and the experiment group
 
 
 def _fields(schema: type) -> dict[str, typing.Any]:
@@ -33,9 +28,8 @@ def _fields(schema: type) -> dict[str, typing.Any]:
 
 
 def _group_fields(group: str) -> dict[str, typing.Any]:
-    schemas = SCHEMAS[group].values()
     merged: dict[str, typing.Any] = {}
-    for schema in schemas:
+    for schema in SCHEMAS[group].values():
         merged.update(_fields(schema))
     return merged
 
@@ -44,7 +38,7 @@ def unknown_key(key: str) -> str | None:
     """An error message if `key` is not in the schema, else None."""
     parts = key.split(".")
     head = parts[0]
-    if head.split("/")[0] in ("hydra", "experiment"):  # hydra.run.dir=..., hydra/launcher=ray
+    if head.split("/")[0] in FREE_FORM_HEADS:  # hydra.run.dir=..., hydra/launcher=ray
         return None
     fields = _group_fields(head) if head in SCHEMAS else _fields(RunConfig)
     path = parts[1:] if head in SCHEMAS else parts
@@ -62,24 +56,38 @@ def unknown_key(key: str) -> str | None:
         if dataclasses.is_dataclass(kind):
             fields = _fields(kind)
         else:
-            return None  # a leaf or a free-form mapping (model.architecture)
+            return None  # a leaf or a free-form mapping (model.architecture: runner/checks/model.py checks it)
     return None
 
 
-def check_overrides(argv: list[str]) -> None:
-    skip_next = False
-    for arg in argv:
-        if skip_next:
-            skip_next = False
-            continue
-        if arg in HYDRA_FLAGS_WITH_VALUE:
-            skip_next = True
-            continue
-        if arg.startswith("-") or "=" not in arg or arg[0] in "+~":
-            continue
-        key = arg.split("=", 1)[0]
-        if "." not in key and key in SCHEMAS:
-            continue  # a group choice: Hydra names the valid options itself
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    """Hydra's own parse of the command line's overrides; a syntax error is a ConfigError with Hydra's message."""
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as e:
+        raise ConfigError(str(e)) from e
+
+
+def _choices(override: Override) -> list[str]:
+    """The option(s) a group override picks: one, or each of a choice sweep's (`quant=none,4bit`)."""
+    if override.is_sweep_override():
+        try:
+            return list(override.sweep_string_iterator())
+        except Exception:  # a range or interval sweep: numbers, never a schema's name
+            return []
+    return [override.get_value_element_as_str()] if isinstance(override.value(), str) else []
+
+
+def check_override_keys(overrides: list[Override]) -> None:
+    """Every `key=value`, `+key=value`, `++key=value` and `~key` names a key the schemas have. Group choices
+    (`quant=4bit`, `hydra/launcher=ray`) are left to Hydra, which lists the options of the group."""
+    for override in overrides:
+        key = override.key_or_group
+        schemas = [c for c in _choices(override) if c in SCHEMAS.get(key, {})]
+        if schemas:  # quant=base_quant: the schema, not an option
+            options = sorted(p.stem for p in (CONF / key).glob("*.yaml"))
+            raise ConfigError(f"{key}={schemas[0]} is the group's schema, not an option: use one of {options}")
+        if override.package is not None or "/" in key or ("." not in key and key in SCHEMAS):
+            continue  # a config group (or a group under another package): Hydra names the valid options
         if message := unknown_key(key):
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(2)
+            raise ConfigError(message)

@@ -10,7 +10,7 @@ from typing import Any
 
 RESULTS_FILE = "results.json"
 # run-level switches: a rerun that changes them (resume=true, a longer timeout) is still the same job
-RUN_SWITCHES = ("resume", "timeout_s", "isolate")
+RUN_SWITCHES = ("resume", "timeout_s", "isolate", "overwrite")
 
 
 def _file_mode() -> int:
@@ -57,19 +57,38 @@ def read_results(run_dir: Path) -> dict | None:
         return json.load(f)
 
 
-def job_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that make a job what it is (run-level switches left out), in a stable order."""
-    return sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in RUN_SWITCHES)
+def job_config(config: dict) -> dict:
+    """The composed config that makes a job what it is: run-level switches and the sweep report's settings left
+    out, as JSON would write it (enums as their values), so a record's config and a new one compare equal."""
+    kept = {k: v for k, v in config.items() if k not in (*RUN_SWITCHES, "report", "hydra")}
+    return json.loads(json.dumps(kept, default=_default))
 
 
-def finished_ok(run_dir: Path, overrides: list[str]) -> dict | None:
-    """The record of a job that already succeeded with these same overrides (what `resume=true` skips), else None.
-    Comparing overrides guards against a sweep whose job numbers now mean other jobs."""
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    found = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return found
+
+
+def finished_ok(run_dir: Path, config: dict) -> tuple[dict | None, str]:
+    """(the record of a job that already succeeded with this same composed config, why not else). What
+    `resume=true` skips; comparing composed configs, not override strings, catches an edited experiment file."""
     try:
         record = read_results(run_dir)
-    except (OSError, ValueError):  # unreadable: run the job again
-        return None
-    same = record and job_overrides(record.get("overrides") or []) == job_overrides(overrides)
-    if same and record.get("status") == "ok":
-        return record
-    return None
+    except (OSError, ValueError) as e:  # unreadable: run the job again
+        return None, f"its record is unreadable ({e})"
+    if record is None:
+        return None, "it has no record"
+    if record.get("status") != "ok":
+        return None, f"its record's status is {record.get('status')!r}"
+    changed = _differences(job_config(record.get("config") or {}), job_config(config))
+    if changed:
+        shown = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
+        return None, f"its config changed since the recorded run ({shown})"
+    return record, ""

@@ -13,7 +13,7 @@ from transformers import AutoModel
 from runner.config.load import to_run_config
 from runner.convert import fused_encoder
 from runner.convert.bettertransformer import convert, fingerprint
-from runner.errors import ConfigError
+from runner.errors import ConfigError, OptimizationNotApplied
 from runner.models.build import build_random
 from tests.conftest import compose_config
 
@@ -62,11 +62,28 @@ def test_reverse_restores_the_state_dict_exactly():
     conversion = convert(model, cfg)
     assert set(model.state_dict()) != set(before)  # converted: other modules
     record = conversion.reverse(model)
-    assert record["reversed"] == {"state_dict_restored": True}
+    assert record["reversed"]["state_dict_restored"] is True
+    assert record["reversed"]["values_compared"] >= len(before)  # every tensor (tied and non-persistent ones too)
     assert fingerprint(model) == print_before
     after = model.state_dict()
     assert list(after) == list(before)
     assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_reverse_catches_a_changed_value():
+    """Same modules, same keys, one weight off by one: the reversal check compares values, so it refuses."""
+    cfg, model = tiny_bert()
+    conversion = convert(model, cfg)
+    undo = conversion.undo
+
+    def undo_and_nudge():
+        undo()
+        with torch.no_grad():
+            model.embeddings.word_embeddings.weight[0, 0] += 1
+
+    conversion.undo = undo_and_nudge
+    with pytest.raises(OptimizationNotApplied, match=r"changed 1 tensor value\(s\) \(embeddings.word_embeddings"):
+        conversion.reverse(model)
 
 
 def test_unmasked_batches_run_the_fused_layers_without_nesting():
@@ -86,7 +103,7 @@ def test_bettertransformer_run_saves_a_canonical_checkpoint(run_job, tmp_path):
     bt = record["convert"]["bettertransformer"]
     assert bt["kind"] == "fused_encoder" and bt["layers"] == 2
     assert bt["padding_skipped"] is True
-    assert bt["reversed"] == {"state_dict_restored": True}
+    assert bt["reversed"]["state_dict_restored"] is True and bt["reversed"]["values_compared"] > 0
     assert record["attention"]["fused_encoder_layer_calls"] == 2
     assert record["agreement"]["agrees"], record["agreement"]
     assert "convert.bettertransformer=true" in record["agreement"]["changes"]
@@ -114,7 +131,7 @@ def test_minilm_with_real_weights_and_tokenized_text(run_job):
     assert record["inputs"]["padded_tokens"] > 0
     bt = record["convert"]["bettertransformer"]
     assert bt["layers"] == 6 and bt["padding_skipped"] is True
-    assert bt["reversed"] == {"state_dict_restored": True}
+    assert bt["reversed"]["state_dict_restored"] is True and bt["reversed"]["values_compared"] > 0
     assert record["agreement"]["agrees"], record["agreement"]
     assert record["agreement"]["cosine_similarity_min"] > 0.9999
 
@@ -133,7 +150,7 @@ def test_decoder_gets_native_sdpa_and_says_so(run_job, caplog):
     bt = record["convert"]["bettertransformer"]
     assert bt["kind"] == "native_sdpa"
     assert bt["attn_implementation"] == {"before": "eager", "after": "sdpa"}
-    assert bt["reversed"] == {"state_dict_restored": True}
+    assert bt["reversed"]["state_dict_restored"] is True and bt["reversed"]["values_compared"] > 0
     assert record["attention"]["implementation"] == "sdpa"  # what ran, although eager was loaded
     assert record["attention"]["sdpa_kernels"] == ["flash"]
     assert "BetterTransformer's decoder path is PyTorch's native SDPA" in caplog.text
@@ -152,7 +169,7 @@ def test_reverse_stage_restores_the_decoder_attention(run_job):
     record = run_job("model=tiny-llama", "attention=eager", "convert.bettertransformer=true", "pipeline=load_only")
     assert record["status"] == "ok", record.get("error")
     assert "attention" not in record  # a load-only pipeline never runs the model: nothing to probe
-    assert record["convert"]["bettertransformer"]["reversed"] == {"state_dict_restored": True}
+    assert record["convert"]["bettertransformer"]["reversed"]["state_dict_restored"] is True
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,9 @@ def test_each_scheme_quantizes_and_stays_close(run_job, quant):
     # the quantized Linear weights take exactly their bits; everything else is unchanged
     assert q["linear_weight_ratio"] == pytest.approx(ratio)
     saved = q["linear_weight_bytes_unquantized"] - q["linear_weight_bytes"]
-    assert q["footprint_bytes"] == q["unquantized_footprint_bytes"] - saved
+    # ... plus the quantization state (absmax, scales) that get_memory_footprint does not see
+    assert q["quant_state_bytes"] > 0
+    assert q["footprint_bytes"] == q["unquantized_footprint_bytes"] - saved + q["quant_state_bytes"]
     assert q["footprint_bytes"] == record["model"]["footprint_bytes"] < q["unquantized_footprint_bytes"]
     assert q["double_quant"] is (quant == "nf4")
     # quality cost against the unquantized model on the same inputs: present, nonzero, small
@@ -68,6 +70,22 @@ def test_four_bit_options_reach_the_layers(run_job):
     assert q["double_quant"] is True
     assert q["compute_dtypes"] == ["bfloat16"]
     assert q["bitsandbytes_config"]["bnb_4bit_compute_dtype"] == "bfloat16"
+
+
+def test_footprint_counts_the_quantization_state(run_job):
+    """fp4 keeps a float32 absmax per 64-weight block; double quantization stores it in 8 bits plus a nested state
+    (its own absmax and a 256-entry code per layer, which outweighs the saving on a model this small)."""
+    fp4, nf4_double = (
+        run_job("quant=4bit", "pipeline=load_only")["model"]["quantization"],
+        run_job("quant=nf4", "quant.bnb_4bit_use_double_quant=true", "pipeline=load_only")["model"]["quantization"],
+    )
+    assert fp4["linear_weight_bytes"] == nf4_double["linear_weight_bytes"]  # the packed weights are the same size
+    blocks = fp4["linear_weight_bytes"] * 2 // 64  # two 4-bit weights a byte, 64 weights a block
+    assert fp4["quant_state_bytes"] >= blocks * 4  # a float32 absmax per block
+    assert nf4_double["quant_state_bytes"] >= blocks + TINY_LLAMA_LINEARS * 256 * 4  # 8-bit absmax + nested codes
+    assert nf4_double["footprint_bytes"] - fp4["footprint_bytes"] == (
+        nf4_double["quant_state_bytes"] - fp4["quant_state_bytes"]
+    )
 
 
 def test_eight_bit_options_reach_transformers(run_job):

@@ -113,7 +113,7 @@ def test_a_job_replayed_from_its_record_composes_the_same_config(sweep):
 
 @pytest.mark.slow
 def test_failures_are_recorded_with_their_reason_and_the_sweep_goes_on(cli, tmp_path):
-    # hidden_size=60 gives Llama an odd head size: transformers refuses it while loading (a runtime failure);
+    # hidden_size=60 gives Llama an odd head size: transformers refuses it (its config class, or while loading);
     # sequence_length=0 is refused by validation before anything loads
     sweep_dir = tmp_path / "sweep"
     result = cli(
@@ -132,16 +132,19 @@ def test_failures_are_recorded_with_their_reason_and_the_sweep_goes_on(cli, tmp_
     }
     by_case = {case: records[n] for n, case in hidden_and_length.items()}
     assert by_case[(64, 8)]["status"] == "ok"
-    runtime = by_case[(60, 8)]
-    assert runtime["status"] == "failed" and runtime["error"]["type"] != "ConfigError"
-    assert runtime["stages"][0] == "load" and runtime["error"]["message"]
+    odd_heads = by_case[(60, 8)]  # refused by the config class's own validation (transformers 5.2x), else at load
+    assert odd_heads["status"] == "failed" and odd_heads["error"]["message"]
+    if odd_heads["error"]["type"] != "ConfigError":
+        assert odd_heads["stages"][0] == "load"
+    else:
+        assert "model.architecture of model=tiny-llama (LlamaConfig)" in odd_heads["error"]["message"]
     for case in ((64, 0), (60, 0)):
         assert by_case[case]["error"]["type"] == "ConfigError"
         assert "scenario.sequence_length=0 must be at least 1" in by_case[case]["error"]["message"]
     summary = (sweep_dir / "summary.md").read_text()
     assert "4 job(s), 1 ok, 3 failed" in summary
     assert "ConfigError: scenario.sequence_length=0 must be at least 1" in summary
-    assert f"{runtime['error']['type']}: " in summary
+    assert f"{odd_heads['error']['type']}: " in summary
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def plugins_exist(cfg: RunConfig) -> None:
     BACKENDS.get(cfg.backend.name)
 
 
-@check
+@check(values=True)
 def scenario_numbers(cfg: RunConfig) -> None:
     s = cfg.scenario
     problems = [

@@ -16,6 +16,7 @@ class SaveConfig:
     directory: str = "model"  # relative to the run folder
 
 
+MODEL_STAGE = "load"  # the stage that makes the model; every other stage uses it, so it runs first
 DEFAULT_STAGES = ("load", "convert", "warmup", "infer", "compare", "verify", "reverse", "save")
 
 

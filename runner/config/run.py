@@ -51,5 +51,6 @@ class RunConfig:
     isolate: str = "auto"
     timeout_s: float | None = None  # an isolated job running longer is killed and recorded as timed out
     resume: bool = False  # multirun into an existing hydra.sweep.dir: skip jobs that already have an ok result
+    overwrite: bool = False  # write into an existing hydra.run.dir / hydra.sweep.dir, which is refused otherwise
     report: ReportConfig = field(default_factory=ReportConfig)
     roofline: RooflineConfig = field(default_factory=RooflineConfig)

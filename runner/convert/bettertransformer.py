@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import transformers
 from torch import nn
 
@@ -92,21 +93,49 @@ def fingerprint(model: nn.Module) -> dict[str, object]:
     return prints
 
 
+QUANTIZED_PARAMETERS = ("Params4bit", "Int8Params")  # bitsandbytes re-lays these out during CPU inference
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return {name: tensor for name, tensor in named if type(tensor).__name__ not in QUANTIZED_PARAMETERS}
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of every parameter and buffer value (bitsandbytes' packed weights aside, whose modules the
+    fingerprint follows): the reversal must give back these exact values. Host memory: one copy of the weights."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in _tensors(model).items()}
+
+
+def changed_values(model: nn.Module, before: dict[str, torch.Tensor]) -> list[str]:
+    """Names whose tensor is gone or no longer bit-for-bit equal (torch.equal) to the snapshot's."""
+    now = _tensors(model)
+    return [name for name, value in before.items() if name not in now or not torch.equal(now[name].cpu(), value)]
+
+
 @dataclass
 class Conversion:
     kind: str
     record: dict[str, Any]
     undo: Callable[[], None]
     before: dict[str, object]
+    values: dict[str, torch.Tensor]
 
     def reverse(self, model: nn.Module) -> dict[str, Any]:
         self.undo()
-        restored = fingerprint(model) == self.before
-        if not restored:
+        if fingerprint(model) != self.before:
             raise OptimizationNotApplied(
-                f"{OPTION}: reversing did not restore the original state dict; the model must not be saved"
+                f"{OPTION}: reversing did not restore the original modules and state dict keys; the model must not "
+                "be saved"
             )
-        self.record["reversed"] = {"state_dict_restored": restored}
+        changed = changed_values(model, self.values)
+        if changed:
+            raise OptimizationNotApplied(
+                f"{OPTION}: reversing changed {len(changed)} tensor value(s) ({', '.join(changed[:3])}); the model "
+                "must not be saved"
+            )
+        self.record["reversed"] = {"state_dict_restored": True, "values_compared": len(self.values)}
+        self.values = {}  # the host copy is no longer needed
         return self.record
 
 
@@ -149,6 +178,6 @@ def _native_sdpa(model: nn.Module) -> tuple[dict, Callable[[], None]]:
 
 def convert(model: nn.Module, cfg: RunConfig) -> Conversion:
     kind = plan(cfg, strict=True)
-    before = fingerprint(model)
+    before, values = fingerprint(model), snapshot(model)
     record, undo = _fused(model, cfg) if kind == FUSED_ENCODER else _native_sdpa(model)
-    return Conversion(kind, record, undo, before)
+    return Conversion(kind, record, undo, before, values)

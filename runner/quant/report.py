@@ -25,6 +25,26 @@ def _layer_scheme(module: torch.nn.Module) -> str | None:
     return None
 
 
+def quant_state_bytes(model: torch.nn.Module) -> int:
+    """Bytes of bitsandbytes' quantization state, which `get_memory_footprint` misses (it is neither a parameter
+    nor a buffer): 4-bit blocks' absmax, code and offset, with double quantization the nested state of the absmax
+    itself; 8-bit rows' scales (Int8Params.SCB). Each tensor once, and none the parameters already count."""
+    seen = {t.data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    total = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        nested = getattr(state, "state2", None)
+        tensors = [getattr(weight, "SCB", None)]
+        for part in (state, nested):
+            tensors += [getattr(part, name, None) for name in ("absmax", "code", "offset")]
+        for tensor in tensors:
+            if isinstance(tensor, torch.Tensor) and tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                total += tensor.nelement() * tensor.element_size()
+    return total
+
+
 def layer_census(model: PreTrainedModel, dtype: torch.dtype) -> dict:
     schemes: Counter[str] = Counter()
     kept: list[str] = []  # Linear layers left in full precision
@@ -69,7 +89,8 @@ def quantization_report(model: PreTrainedModel, cfg: RunConfig) -> dict:
             "they were). Check quant.llm_int8_skip_modules, and that the model's linear layers are nn.Linear"
         )
     unquantized = empty_model(model.config, auto_class(cfg.model.task), dtype).get_memory_footprint()
-    footprint = model.get_memory_footprint()
+    state_bytes = quant_state_bytes(model)
+    footprint = model.get_memory_footprint() + state_bytes
     applied = getattr(model.config, "quantization_config", None)
     if applied is not None and not isinstance(applied, dict):
         applied = applied.to_dict()
@@ -77,7 +98,8 @@ def quantization_report(model: PreTrainedModel, cfg: RunConfig) -> dict:
         "method": "bitsandbytes",
         "bits": cfg.quant.bits,
         **census,
-        "footprint_bytes": footprint,
+        "footprint_bytes": footprint,  # parameters, buffers and the quantization state
+        "quant_state_bytes": state_bytes,
         "unquantized_footprint_bytes": unquantized,
         "footprint_ratio": footprint / unquantized,
         "bitsandbytes_config": applied,  # what transformers actually loaded with

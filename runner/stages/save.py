@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runner.context import RunContext
+from runner.errors import ConfigError
 from runner.pipeline_reverse import reverse_all
 from runner.stages.base import Stage, stage
 
@@ -13,8 +14,11 @@ class Save(Stage):
         if not ctx.cfg.save.model:
             ctx.record["save"] = {"saved": False}
             return ctx
+        run_dir = ctx.run_dir.resolve()
+        directory = (run_dir / ctx.cfg.save.directory).resolve()  # a symlink inside the run could point out of it
+        if directory == run_dir or not directory.is_relative_to(run_dir):
+            raise ConfigError(f"save.directory={ctx.cfg.save.directory!r} resolves to {directory}, outside {run_dir}")
         reverse_all(ctx)  # a canonical Transformers checkpoint, whatever ran before
-        directory = ctx.run_dir / ctx.cfg.save.directory
         ctx.backend.save(directory)
         ctx.record["save"] = {"saved": True, "directory": str(directory)}
         return ctx

@@ -21,6 +21,7 @@ from runner.models.source import resolve_weights
 from runner.placement import placement_summary
 from runner.quant import is_quantized, quantization_report
 from runner.quant.compat import plain_linears
+from runner.quant.report import quant_state_bytes
 
 
 class _OnStep(LogitsProcessor):
@@ -57,7 +58,7 @@ class PyTorchBackend(Backend):
             "class": type(self.model).__name__,
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "parameters": self.model.num_parameters(),
-            "footprint_bytes": self.model.get_memory_footprint(),
+            "footprint_bytes": self.model.get_memory_footprint() + quant_state_bytes(self.model),
             "load_time_s": load_time,
             "attn_implementation": getattr(config, "_attn_implementation", None),
             "vocab_size": getattr(config, "vocab_size", None),
