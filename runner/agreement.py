@@ -13,7 +13,7 @@ from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
 from runner.distributed.tp import enabled as tp_enabled
 from runner.distributed.tp import tp_size, unsharded
-from runner.quant.bnb import is_quantized
+from runner.quant.base import is_quantized
 
 # Largest max-abs difference, relative to the reference's largest magnitude, still counted as agreement.
 # Float32 kernels differ by rounding only; half precision accumulates in other orders.

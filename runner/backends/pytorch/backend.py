@@ -43,7 +43,7 @@ class PyTorchBackend(Backend):
         cfg = self.cfg
         source = resolve_weights(cfg.model)
         start = time.perf_counter()
-        with plain_linears(cfg):  # so bitsandbytes sees every Linear layer (runner/quant/compat.py)
+        with plain_linears(cfg):  # so the quantizer sees every Linear layer (runner/quant/compat.py)
             self.model = build_model(
                 cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
             )
@@ -65,6 +65,8 @@ class PyTorchBackend(Backend):
         }
         if is_quantized(cfg.quant):
             info["quantization"] = quantization_report(self.model, cfg)
+            # a torchao weight reports its logical dtype: the method's count is what really sits in memory
+            info["footprint_bytes"] = info["quantization"]["footprint_bytes"]
         if tp.enabled(cfg.hardware):  # proof that the layers were split, and this rank's share
             info["tensor_parallel"] = tp.shard_report(self.model)
         return info
