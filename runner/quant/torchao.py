@@ -13,6 +13,7 @@ scales and zero points inside it (the subclass itself reports its logical bfloat
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import torch
 from transformers import PreTrainedModel
@@ -82,8 +83,15 @@ class TorchAo(QuantMethod):
     def quantization_config(self, quant: QuantConfig, model_dtype: DType):
         from transformers import TorchAoConfig
 
-        skip = list(quant.modules_to_not_convert) if quant.modules_to_not_convert else None
-        return TorchAoConfig(quant_type=ao_config(quant), modules_to_not_convert=skip)
+        return TorchAoConfig(quant_type=ao_config(quant), modules_to_not_convert=self._skip_patterns(quant))
+
+    def _skip_patterns(self, quant: QuantConfig) -> list[str] | None:
+        """Module names as transformers' torchao quantizer matches them. It tests the parameter's name
+        ("...mlp.down_proj.weight"), where a bare "down_proj" matches neither as a prefix nor as a suffix: each name
+        becomes a regex for that module anywhere in the tree, as bitsandbytes' llm_int8_skip_modules behave."""
+        if not quant.modules_to_not_convert:
+            return None
+        return [rf"(?:.*\.)?{re.escape(name)}" for name in quant.modules_to_not_convert]
 
     def skipped_modules(self, quant: QuantConfig) -> list[str] | None:
         return list(quant.modules_to_not_convert) if quant.modules_to_not_convert else None
