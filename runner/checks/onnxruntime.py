@@ -92,7 +92,7 @@ def exportable(cfg: RunConfig) -> None:
             f"attention={cfg.attention.name} forces PyTorch SDPA kernels, which the exported graph does not contain: "
             "use attention=sdpa"
         )
-    converted = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name)]
+    converted = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name) is True]
     if converted:
         problems.append(
             f"convert.{converted[0]}=true changes the PyTorch model; backend=onnxruntime exports the plain model: "

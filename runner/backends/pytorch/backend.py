@@ -12,7 +12,13 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.pytorch import load_options
-from runner.backends.pytorch.compile import compile_options, require_compiled
+from runner.backends.pytorch.compile import (
+    compile_options,
+    deferred_stop_check,
+    inductor_options,
+    require_compiled,
+    use_persistent_cache,
+)
 from runner.config.model import Task
 from runner.distributed import tp
 from runner.measure.timer import DeviceClock, MultiDeviceClock
@@ -38,6 +44,7 @@ class _OnStep(LogitsProcessor):
 class PyTorchBackend(Backend):
     name = "pytorch"
     model: Any = None
+    compiled_calls = 0  # generate calls since load; the first compiles when convert.compile=true
 
     def load(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -92,7 +99,11 @@ class PyTorchBackend(Backend):
             bos_token_id=config.bos_token_id,
             **compile_options(self.cfg),
         )
-        with torch.inference_mode():
+        first_compile = self.cfg.convert.compile and not self.compiled_calls
+        if first_compile:
+            inductor_cache = use_persistent_cache(self.cfg)
+            start = self._synchronized_clock()
+        with torch.inference_mode(), deferred_stop_check(self.cfg) as stop_check:
             output = self.model.generate(
                 **inputs,
                 generation_config=generation,
@@ -100,7 +111,22 @@ class PyTorchBackend(Backend):
             )
         if self.cfg.convert.compile:
             require_compiled(self.model)
+            self.compiled_calls += 1
+        if first_compile:  # compilation (or a cache hit), CUDA-graph capture and one generation
+            self.ctx.section("convert")["compile"] = {
+                "first_call_s": self._synchronized_clock() - start,
+                "mode": self.cfg.convert.compile_options.mode,
+                "inductor_options": inductor_options(self.cfg),
+                "stop_check": stop_check,
+                "inductor_cache_dir": inductor_cache,
+            }
         return output
+
+    def _synchronized_clock(self) -> float:
+        for device in self.devices():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return time.perf_counter()
 
     def inference_context(self):
         return load_options.inference_context(self.cfg)
@@ -130,6 +156,7 @@ class PyTorchBackend(Backend):
 
     def unload(self) -> None:
         self.model = None
+        self.compiled_calls = 0
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
