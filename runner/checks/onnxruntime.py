@@ -79,8 +79,8 @@ def exportable(cfg: RunConfig) -> None:
         )
     if cfg.quant.name != "none":
         problems.append(
-            f"quant={cfg.quant.name} quantizes PyTorch modules with bitsandbytes, which cannot be exported to ONNX: "
-            "use quant=none with backend=onnxruntime"
+            f"quant={cfg.quant.name} quantizes PyTorch modules ({cfg.quant.method} layers), which cannot be exported "
+            "to ONNX: use quant=none with backend=onnxruntime"
         )
     if cfg.attention.implementation not in EXPORTABLE_ATTENTION:
         problems.append(
