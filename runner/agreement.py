@@ -13,7 +13,7 @@ from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
 from runner.distributed.tp import enabled as tp_enabled
 from runner.distributed.tp import tp_size, unsharded
-from runner.quant.bnb import is_quantized
+from runner.quant.base import is_quantized
 
 # Largest max-abs difference, relative to the reference's largest magnitude, still counted as agreement.
 # Float32 kernels differ by rounding only; half precision accumulates in other orders.
@@ -43,7 +43,9 @@ def reference_changes(cfg: RunConfig) -> list[str]:
         changes.append(f"backend={cfg.backend.name}")
     if tp_enabled(cfg.hardware):
         changes.append(f"hardware=tp over {tp_size(cfg.hardware)} ranks")
-    changes += [f"convert.{f.name}=true" for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name)]
+    # the switches only (compile_options only say how convert.compile compiles)
+    switches = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name) is True]
+    changes += [f"convert.{name}=true" for name in switches]
     return changes
 
 

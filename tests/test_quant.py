@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from runner.checks.quant import bitsandbytes_needs_pytorch
+from runner.checks.quant import method_runs_on_the_backend
 from runner.config.load import to_run_config
 from runner.config.model import DType
 from runner.config.quant import FourBitType, QuantConfig
@@ -102,7 +102,7 @@ def test_eight_bit_options_reach_transformers(run_job):
 
 
 def test_compute_dtype_defaults_to_the_model_dtype():
-    quant = QuantConfig(name="4bit", bits=4, bnb_4bit_quant_type=FourBitType.nf4)
+    quant = QuantConfig(name="4bit", method="bitsandbytes", bits=4, bnb_4bit_quant_type=FourBitType.nf4)
     config = bnb_config(quant, DType.float16)
     assert config.load_in_4bit and not config.load_in_8bit
     assert config.bnb_4bit_compute_dtype == torch.float16
@@ -184,10 +184,10 @@ def test_design_example_validates():
 
 
 def test_quantization_on_another_backend_fails_at_validation():
-    message = "quant=4bit is bitsandbytes quantization.*backend=onnxruntime cannot run it"
+    message = "quant=4bit is 4-bit bitsandbytes quantization.*backend=onnxruntime cannot run it"
     cfg = to_run_config(compose_config(["quant=4bit", "hardware=cpu"]))
     with pytest.raises(ConfigError, match=message):
-        bitsandbytes_needs_pytorch(dataclasses.replace(cfg, backend=SimpleNamespace(name="onnxruntime")))
+        method_runs_on_the_backend(dataclasses.replace(cfg, backend=SimpleNamespace(name="onnxruntime")))
     if (CONF / "backend" / "onnxruntime.yaml").exists():  # the whole path, once that backend is configured
         with pytest.raises(ConfigError, match=message):
             to_run_config(compose_config(["quant=4bit", "backend=onnxruntime", "hardware=cpu"]))

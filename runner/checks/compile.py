@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runner.checks.base import check
+from runner.config.pipeline import COMPILE_MODES
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.errors import ConfigError
@@ -27,4 +28,13 @@ def compile_needs_generate_on_a_gpu(cfg: RunConfig) -> None:
             f"convert.compile=true with scenario.warmup_runs={cfg.scenario.warmup_runs}: "
             "compilation and CUDA-graph capture happen in the first calls; use warmup_runs>=2 "
             "so they stay out of the measurements"
+        )
+
+
+@check
+def known_compile_mode(cfg: RunConfig) -> None:
+    mode = cfg.convert.compile_options.mode
+    if mode not in COMPILE_MODES:
+        raise ConfigError(
+            f"convert.compile_options.mode={mode} is not a torch.compile mode: use {', '.join(COMPILE_MODES)}"
         )

@@ -12,6 +12,7 @@ from runner.devices import none_seen, visible_gpus
 from runner.distributed import tp
 from runner.distributed.tp import tp_size
 from runner.errors import ConfigError
+from runner.quant import is_quantized
 
 # the sizes a tensor-parallel plan splits over the ranks (attention heads, MLP width, vocabulary for the lm_head)
 SPLIT_SIZES = ("num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size")
@@ -87,10 +88,10 @@ def tp_combinations(cfg: RunConfig) -> None:
         return
     if cfg.backend.name != "pytorch":
         raise ConfigError(f"hardware=tp shards a PyTorch model; backend={cfg.backend.name} cannot: use backend=pytorch")
-    if cfg.quant.bits is not None:
+    if is_quantized(cfg.quant):
         raise ConfigError(
             f"quant={cfg.quant.name} with hardware=tp: transformers' tensor-parallel plan shards plain weights, not "
-            "bitsandbytes ones. Use quant=none, or hardware=multi_gpu to spread a quantized model over GPUs"
+            f"{cfg.quant.method} ones. Use quant=none, or hardware=multi_gpu to spread a quantized model over GPUs"
         )
     if cfg.save.model:
         raise ConfigError(

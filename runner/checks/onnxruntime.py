@@ -79,8 +79,8 @@ def exportable(cfg: RunConfig) -> None:
         )
     if cfg.quant.name != "none":
         problems.append(
-            f"quant={cfg.quant.name} quantizes PyTorch modules with bitsandbytes, which cannot be exported to ONNX: "
-            "use quant=none with backend=onnxruntime"
+            f"quant={cfg.quant.name} quantizes PyTorch modules ({cfg.quant.method} layers), which cannot be exported "
+            "to ONNX: use quant=none with backend=onnxruntime"
         )
     if cfg.attention.implementation not in EXPORTABLE_ATTENTION:
         problems.append(
@@ -92,7 +92,7 @@ def exportable(cfg: RunConfig) -> None:
             f"attention={cfg.attention.name} forces PyTorch SDPA kernels, which the exported graph does not contain: "
             "use attention=sdpa"
         )
-    converted = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name)]
+    converted = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name) is True]
     if converted:
         problems.append(
             f"convert.{converted[0]}=true changes the PyTorch model; backend=onnxruntime exports the plain model: "

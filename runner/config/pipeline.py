@@ -1,6 +1,27 @@
 """Schema of the `pipeline` group: which stages run, in order."""
 
 from dataclasses import dataclass, field
+from typing import Any
+
+# torch.compile's modes, each a set of inductor options (torch._inductor.list_mode_options); checked before loading
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class CompileOptions:
+    """How `convert.compile=true` compiles. The defaults won on an H200 (7B llama bf16, batch 1, 128-token
+    prompt; docs/benchmarks.md): reduce-overhead 6.88 ms/token, + deferred stop check 5.12, + max-autotune and
+    coordinate descent 4.33."""
+
+    mode: str = "max-autotune"  # reduce-overhead: CUDA graphs; max-autotune: + autotuned matmuls
+    coordinate_descent_tuning: bool = True  # inductor tunes each Triton kernel's block sizes
+    fullgraph: bool = True  # fail rather than split the decode step into graphs and Python
+    # read generate's stop flag one step late (transformers' DeferredStopCheck), so the host queues the next
+    # step while the GPU runs this one; tokens are those of plain generate
+    defer_stop_check: bool = True
+    # inductor's FX-graph and autotuning caches in $RUNNER_CACHE/inductor, shared by every job of a sweep
+    persistent_cache: bool = True
+    inductor: dict[str, Any] = field(default_factory=dict)  # further inductor options, e.g. {epilogue_fusion: false}
 
 
 @dataclass
@@ -8,6 +29,7 @@ class ConvertConfig:
     bettertransformer: bool = False
     # generate with a static KV cache and a compiled decode step (torch.compile, CUDA graphs)
     compile: bool = False
+    compile_options: CompileOptions = field(default_factory=CompileOptions)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Models whose Linear layers bitsandbytes would miss.
+"""Models whose Linear layers a quantizer would miss.
 
 transformers 5 replaces only modules whose type is exactly nn.Linear; a model that subclasses it keeps those
 layers in full precision and "quantizes" nothing (Falcon's FalconLinear computes `x @ W.T + b`, nn.Linear's
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from runner.config.run import RunConfig
-from runner.quant.bnb import is_quantized
+from runner.quant.base import is_quantized
 
 # model_type -> (modeling module, attribute) of an nn.Linear subclass with nn.Linear's math
 LINEAR_SUBCLASSES = {"falcon": ("transformers.models.falcon.modeling_falcon", "FalconLinear")}

@@ -1,4 +1,7 @@
-"""Proof that quantization happened: which Linear layers were replaced, by what, and what it saved."""
+"""Proof that quantization happened: which Linear layers were replaced, by what, and what it saved.
+
+The census is the same for every method; the method says what a quantized layer is (`layer_scheme`) and how
+many bytes its weight really takes (`weight_bytes`: a torchao tensor subclass reports its logical dtype)."""
 
 from __future__ import annotations
 
@@ -10,42 +13,12 @@ from transformers import PreTrainedModel
 from runner.config.run import RunConfig
 from runner.errors import OptimizationNotApplied
 from runner.models.build import auto_class, torch_dtype
+from runner.quant.base import QuantMethod, method_of
 from runner.quant.compat import swapped_linear
 from runner.quant.sizes import empty_model
 
 
-def _layer_scheme(module: torch.nn.Module) -> str | None:
-    """'int8', 'nf4' or 'fp4' for a bitsandbytes layer, None for anything else."""
-    import bitsandbytes as bnb
-
-    if isinstance(module, bnb.nn.Linear8bitLt):
-        return "int8"
-    if isinstance(module, bnb.nn.Linear4bit):
-        return module.weight.quant_type
-    return None
-
-
-def quant_state_bytes(model: torch.nn.Module) -> int:
-    """Bytes of bitsandbytes' quantization state, which `get_memory_footprint` misses (it is neither a parameter
-    nor a buffer): 4-bit blocks' absmax, code and offset, with double quantization the nested state of the absmax
-    itself; 8-bit rows' scales (Int8Params.SCB). Each tensor once, and none the parameters already count."""
-    seen = {t.data_ptr() for t in [*model.parameters(), *model.buffers()]}
-    total = 0
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        state = getattr(weight, "quant_state", None)
-        nested = getattr(state, "state2", None)
-        tensors = [getattr(weight, "SCB", None)]
-        for part in (state, nested):
-            tensors += [getattr(part, name, None) for name in ("absmax", "code", "offset")]
-        for tensor in tensors:
-            if isinstance(tensor, torch.Tensor) and tensor.data_ptr() not in seen:
-                seen.add(tensor.data_ptr())
-                total += tensor.nelement() * tensor.element_size()
-    return total
-
-
-def layer_census(model: PreTrainedModel, dtype: torch.dtype) -> dict:
+def layer_census(model: PreTrainedModel, dtype: torch.dtype, method: QuantMethod) -> dict:
     schemes: Counter[str] = Counter()
     kept: list[str] = []  # Linear layers left in full precision
     quantized_bytes = unquantized_bytes = 0
@@ -53,13 +26,13 @@ def layer_census(model: PreTrainedModel, dtype: torch.dtype) -> dict:
     compute_dtypes: set[str] = set()
     element = torch.empty(0, dtype=dtype).element_size()
     for name, module in model.named_modules():
-        scheme = _layer_scheme(module)
+        scheme = method.layer_scheme(module)
         if scheme is None:
             if isinstance(module, torch.nn.Linear):
                 kept.append(name)
             continue
         schemes[scheme] += 1
-        quantized_bytes += module.weight.nelement() * module.weight.element_size()
+        quantized_bytes += method.weight_bytes(module)
         unquantized_bytes += module.in_features * module.out_features * element
         state = getattr(module.weight, "quant_state", None)
         double_quant |= bool(getattr(state, "nested", False))
@@ -80,28 +53,30 @@ def layer_census(model: PreTrainedModel, dtype: torch.dtype) -> dict:
 
 def quantization_report(model: PreTrainedModel, cfg: RunConfig) -> dict:
     """The `model.quantization` section; raises when quantization was asked for and nothing was quantized."""
+    method = method_of(cfg.quant)
     dtype = torch_dtype(cfg.model.dtype)
-    census = layer_census(model, dtype)
+    census = layer_census(model, dtype, method)
     if not census["quantized_linear_layers"]:
         raise OptimizationNotApplied(
-            f"quant={cfg.quant.name} asked for {cfg.quant.bits}-bit bitsandbytes layers, but the loaded "
+            f"quant={cfg.quant.name} asked for {method.describe(cfg.quant)} layers, but the loaded "
             f"{type(model).__name__} has none ({census['unquantized_linear_layers']} nn.Linear layers left as "
-            "they were). Check quant.llm_int8_skip_modules, and that the model's linear layers are nn.Linear"
+            f"they were). {method.nothing_quantized_hint}"
         )
     unquantized = empty_model(model.config, auto_class(cfg.model.task), dtype).get_memory_footprint()
-    state_bytes = quant_state_bytes(model)
-    footprint = model.get_memory_footprint() + state_bytes
+    state_bytes = method.state_bytes(model)
+    footprint = method.footprint(model)
     applied = getattr(model.config, "quantization_config", None)
     if applied is not None and not isinstance(applied, dict):
         applied = applied.to_dict()
     return {
-        "method": "bitsandbytes",
+        "method": method.name,
         "bits": cfg.quant.bits,
+        **method.options_record(cfg.quant),
         **census,
         "footprint_bytes": footprint,  # parameters, buffers and the quantization state
         "quant_state_bytes": state_bytes,
         "unquantized_footprint_bytes": unquantized,
         "footprint_ratio": footprint / unquantized,
-        "bitsandbytes_config": applied,  # what transformers actually loaded with
+        f"{method.name}_config": applied,  # what transformers actually loaded with
         "loaded_as_nn_linear": swapped_linear(cfg.model.model_type),  # see runner/quant/compat.py
     }

@@ -15,7 +15,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from runner.config.model import ModelConfig
 from runner.config.quant import QuantConfig
 from runner.models.build import architecture_config, auto_class, torch_dtype
-from runner.quant.bnb import is_quantized
+from runner.quant.base import is_quantized, method_of
 
 
 def empty_model(config: PretrainedConfig, auto_model_class, dtype: torch.dtype) -> PreTrainedModel:
@@ -38,11 +38,10 @@ def _skipped(name: str, patterns: list[str]) -> bool:
 
 
 def quantizable_linears(model: PreTrainedModel, quant: QuantConfig) -> list[str]:
-    """Names of the nn.Linear modules bitsandbytes would replace: all but the skipped ones (by default the
+    """Names of the nn.Linear modules the method would replace: all but the skipped ones (by default the
     output embeddings, which transformers keeps in full precision)."""
-    if quant.llm_int8_skip_modules:
-        patterns = list(quant.llm_int8_skip_modules)
-    else:
+    patterns = method_of(quant).skipped_modules(quant)
+    if patterns is None:
         output = model.get_output_embeddings()
         patterns = [n for n, m in model.named_modules() if output is not None and m is output]
     return [
@@ -56,5 +55,5 @@ def quantized_dtypes(model: PreTrainedModel, quant: QuantConfig) -> dict[str, to
     """accelerate's `special_dtypes`: the storage of each quantized weight (int8, or 4-bit packed)."""
     if not is_quantized(quant):
         return {}
-    dtype = torch.int8 if quant.bits == 8 else CustomDtype.INT4
+    dtype = method_of(quant).weight_storage(quant)
     return {f"{name}.weight": dtype for name in quantizable_linears(model, quant)}

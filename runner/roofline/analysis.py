@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from runner.roofline.cost import Shape, decode_bytes_per_step, forward_flops
+from runner.roofline.cost import Shape, decode_bytes_per_step, decode_flops, forward_flops
 from runner.roofline.gpus import ceilings_for
 
 
@@ -46,7 +46,10 @@ def roofline(
             "achieved_gbs": achieved,
             "share_of_bandwidth": _share(achieved, bandwidth),
             "floor_ms_per_token": moved / bandwidth / 1e6 if bandwidth else None,
+            **decode_bound(moved, weight_bytes, shape, batch, seq + new_tokens / 2, limits),
         }
+        decode_tflops = section["decode"]["flops_per_token_step"] / generate["per_token"]["mean"] / 1e12
+        section["decode"]["share_of_peak"] = _share(decode_tflops, peak)
         prefill_tflops = prefill_flops / generate["prefill"]["mean"] / 1e12
         section["prefill"] = {
             "flops": prefill_flops,
@@ -96,3 +99,20 @@ def decode_bytes(
 def _activation_dtype(model: torch.nn.Module) -> torch.dtype:
     dtype = getattr(model, "dtype", torch.float32)
     return dtype if dtype.is_floating_point else torch.float16
+
+
+def decode_bound(moved: float, weight_bytes: float, shape: Shape, batch: int, context: float, limits: dict) -> dict:
+    """Which ceiling one decode step meets first, and the batch where its Linear layers turn from bandwidth- to
+    compute-bound (their matmul time reaches the time to read their weights; that batch is the same for every
+    step). The KV cache read grows with the batch as its attention FLOPs do, so attention stays bandwidth-bound."""
+    flops = decode_flops(shape, batch, context)
+    peak, bandwidth = limits["peak_tflops"], limits["bandwidth_gbs"]
+    if not (peak and bandwidth):
+        return {"flops_per_token_step": flops}
+    compute_s, memory_s = flops / (peak * 1e12), moved / (bandwidth * 1e9)
+    linear_row_s = 2 * shape.linear_macs_per_token / (peak * 1e12)  # matmul time of one more row
+    return {
+        "flops_per_token_step": flops,
+        "bound": "compute" if compute_s > memory_s else "bandwidth",
+        "linear_ridge_batch": weight_bytes / (bandwidth * 1e9) / linear_row_s,
+    }

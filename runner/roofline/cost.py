@@ -60,3 +60,8 @@ def decode_bytes_per_step(weight_bytes: int, shape: Shape, batch: int, context: 
     tokens (keys and values of every layer) for each row."""
     kv_cache = 2 * shape.layers * shape.kv_width * context * dtype_bytes * batch
     return weight_bytes + kv_cache
+
+
+def decode_flops(shape: Shape, batch: int, context: float) -> float:
+    """FLOPs of one decode step: every Linear layer on one token per row, and attention over `context` tokens."""
+    return 2 * shape.linear_macs_per_token * batch + 2 * 2 * shape.layers * batch * context * shape.hidden

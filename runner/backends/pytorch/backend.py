@@ -12,7 +12,13 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.pytorch import load_options
-from runner.backends.pytorch.compile import compile_options, require_compiled
+from runner.backends.pytorch.compile import (
+    compile_options,
+    deferred_stop_check,
+    inductor_options,
+    require_compiled,
+    use_persistent_cache,
+)
 from runner.config.model import Task
 from runner.distributed import tp
 from runner.measure.timer import DeviceClock
@@ -21,7 +27,6 @@ from runner.models.source import resolve_weights
 from runner.placement import placement_summary
 from runner.quant import is_quantized, quantization_report
 from runner.quant.compat import plain_linears
-from runner.quant.report import quant_state_bytes
 
 
 class _OnStep(LogitsProcessor):
@@ -39,12 +44,13 @@ class _OnStep(LogitsProcessor):
 class PyTorchBackend(Backend):
     name = "pytorch"
     model: Any = None
+    compiled_calls = 0  # generate calls since load; the first compiles when convert.compile=true
 
     def load(self) -> dict[str, Any]:
         cfg = self.cfg
         source = resolve_weights(cfg.model)
         start = time.perf_counter()
-        with plain_linears(cfg):  # so bitsandbytes sees every Linear layer (runner/quant/compat.py)
+        with plain_linears(cfg):  # so the quantizer sees every Linear layer (runner/quant/compat.py)
             self.model = build_model(
                 cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
             )
@@ -58,7 +64,7 @@ class PyTorchBackend(Backend):
             "class": type(self.model).__name__,
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "parameters": self.model.num_parameters(),
-            "footprint_bytes": self.model.get_memory_footprint() + quant_state_bytes(self.model),
+            "footprint_bytes": self.model.get_memory_footprint(),
             "load_time_s": load_time,
             "attn_implementation": getattr(config, "_attn_implementation", None),
             "vocab_size": getattr(config, "vocab_size", None),
@@ -66,6 +72,9 @@ class PyTorchBackend(Backend):
         }
         if is_quantized(cfg.quant):
             info["quantization"] = quantization_report(self.model, cfg)
+            # the method's count is what really sits in memory (a torchao weight reports its logical dtype;
+            # bitsandbytes' quantization state is neither a parameter nor a buffer)
+            info["footprint_bytes"] = info["quantization"]["footprint_bytes"]
         if tp.enabled(cfg.hardware):  # proof that the layers were split, and this rank's share
             info["tensor_parallel"] = tp.shard_report(self.model)
         return info
@@ -91,7 +100,11 @@ class PyTorchBackend(Backend):
             bos_token_id=config.bos_token_id,
             **compile_options(self.cfg),
         )
-        with torch.inference_mode():
+        first_compile = self.cfg.convert.compile and not self.compiled_calls
+        if first_compile:
+            inductor_cache = use_persistent_cache(self.cfg)
+            start = self._synchronized_clock()
+        with torch.inference_mode(), deferred_stop_check(self.cfg) as stop_check:
             output = self.model.generate(
                 **inputs,
                 generation_config=generation,
@@ -99,7 +112,22 @@ class PyTorchBackend(Backend):
             )
         if self.cfg.convert.compile:
             require_compiled(self.model)
+            self.compiled_calls += 1
+        if first_compile:  # compilation (or a cache hit), CUDA-graph capture and one generation
+            self.ctx.section("convert")["compile"] = {
+                "first_call_s": self._synchronized_clock() - start,
+                "mode": self.cfg.convert.compile_options.mode,
+                "inductor_options": inductor_options(self.cfg),
+                "stop_check": stop_check,
+                "inductor_cache_dir": inductor_cache,
+            }
         return output
+
+    def _synchronized_clock(self) -> float:
+        for device in self.devices():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return time.perf_counter()
 
     def inference_context(self):
         return load_options.inference_context(self.cfg)
@@ -130,6 +158,7 @@ class PyTorchBackend(Backend):
 
     def unload(self) -> None:
         self.model = None
+        self.compiled_calls = 0
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

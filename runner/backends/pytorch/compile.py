@@ -1,8 +1,22 @@
-"""`convert.compile=true`: decode with a static KV cache and a compiled forward (torch.compile in
-"reduce-overhead" mode, which replays CUDA graphs), through Transformers' own generate auto-compilation."""
+"""`convert.compile=true`: decode with a static KV cache and a compiled forward, through Transformers' own
+generate auto-compilation, with the host kept out of the GPU's way and the kernels tuned (convert.compile_options).
+
+- Mode and inductor options: torch.compile takes a mode or options, not both, so the mode is expanded into its
+  inductor options (max-autotune: CUDA graphs + autotuned matmuls) and coordinate descent is added to them.
+- Stop check: generate reads `unfinished_sequences.max() == 0` on the host after every step, which waits for the
+  GPU each time. transformers (5.17 and later) has DeferredStopCheck, which reads that flag one step late, but
+  turns it on for mps only; it is turned on for CUDA around the runner's generate calls. The runner generates
+  exactly new_tokens (min_new_tokens = max_new_tokens), so the stop always comes from the length, which the
+  check knows on the host: no extra step, and the tokens are those of plain generate.
+- Caches: inductor's FX-graph and autotuning caches go to $RUNNER_CACHE/inductor (TORCHINDUCTOR_CACHE_DIR), so
+  the jobs of a sweep that share shapes reuse compiled kernels and autotuning results across processes."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from transformers import CompileConfig
@@ -10,14 +24,69 @@ from transformers import CompileConfig
 from runner.config.run import RunConfig
 from runner.errors import OptimizationNotApplied
 
+DEFERRED_ON = ("cuda",)  # device types where the stop flag is read a step late (CUDA events exist there)
+
+
+def inductor_options(cfg: RunConfig) -> dict[str, Any]:
+    import torch._inductor
+
+    settings = cfg.convert.compile_options
+    options = dict(torch._inductor.list_mode_options(settings.mode))
+    if settings.coordinate_descent_tuning:
+        options["coordinate_descent_tuning"] = True
+    options.update(settings.inductor)
+    return options
+
 
 def compile_options(cfg: RunConfig) -> dict[str, Any]:
     if not cfg.convert.compile:
         return {}
+    settings = cfg.convert.compile_options
     return {
         "cache_implementation": "static",
-        "compile_config": CompileConfig(fullgraph=True, mode="reduce-overhead"),
+        "compile_config": CompileConfig(fullgraph=settings.fullgraph, mode=None, options=inductor_options(cfg)),
     }
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RUNNER_CACHE", "outputs/.cache")).resolve() / "inductor"
+
+
+def use_persistent_cache(cfg: RunConfig) -> str | None:
+    """Point inductor's caches into the runner cache (before the first compilation of this process)."""
+    if not (cfg.convert.compile and cfg.convert.compile_options.persistent_cache):
+        return os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # a user's own setting wins
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+@contextlib.contextmanager
+def deferred_stop_check(cfg: RunConfig) -> Iterator[str]:
+    """Within the block, generate's DeferredStopCheck also runs on CUDA; yields what the record says."""
+    from transformers.generation import utils as generation
+
+    check = getattr(generation, "DeferredStopCheck", None)
+    if not (cfg.convert.compile and cfg.convert.compile_options.defer_stop_check):
+        yield "per step (transformers' default)"
+        return
+    if check is None:  # transformers before 5.17: the stop flag stays a per-step host read
+        yield "per step (this transformers has no DeferredStopCheck)"
+        return
+    original = check.__dict__["is_supported"]
+
+    def is_supported(device, cache, cache_is_returned, is_assistant) -> bool:
+        if device.type in DEFERRED_ON and not is_assistant:
+            return cache is None or cache.is_croppable or not cache_is_returned
+        return original.__func__(device, cache, cache_is_returned, is_assistant)
+
+    check.is_supported = staticmethod(is_supported)
+    try:
+        yield f"deferred one step on {', '.join(DEFERRED_ON)} (transformers' DeferredStopCheck)"
+    finally:
+        check.is_supported = original
 
 
 def require_compiled(model) -> None:

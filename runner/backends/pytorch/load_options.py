@@ -9,14 +9,14 @@ from runner.attention.kernels import forced_sdpa_kernels
 from runner.config.run import RunConfig
 from runner.distributed import tp
 from runner.placement import from_pretrained_options
-from runner.quant import bnb_config
+from runner.quant import is_quantized, method_of
 
 
 def from_pretrained(cfg: RunConfig) -> dict[str, Any]:
     """Extra `from_pretrained` keywords (quantization_config, device_map, max_memory)."""
     options: dict[str, Any] = {}
-    if (quantization := bnb_config(cfg.quant, cfg.model.dtype)) is not None:
-        options["quantization_config"] = quantization
+    if is_quantized(cfg.quant):  # the method's plugin builds it (runner/quant/<method>.py)
+        options["quantization_config"] = method_of(cfg.quant).quantization_config(cfg.quant, cfg.model.dtype)
     options.update(from_pretrained_options(cfg.hardware))
     options.update(tp.from_pretrained_options(cfg.hardware))  # hardware=tp: tp_plan="auto" over the torchrun ranks
     return options

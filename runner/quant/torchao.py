@@ -1,0 +1,171 @@
+"""torchao (quant=int8wo, int4wo, fp8wo, fp8dq): a torchao config inside transformers' TorchAoConfig.
+
+torchao replaces each Linear weight with a tensor subclass (Int4TilePackedTo4dTensor, Float8Tensor, ...); the
+module stays an nn.Linear. The census counts layers by that subclass, and the bytes are those of the packed data,
+scales and zero points inside it (the subclass itself reports its logical bfloat16 size). torchao 0.18 kernels:
+- int8wo: any device (plain int8 weights and a scale per channel);
+- int4wo: CUDA only: tile_packed_to_4d (tinygemm, in PyTorch, bfloat16), plain/preshuffled (the `mslk` package);
+  torchao 0.18 has no CPU layout for Int4WeightOnlyConfig;
+- fp8wo: compute capability 8.9+ (Ada, Hopper) on CUDA, or the CPU (dequantizing fallback);
+- fp8dq: float8 matmuls (torch._scaled_mm, per-row scales): Hopper (9.0) and newer only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import torch
+from transformers import PreTrainedModel
+
+from runner.config.model import DType
+from runner.config.quant import Int4Packing, Int4QParams, QuantConfig, TorchAoScheme
+from runner.config.run import RunConfig
+from runner.devices import device_or_none
+from runner.quant.base import QuantMethod, quant_method
+
+GROUP_SIZES = (32, 64, 128, 256)
+# scheme -> (least CUDA compute capability, what needs it), or absent: any CUDA GPU
+MIN_CAPABILITY = {
+    TorchAoScheme.fp8wo: ((8, 9), "float8 weights need an Ada or Hopper GPU (compute capability 8.9+)"),
+    TorchAoScheme.fp8dq: ((9, 0), "float8 matmuls (torch._scaled_mm with per-row scales) need Hopper (sm90+)"),
+}
+CPU_REFUSALS = {
+    TorchAoScheme.int4wo: "torchao 0.18 has no CPU layout for Int4WeightOnlyConfig (tile_packed_to_4d, plain and "
+    "preshuffled are CUDA kernels); use quant=int8wo on the CPU, or hardware=cuda",
+    TorchAoScheme.fp8dq: "float8 dynamic-activation matmuls run on Hopper GPUs only; use quant=fp8wo or int8wo "
+    "on the CPU, or hardware=cuda on an H100/H200",
+}
+MSLK_PACKINGS = (Int4Packing.plain, Int4Packing.preshuffled)  # kernels of the separate `mslk` package
+
+
+def ao_config(quant: QuantConfig):
+    """The torchao AOBaseConfig of the scheme, options field for field."""
+    import torchao.quantization as q
+    from torchao.quantization.quantize_.workflows import Int4ChooseQParamsAlgorithm, Int4PackingFormat
+
+    scheme = TorchAoScheme(quant.scheme)
+    if scheme is TorchAoScheme.int8wo:
+        return q.Int8WeightOnlyConfig()
+    if scheme is TorchAoScheme.int4wo:
+        return q.Int4WeightOnlyConfig(
+            group_size=quant.group_size,
+            int4_packing_format=Int4PackingFormat(Int4Packing(quant.int4_packing_format).value),
+            int4_choose_qparams_algorithm=Int4ChooseQParamsAlgorithm(quant.int4_choose_qparams_algorithm.value),
+        )
+    if scheme is TorchAoScheme.fp8wo:
+        return q.Float8WeightOnlyConfig()
+    return q.Float8DynamicActivationFloat8WeightConfig(granularity=q.PerRow())
+
+
+def _is_ao_tensor(tensor) -> bool:
+    from torchao.utils import TorchAOBaseTensor
+
+    return isinstance(tensor, TorchAOBaseTensor)
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a (possibly subclassed) tensor holds: a torchao subclass is the sum of its inner tensors."""
+    if not _is_ao_tensor(tensor):
+        return tensor.nelement() * tensor.element_size()
+    names, _ = tensor.__tensor_flatten__()
+    return sum(tensor_bytes(getattr(tensor, name)) for name in names if getattr(tensor, name) is not None)
+
+
+@quant_method("torchao")
+class TorchAo(QuantMethod):
+    package = "torchao"
+    extra = "torchao"
+    nothing_quantized_hint = (
+        "Check quant.modules_to_not_convert, and (int4wo) that Linear input sizes are multiples of quant.group_size"
+    )
+
+    def quantization_config(self, quant: QuantConfig, model_dtype: DType):
+        from transformers import TorchAoConfig
+
+        return TorchAoConfig(quant_type=ao_config(quant), modules_to_not_convert=self._skip_patterns(quant))
+
+    def _skip_patterns(self, quant: QuantConfig) -> list[str] | None:
+        """Module names as transformers' torchao quantizer matches them. It tests the parameter's name
+        ("...mlp.down_proj.weight"), where a bare "down_proj" matches neither as a prefix nor as a suffix: each name
+        becomes a regex for that module anywhere in the tree, as bitsandbytes' llm_int8_skip_modules behave."""
+        if not quant.modules_to_not_convert:
+            return None
+        return [rf"(?:.*\.)?{re.escape(name)}" for name in quant.modules_to_not_convert]
+
+    def skipped_modules(self, quant: QuantConfig) -> list[str] | None:
+        return list(quant.modules_to_not_convert) if quant.modules_to_not_convert else None
+
+    def layer_scheme(self, module: torch.nn.Module) -> str | None:
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear) and _is_ao_tensor(weight):
+            return type(weight).__name__
+        return None
+
+    def weight_bytes(self, module: torch.nn.Module) -> int:
+        return tensor_bytes(module.weight)
+
+    def footprint(self, model: PreTrainedModel) -> int:
+        return sum(tensor_bytes(t) for t in [*model.parameters(), *model.buffers()])
+
+    def weight_storage(self, quant: QuantConfig):
+        from accelerate.utils import CustomDtype
+
+        if quant.scheme == TorchAoScheme.int4wo:
+            return CustomDtype.INT4
+        return torch.int8 if quant.scheme == TorchAoScheme.int8wo else torch.float8_e4m3fn
+
+    def describe(self, quant: QuantConfig) -> str:
+        return f"torchao {quant.scheme.value if quant.scheme else None}"
+
+    def options_record(self, quant: QuantConfig) -> dict:
+        record = {"scheme": quant.scheme.value}
+        if quant.scheme == TorchAoScheme.int4wo:
+            record |= {
+                "group_size": quant.group_size,
+                "int4_packing_format": quant.int4_packing_format.value,
+                "int4_choose_qparams_algorithm": quant.int4_choose_qparams_algorithm.value,
+            }
+        return record
+
+    def problems(self, cfg: RunConfig) -> list[str]:
+        quant = cfg.quant
+        if quant.scheme is None:
+            return [f"quant.method=torchao needs quant.scheme: one of {', '.join(s.value for s in TorchAoScheme)}"]
+        problems = self._int4_options(cfg) if quant.scheme == TorchAoScheme.int4wo else []
+        device = device_or_none(cfg.hardware)
+        if device is None:
+            return problems  # device_exists reports it
+        if device.type == "cpu" and quant.scheme in CPU_REFUSALS:
+            problems.append(f"quant={quant.name} on the CPU: {CPU_REFUSALS[quant.scheme]}")
+        if device.type == "cuda" and quant.scheme in MIN_CAPABILITY:
+            least, why = MIN_CAPABILITY[quant.scheme]
+            have = torch.cuda.get_device_capability(device)
+            if have < least:
+                problems.append(
+                    f"quant={quant.name} on {torch.cuda.get_device_name(device)} (compute capability "
+                    f"{have[0]}.{have[1]}): {why}; use quant=int8wo or int4wo here"
+                )
+        return problems
+
+    def _int4_options(self, cfg: RunConfig) -> list[str]:
+        quant, problems = cfg.quant, []
+        if quant.group_size not in GROUP_SIZES:
+            problems.append(f"quant.group_size={quant.group_size}: int4wo takes {', '.join(map(str, GROUP_SIZES))}")
+        if cfg.model.dtype != DType.bfloat16:
+            problems.append(
+                f"quant={quant.name} with model.dtype={cfg.model.dtype.value}: torchao's int4 kernels take "
+                "bfloat16 activations; set model.dtype=bfloat16"
+            )
+        packing = quant.int4_packing_format
+        if quant.int4_choose_qparams_algorithm == Int4QParams.hqq and packing != Int4Packing.tile_packed_to_4d:
+            problems.append(
+                f"quant.int4_choose_qparams_algorithm=hqq with quant.int4_packing_format={packing.value}: torchao "
+                "0.18 finds HQQ scales for tile_packed_to_4d only; set quant.int4_packing_format=tile_packed_to_4d"
+            )
+        if packing in MSLK_PACKINGS and importlib.util.find_spec("mslk") is None:
+            problems.append(
+                f"quant.int4_packing_format={packing.value} runs the kernels of the `mslk` package, which is not "
+                "installed; use quant.int4_packing_format=tile_packed_to_4d (PyTorch's own tinygemm kernel)"
+            )
+        return problems

@@ -1,0 +1,119 @@
+"""Decode throughput and roofline share against the batch, one line per quantization, from a decode_limit sweep.
+
+    python scripts/decode_limit_chart.py multirun/decode_limit/<date>
+
+Writes decode_limit.png (decode tokens/s and share of the memory bandwidth against batch size, log2 x axis,
+with each scheme's Linear-layer ridge: the batch where its matmuls turn from bandwidth- to compute-bound) and
+decode_limit.md (the same figures as a table) into the sweep folder. Failed jobs are listed, not drawn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from runner.report.collect import collect_jobs
+
+
+def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """scheme -> its jobs sorted by batch (batch, decode tokens/s, ms/token, roofline shares, ridge); failures."""
+    jobs, _ = collect_jobs(sweep_dir)
+    lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    failed = []
+    for job in jobs:
+        record = job.record or {}
+        config = record.get("config", {})
+        quant = config.get("quant", {}).get("name", job.overrides.get("quant", "?"))
+        batch = config.get("scenario", {}).get("batch_size")
+        generate = record.get("measurements", {}).get("generate") or {}
+        if record.get("status") != "ok" or not generate.get("per_token"):
+            failed.append(f"quant={quant} batch={batch}: {(record.get('error') or {}).get('message', 'no record')}")
+            continue
+        decode = record.get("roofline", {}).get("decode", {})
+        lines[quant].append(
+            {
+                "batch": batch,
+                "tokens_per_s": generate["throughput"]["decode_tokens_per_s"]["value"],
+                "ms_per_token": generate["per_token"]["mean"] * 1e3,
+                "share_of_bandwidth": decode.get("share_of_bandwidth"),
+                "share_of_peak": decode.get("share_of_peak"),
+                "bound": decode.get("bound"),
+                "ridge": decode.get("linear_ridge_batch"),
+                "weight_bytes": record.get("model", {}).get("footprint_bytes"),
+                "compile_s": record.get("convert", {}).get("compile", {}).get("first_call_s"),
+            }
+        )
+    return {q: sorted(rows, key=lambda r: r["batch"]) for q, rows in sorted(lines.items())}, failed
+
+
+def table(lines: dict[str, list[dict[str, Any]]], failed: list[str]) -> str:
+    def pct(value):
+        return f"{100 * value:.0f} %" if value is not None else "-"
+
+    out = [
+        "| quant | batch | decode tok/s | ms/token | share of bandwidth | share of peak | bound | Linear ridge (batch) "
+        "| first call (s) |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for quant, rows in lines.items():
+        for r in rows:
+            ridge = f"{r['ridge']:.0f}" if r["ridge"] else "-"
+            first = f"{r['compile_s']:.0f}" if r["compile_s"] else "-"
+            out.append(
+                f"| {quant} | {r['batch']} | {r['tokens_per_s']:.0f} | {r['ms_per_token']:.2f} | "
+                f"{pct(r['share_of_bandwidth'])} | {pct(r['share_of_peak'])} | {r['bound'] or '-'} | {ridge} "
+                f"| {first} |"
+            )
+    out += [f"- failed: {line}" for line in failed]
+    return "\n".join(out) + "\n"
+
+
+def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.5))
+    FigureCanvasAgg(figure)
+    rate, share = figure.subplots(1, 2)
+    for quant, rows in lines.items():
+        batches = [r["batch"] for r in rows]
+        (line,) = rate.plot(batches, [r["tokens_per_s"] for r in rows], marker="o", label=quant)
+        share.plot(batches, [r["share_of_bandwidth"] or 0 for r in rows], marker="o", color=line.get_color())
+        ridge = next((r["ridge"] for r in rows if r["ridge"]), None)
+        if ridge:  # right of it, this scheme's matmuls are compute-bound: bandwidth share must fall
+            for ax in (rate, share):
+                ax.axvline(ridge, color=line.get_color(), linestyle=":", linewidth=1)
+            share.annotate(f"{quant} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
+    for ax, label in ((rate, "decode tokens/s (all rows)"), (share, "share of memory bandwidth")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    share.set_ylim(0, 1)
+    rate.legend()
+    figure.suptitle("Decode at the hardware limit (dotted: batch where the Linear layers turn compute-bound)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path)
+    args = parser.parse_args(argv)
+    lines, failed = points(args.sweep_dir)
+    if not lines:
+        print(f"no finished decode jobs under {args.sweep_dir}", file=sys.stderr)
+        for line in failed:
+            print(f"- {line}", file=sys.stderr)
+        return 1
+    (args.sweep_dir / "decode_limit.md").write_text(table(lines, failed))
+    chart(lines, args.sweep_dir / "decode_limit.png")
+    print(table(lines, failed))
+    print(f"wrote {args.sweep_dir / 'decode_limit.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

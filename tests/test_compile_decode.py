@@ -1,0 +1,117 @@
+"""convert.compile=true: the compile settings reach torch.compile, the stop check is deferred on CUDA only while
+the runner generates, inductor's caches land in the runner cache; on a GPU, the compiled decode gives the tokens
+of plain generate and records its compile time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from transformers.generation import utils as generation
+
+from runner.backends.pytorch.compile import compile_options, deferred_stop_check, use_persistent_cache
+from runner.config.load import to_run_config
+from runner.errors import ConfigError
+from tests.conftest import compose_config
+
+deferred = pytest.mark.skipif(
+    not hasattr(generation, "DeferredStopCheck"), reason="this transformers has no DeferredStopCheck"
+)
+
+
+def compiled(*overrides: str):
+    return to_run_config(compose_config(["hardware=cpu", "scenario=generate", *overrides]))
+
+
+def with_compile(cfg):
+    return dataclasses.replace(cfg, convert=dataclasses.replace(cfg.convert, compile=True))
+
+
+def test_default_compile_is_max_autotune_with_coordinate_descent():
+    config = compile_options(with_compile(compiled()))["compile_config"]
+    # torch.compile takes a mode or options: the mode is expanded into its options
+    assert config.mode is None and config.fullgraph is True
+    assert config.options == {"max_autotune": True, "triton.cudagraphs": True, "coordinate_descent_tuning": True}
+    assert compile_options(compiled()) == {}
+
+
+def test_compile_settings_reach_torch_compile():
+    cfg = compiled(
+        "convert.compile_options.mode=reduce-overhead",
+        "convert.compile_options.coordinate_descent_tuning=false",
+        "+convert.compile_options.inductor.epilogue_fusion=false",
+    )
+    options = compile_options(with_compile(cfg))["compile_config"].options
+    assert options == {"triton.cudagraphs": True, "epilogue_fusion": False}
+    with pytest.raises(ConfigError, match="mode=max-autotun is not a torch.compile mode: use default, reduce-overhead"):
+        compiled("convert.compile_options.mode=max-autotun")
+
+
+@deferred
+def test_stop_check_is_deferred_on_cuda_only_inside_generate():
+    check = generation.DeferredStopCheck
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert not check.is_supported(cuda, None, False, False)
+    cfg = with_compile(compiled())
+    with deferred_stop_check(cfg) as what:
+        assert "deferred" in what
+        assert check.is_supported(cuda, None, False, False)
+        assert not check.is_supported(cuda, None, False, True)  # assisted decoding keeps transformers' rule
+        assert not check.is_supported(cpu, None, False, False)  # no events on the CPU
+    assert not check.is_supported(cuda, None, False, False)  # restored
+    off = with_compile(compiled("convert.compile_options.defer_stop_check=false"))
+    with deferred_stop_check(off) as what:
+        assert what.startswith("per step")
+        assert not check.is_supported(cuda, None, False, False)
+
+
+def test_inductor_caches_go_to_the_runner_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNNER_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    folder = use_persistent_cache(with_compile(compiled()))
+    assert folder == str(tmp_path / "inductor") and (tmp_path / "inductor").is_dir()
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert use_persistent_cache(with_compile(compiled("convert.compile_options.persistent_cache=false"))) is None
+
+
+def test_compile_settings_are_not_counted_as_conversions():
+    from runner.agreement import reference_changes
+
+    assert not [c for c in reference_changes(compiled()) if c.startswith("convert.")]
+
+
+@pytest.mark.gpu
+@deferred
+def test_compiled_decode_gives_the_tokens_of_plain_generate(run_job):
+    from runner.models.build import build_random
+
+    cfg = to_run_config(
+        compose_config(["hardware=cuda", "scenario=generate", "model.dtype=bfloat16", "convert.compile=true"])
+    )
+    model = build_random(cfg.model, "sdpa", torch.device("cuda")).eval()
+    ids = torch.randint(0, 1000, (2, 16), device="cuda")
+    common = {"max_new_tokens": 24, "min_new_tokens": 24, "do_sample": False}
+    plain = model.generate(ids, **common)
+    with deferred_stop_check(cfg):
+        for _ in range(2):  # the second call replays the captured graphs
+            fast = model.generate(ids, **common, **compile_options(cfg))
+    assert torch.equal(plain, fast)
+
+
+@pytest.mark.gpu
+def test_compile_time_and_stop_check_are_recorded(run_job):
+    record = run_job(
+        "hardware=cuda",
+        "scenario=generate",
+        "scenario.new_tokens=16",
+        "convert.compile=true",
+        "scenario.warmup_runs=2",
+        fast=False,
+    )
+    assert record["status"] == "ok", record.get("error")
+    compile_record = record["convert"]["compile"]
+    assert compile_record["first_call_s"] > 0
+    assert compile_record["mode"] == "max-autotune"
+    assert compile_record["stop_check"].startswith("deferred")
+    assert compile_record["inductor_cache_dir"].endswith("inductor")

@@ -1,0 +1,48 @@
+"""The decode_limit study: it composes as the GPU host runs it, every job's roofline says which ceiling it meets
+and where its Linear layers turn compute-bound, and the chart script draws tokens/s and bandwidth share per batch."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, compose_config
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+pytest.importorskip("torchao")
+
+
+def test_the_study_composes_for_the_gpu_host():
+    cfg = compose_config(["experiment=decode_limit", "quant=int4wo"])
+    assert (cfg.model.name, cfg.model.weights, cfg.model.dtype) == ("llama", "random", "bfloat16")
+    assert (cfg.scenario.name, cfg.scenario.sequence_length) == ("generate", 128)
+    assert cfg.convert.compile is True and cfg.convert.compile_options.mode == "max-autotune"
+    assert cfg.quant.method == "torchao" and cfg.hardware.name == "cuda"
+
+
+def test_chart_of_a_sweep(run_job, tmp_path):
+    import decode_limit_chart as chart
+
+    common = ["scenario=generate", "scenario.new_tokens=4", "scenario.sequence_length=16"]
+    common += ["roofline.peak_tflops=1.0", "roofline.bandwidth_gbs=10", "compare.enabled=false"]
+    for quant in ("none", "int8wo"):
+        for batch in (1, 2):
+            record = run_job(f"quant={quant}", f"scenario.batch_size={batch}", *common)
+            assert record["status"] == "ok", record.get("error")
+            decode = record["roofline"]["decode"]
+            assert decode["bound"] in ("bandwidth", "compute")
+            assert decode["share_of_peak"] > 0
+    lines, failed = chart.points(tmp_path)
+    assert sorted(lines) == ["int8wo", "none"] and not failed
+    assert [r["batch"] for r in lines["none"]] == [1, 2]
+    # smaller weights take less time to read: their matmuls turn compute-bound at a proportionally smaller batch
+    ridge_none, ridge_int8 = lines["none"][0]["ridge"], lines["int8wo"][0]["ridge"]
+    assert ridge_int8 == pytest.approx(
+        ridge_none * lines["int8wo"][0]["weight_bytes"] / lines["none"][0]["weight_bytes"]
+    )
+    assert chart.main([str(tmp_path)]) == 0
+    assert (tmp_path / "decode_limit.png").stat().st_size > 10_000
+    table = (tmp_path / "decode_limit.md").read_text()
+    assert "| int8wo | 2 |" in table and "| none | 1 |" in table

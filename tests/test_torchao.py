@@ -1,0 +1,149 @@
+"""torchao quantization through transformers' TorchAoConfig: on the CPU, int8 and float8 weight-only really
+replace the Linear weights with torchao tensors, shrink them by what their bits say and stay close to the plain
+model; what torchao cannot run here is refused before loading, with the reason. CUDA kernels run on the GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from runner.config.load import to_run_config
+from runner.config.model import DType
+from runner.config.quant import Int4Packing, Int4QParams, QuantConfig, TorchAoScheme
+from runner.errors import ConfigError
+from runner.quant import QUANT_METHODS, is_quantized, method_of
+from tests.conftest import compose_config
+
+pytest.importorskip("torchao")
+
+TINY_LLAMA_LINEARS = 14  # 2 layers x (q, k, v, o, gate, up, down); lm_head stays unquantized
+# quant -> (torchao tensor subclass of each weight, weight bytes relative to float32 without the scales)
+CPU_SCHEMES = {"int8wo": ("Int8Tensor", 1 / 4), "fp8wo": ("Float8Tensor", 1 / 4)}
+
+
+@pytest.mark.parametrize("quant", sorted(CPU_SCHEMES))
+def test_weight_only_schemes_quantize_on_the_cpu(run_job, quant):
+    subclass, ratio = CPU_SCHEMES[quant]
+    record = run_job(f"quant={quant}")
+    assert record["status"] == "ok", record.get("error")
+    q = record["model"]["quantization"]
+    assert (q["method"], q["scheme"], q["bits"]) == ("torchao", quant, 8)
+    assert q["by_scheme"] == {subclass: TINY_LLAMA_LINEARS}
+    assert q["unquantized_linear_names"] == ["lm_head"]
+    # one float32 scale per output row on top of the 8-bit weights: a little above a quarter
+    assert ratio < q["linear_weight_ratio"] < ratio * 1.1
+    saved = q["linear_weight_bytes_unquantized"] - q["linear_weight_bytes"]
+    assert q["footprint_bytes"] == q["unquantized_footprint_bytes"] - saved
+    # the record's footprint is the real one, not the logical float32 size a torchao tensor reports
+    assert record["model"]["footprint_bytes"] == q["footprint_bytes"]
+    assert q["torchao_config"]["quant_method"] == "torchao"
+    agreement = record["agreement"]
+    assert agreement["changes"][-1] == f"quant={quant}"
+    assert agreement["top1_agreement"] >= 0.9
+    assert agreement["agrees"], agreement
+
+
+def test_skipped_modules_stay_unquantized(run_job):
+    record = run_job("quant=int8wo", "quant.modules_to_not_convert=[lm_head,down_proj]")
+    assert record["status"] == "ok", record.get("error")
+    q = record["model"]["quantization"]
+    assert q["by_scheme"] == {"Int8Tensor": TINY_LLAMA_LINEARS - 2}
+    assert sorted(q["unquantized_linear_names"]) == [
+        "lm_head",
+        "model.layers.0.mlp.down_proj",
+        "model.layers.1.mlp.down_proj",
+    ]
+
+
+def test_generate_with_int8_weights(run_job):
+    record = run_job("quant=int8wo", "scenario=generate", "scenario.new_tokens=4", "scenario.sequence_length=16")
+    assert record["status"] == "ok", record.get("error")
+    assert record["measurements"]["generate"]["throughput"]["tokens_per_s"]["value"] > 0
+
+
+def test_int4_options_reach_the_torchao_config():
+    quant = QuantConfig(
+        name="int4wo",
+        method="torchao",
+        bits=4,
+        scheme=TorchAoScheme.int4wo,
+        group_size=64,
+        int4_choose_qparams_algorithm=Int4QParams.hqq,
+    )
+    config = method_of(quant).quantization_config(quant, DType.bfloat16)
+    ao = config.quant_type
+    assert type(ao).__name__ == "Int4WeightOnlyConfig"
+    assert ao.group_size == 64
+    assert ao.int4_packing_format.value == "tile_packed_to_4d"
+    assert ao.int4_choose_qparams_algorithm.value == "hqq"
+    fp8dq = method_of(quant).quantization_config(QuantConfig(method="torchao", scheme=TorchAoScheme.fp8dq), None)
+    assert type(fp8dq.quant_type).__name__ == "Float8DynamicActivationFloat8WeightConfig"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["quant=int4wo", "model.dtype=bfloat16"], "int4wo on the CPU: torchao 0.18 has no CPU layout"),
+        (["quant=int4wo", "model.dtype=float32"], "int4 kernels take bfloat16.*model.dtype=bfloat16"),
+        (["quant=fp8dq"], "fp8dq on the CPU: float8 dynamic-activation matmuls run on Hopper GPUs only"),
+        (["quant=int4wo", "model.dtype=bfloat16", "quant.group_size=100"], "group_size=100: int4wo takes 32, 64"),
+        (
+            ["quant=int4wo", "model.dtype=bfloat16", "quant.int4_packing_format=plain", "quant=int4wo"],
+            "packing_format=plain runs the kernels of the `mslk` package",
+        ),
+        (
+            ["quant=int4wo", "quant.int4_packing_format=plain", "quant.int4_choose_qparams_algorithm=hqq"],
+            "hqq with quant.int4_packing_format=plain",
+        ),
+        (["quant=int8wo", "quant.scheme=null"], "quant.method=torchao needs quant.scheme"),
+        (["quant=int8wo", "quant.method=torchoa"], "unknown quantization method 'torchoa'. Did you mean 'torchao'"),
+    ],
+)
+def test_what_torchao_cannot_run_here_is_refused_before_loading(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        to_run_config(compose_config(["hardware=cpu", *overrides]))
+
+
+def test_compiling_a_bitsandbytes_model_is_refused():
+    cfg = compose_config(["hardware=cpu", "quant=4bit", "convert.compile=true", "scenario=generate"])
+    with pytest.raises(ConfigError, match="convert.compile=true with quant=4bit: transformers does not compile"):
+        to_run_config(cfg)
+
+
+def test_every_method_answers_for_itself():
+    assert QUANT_METHODS.names() == ["bitsandbytes", "none", "torchao"]
+    assert not is_quantized(QuantConfig())
+    assert is_quantized(QuantConfig(method="torchao", scheme=TorchAoScheme.int8wo))
+    int4 = QuantConfig(method="torchao", scheme=TorchAoScheme.int4wo, int4_packing_format=Int4Packing.plain)
+    assert method_of(int4).compilable(int4) is None
+    assert method_of(QuantConfig(method="bitsandbytes", bits=8)).compilable(QuantConfig()) is not None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quant", ["int8wo", "int4wo", "fp8wo", "fp8dq"])
+def test_torchao_on_the_gpu(run_job, quant):
+    major, minor = torch.cuda.get_device_capability()
+    if quant.startswith("fp8") and (major, minor) < ((9, 0) if quant == "fp8dq" else (8, 9)):
+        pytest.skip(f"{quant} needs a newer GPU than {torch.cuda.get_device_name()}")
+    record = run_job("hardware=cuda", f"quant={quant}", "model.dtype=bfloat16", "scenario.iterations=3", fast=False)
+    assert record["status"] == "ok", record.get("error")
+    q = record["model"]["quantization"]
+    assert q["quantized_linear_layers"] == TINY_LLAMA_LINEARS
+    assert q["linear_weight_ratio"] < (0.35 if quant == "int4wo" else 0.6)
+    assert record["agreement"]["agrees"], record["agreement"]
+
+
+@pytest.mark.gpu
+def test_compiled_int4_decode_on_the_gpu(run_job):
+    record = run_job(
+        "hardware=cuda",
+        "quant=int4wo",
+        "model.dtype=bfloat16",
+        "scenario=generate",
+        "scenario.new_tokens=8",
+        "scenario.warmup_runs=2",
+        "convert.compile=true",
+        fast=False,
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert record["model"]["quantization"]["by_scheme"] == {"Int4TilePackedTo4dTensor": TINY_LLAMA_LINEARS}
