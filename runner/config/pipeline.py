@@ -16,7 +16,7 @@ class SaveConfig:
     directory: str = "model"  # relative to the run folder
 
 
-DEFAULT_STAGES = ("load", "convert", "warmup", "infer", "compare", "verify", "reverse", "save")
+DEFAULT_STAGES = ("load", "convert", "warmup", "infer", "compare", "quality", "verify", "reverse", "save")
 
 
 @dataclass
