@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from runner.checks import validate
-from runner.config import to_run_config
+from runner.config.load import to_run_config
 from runner.errors import ConfigError
 from tests.conftest import compose_config
 
