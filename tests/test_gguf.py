@@ -50,10 +50,11 @@ def test_smollm2_is_converted_once_and_loads_as_a_plain_checkpoint(smollm2_check
 
 
 @needs_smollm2
-def test_a_gguf_file_alone_gives_the_same_checkpoint_as_the_preset(smollm2_checkpoint):
+def test_a_gguf_file_alone_gives_the_same_checkpoint_as_the_preset(smollm2_checkpoint, real_weights_cache, monkeypatch):
     from runner.models.gguf import locate
     from runner.models.source import resolve_weights
 
+    monkeypatch.setenv("RUNNER_CACHE", str(real_weights_cache))
     preset = _config("model=smollm2").model
     path = locate(preset)
     alone = _config("model=tiny-llama", "model.name=smollm2", "model.weights=pretrained", f"model.gguf_file={path}")

@@ -43,17 +43,27 @@ def locate(model: ModelConfig) -> Path:
     )
 
 
-def inspect(path: Path) -> dict:
-    """The file's metadata as transformers reads it (no tensors); ConfigError with the loader's reason if it cannot."""
+def inspect(path: Path) -> str:
+    """The file's architecture, read from its header by the gguf package (no tensors); ConfigError with the reason
+    where the file is not GGUF or transformers' GGUF loader has no mapping for its architecture."""
     try:
-        from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-
-        parsed = load_gguf_checkpoint(str(path), return_tensors=False)
+        from gguf import GGUFReader
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
     except ImportError as e:
         raise ConfigError(f"model.gguf_file needs the gguf package: pip install gguf ({e})") from e
-    except Exception as e:  # a truncated file, not GGUF at all, an architecture the loader lacks
+    try:
+        field = GGUFReader(str(path)).fields["general.architecture"]
+        architecture = bytes(field.parts[field.data[0]]).decode()
+    except Exception as e:  # not GGUF at all, truncated, no architecture field
         raise ConfigError(f"model.gguf_file={str(path)!r} cannot be read by transformers' GGUF loader: {e}") from e
-    return parsed["config"]
+    # the loader's own renames of llama.cpp's architecture names (modeling_gguf_pytorch_utils.load_gguf_checkpoint)
+    names = {architecture, architecture.replace("moe", "_moe").replace("-", "_"), architecture.removesuffix("encoder")}
+    if not names & set(GGUF_SUPPORTED_ARCHITECTURES):
+        raise ConfigError(
+            f"model.gguf_file={str(path)!r} cannot be read by transformers' GGUF loader: architecture "
+            f"{architecture!r} is not one it supports ({', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))})"
+        )
+    return architecture
 
 
 def checkpoint(model: ModelConfig, path: Path) -> Path:
