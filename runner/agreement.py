@@ -27,8 +27,8 @@ QUANT_RELATIVE_TOLERANCE = {8: 0.15, 4: 0.5}
 # Quality budgets of the quality stage, by the same basis: the largest relative perplexity increase over the
 # reference (causal LMs) and the least pooled-embedding cosine similarity (encoders) still counted as a pass.
 # From real-weight runs on the CPU (SmolLM2-135M, all-MiniLM-L6-v2): docs/quality.md.
-PERPLEXITY_INCREASE = {"float32": 0.001, "float16": 0.01, "bfloat16": 0.02, 8: 0.08, 4: 0.6}
-COSINE_SIMILARITY = {"float32": 0.99999, "float16": 0.999, "bfloat16": 0.995, 8: 0.98, 4: 0.9}
+PERPLEXITY_INCREASE = {"float32": 0.001, "float16": 0.01, "bfloat16": 0.02, 8: 0.08, 4: 0.8}
+COSINE_SIMILARITY = {"float32": 0.99999, "float16": 0.999, "bfloat16": 0.995, 8: 0.98, 4: 0.85}
 
 
 def _basis(cfg: RunConfig) -> str | int:
