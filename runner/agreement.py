@@ -24,6 +24,27 @@ RELATIVE_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 5e-2}
 QUANT_RELATIVE_TOLERANCE = {8: 0.15, 4: 0.5}
 
 
+# Quality budgets of the quality stage, by the same basis: the largest relative perplexity increase over the
+# reference (causal LMs) and the least pooled-embedding cosine similarity (encoders) still counted as a pass.
+# From real-weight runs on the CPU (SmolLM2-135M, all-MiniLM-L6-v2): docs/quality.md.
+PERPLEXITY_INCREASE = {"float32": 0.001, "float16": 0.01, "bfloat16": 0.02, 8: 0.08, 4: 0.8}
+COSINE_SIMILARITY = {"float32": 0.99999, "float16": 0.999, "bfloat16": 0.995, 8: 0.98, 4: 0.85}
+
+
+def _basis(cfg: RunConfig) -> str | int:
+    return (
+        cfg.quant.bits if is_quantized(cfg.quant) and cfg.quant.bits in PERPLEXITY_INCREASE else cfg.model.dtype.value
+    )
+
+
+def quality_tolerance(cfg: RunConfig) -> tuple[float, str]:
+    """The quality stage's bound for this run (relative perplexity increase, or least cosine), and its basis."""
+    basis = _basis(cfg)
+    table = PERPLEXITY_INCREASE if cfg.model.task.value == "causal_lm" else COSINE_SIMILARITY
+    label = f"{basis}-bit" if isinstance(basis, int) else basis
+    return table[basis], label
+
+
 def tolerance_for(cfg: RunConfig) -> tuple[float, str]:
     """The relative max-diff tolerance of this run, and what it is based on."""
     dtype = cfg.model.dtype.value

@@ -69,4 +69,26 @@ def print_summary(record: dict, console: Console | None = None) -> None:
             f"  vs reference: {verdict} (max abs diff {agreement['max_abs_diff']:.3g}, "
             f"relative {agreement['relative_max_diff']:.3g}, tolerance {agreement['tolerance']:.3g})"
         )
+    quality_line(record.get("quality") or {}, console)
     console.print(f"  record: {record.get('run_dir')}/results.json")
+
+
+def quality_line(quality: dict, console: Console) -> None:
+    """Perplexity next to the reference's and the difference; cosine / labels for encoders."""
+    if "skipped" in quality or not quality:
+        return
+    verdict = "within" if quality.get("passed") else "[red]OUTSIDE[/]"
+    if "perplexity" in quality:
+        text = quality["text"]
+        console.print(
+            f"  quality: perplexity {quality['perplexity']:.4f}, reference {quality['reference_perplexity']:.4f}, "
+            f"difference {quality['perplexity_increase']:+.4f} ({quality['perplexity_increase_relative']:+.2%}); "
+            f"top-1 {quality['top1_agreement']:.3f}, KL {quality['kl_divergence']:.4g} over {text['tokens']} tokens "
+            f"of {text['source']}; {verdict} tolerance"
+        )
+    else:
+        labels = f", labels {quality['label_agreement']:.3f}" if "label_agreement" in quality else ""
+        console.print(
+            f"  quality: pooled cosine mean {quality['cosine_similarity_mean']:.5f}, min "
+            f"{quality['cosine_similarity_min']:.5f}{labels} over {quality['sentences']} sentences; {verdict} tolerance"
+        )

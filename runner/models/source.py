@@ -92,6 +92,11 @@ def _hub_available(hub_id: str, revision: str | None) -> tuple[str | None, str]:
 def resolve_weights(model: ModelConfig) -> WeightsSource:
     if model.weights == Weights.random:
         return WeightsSource("random", None, "model.weights=random")
+    if model.gguf_file:
+        from runner.models import gguf
+
+        path = gguf.locate(model)
+        return WeightsSource("pretrained", str(gguf.checkpoint(model, path)), f"GGUF file {path}, converted once")
     if model.path:
         if Path(model.path).is_dir():
             return WeightsSource("pretrained", model.path, f"local checkpoint {model.path}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from runner.config.run import ReportConfig
+from runner.report import quality
 from runner.report.baseline import DEFAULT_BASELINE, parse, speedups
 from runner.report.collect import collect_jobs
 from runner.report.plots import write_plots
@@ -23,8 +25,24 @@ def baseline_of(jobs) -> list[str]:
     return list(DEFAULT_BASELINE)
 
 
+def budget_of(jobs) -> tuple[float, float]:
+    """The sweep's quality budget (report.max_perplexity_increase, report.min_cosine_similarity)."""
+    defaults = ReportConfig()
+    for job in jobs:
+        report = ((job.record or {}).get("config") or {}).get("report") or {}
+        if "max_perplexity_increase" in report:
+            return report["max_perplexity_increase"], report.get(
+                "min_cosine_similarity", defaults.min_cosine_similarity
+            )
+    return defaults.max_perplexity_increase, defaults.min_cosine_similarity
+
+
 def write_report(
-    sweep_dir: Path, baseline: list[str] | None = None, plots: bool = True, collected: tuple | None = None
+    sweep_dir: Path,
+    baseline: list[str] | None = None,
+    plots: bool = True,
+    collected: tuple | None = None,
+    budget: tuple[float, float] | None = None,
 ) -> dict:
     """`collected`: what `collect_jobs(sweep_dir)` returned, where the caller has read the folder already."""
     sweep_dir = Path(sweep_dir)
@@ -41,6 +59,7 @@ def write_report(
         context = ", ".join(f"{k}={same[k]}" for k in ("model", "weights", "attn_implementation") if k in same)
         try:
             images = write_plots(rows, varied, sweep_dir, title=f"{sweep_dir.name}: {context}" if context else "")
+            images += [p for p in [quality.write_pareto_plot(rows, varied, sweep_dir, title=context)] if p]
         except ImportError as error:  # a bare GPU host may lack matplotlib: the tables still matter most
             notes.append(f"No charts: {error.name or 'matplotlib'} is not installed (pip install matplotlib).")
     failed = [r for r in rows if r["status"] != "ok"]
@@ -51,12 +70,14 @@ def write_report(
     ]
     if same:
         text.append("Same in every job: " + ", ".join(f"{k}={cell(v)}" for k, v in same.items()) + ".")
+    budget = budget or budget_of(jobs)
     text += [
         how,
         *notes,
         "Units: latency in ms (mean over the measured calls), throughput in tokens/s or samples/s, memory in MiB, "
         "energy in J per token.\n",
         markdown(rows, hide=set(same)),
+        *quality.verdict(rows, varied, *budget),
     ]
     text += [f"![{image.stem}]({image.name})\n" for image in images]
     write_text_atomic(sweep_dir / "summary.md", "\n".join(text))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.report.quality_columns import quality_columns
 from runner.results import RESULTS_FILE, RUN_SWITCHES, read_results
 
 MiB = 2**20
@@ -111,6 +112,7 @@ def flatten(record: dict) -> dict[str, Any]:
         row["max_abs_diff"] = agreement["max_abs_diff"]
         for key in ("relative_max_diff", "tolerance", "top1_agreement", "kl_divergence"):
             row[key] = agreement.get(key)
+    row.update(quality_columns(record.get("quality") or {}))
     onnx = record.get("convert", {}).get("onnx")
     if onnx:
         row["onnx_export"] = onnx.get("cache")
