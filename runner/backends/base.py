@@ -33,9 +33,9 @@ class Backend:
         soon as that token's logits exist (the first call marks the end of prefill)."""
         raise NotImplementedError(f"backend {self.name!r} cannot generate")
 
-    def convert(self) -> dict[str, Any]:
-        """The backend's own conversion, run by the convert stage (backend=onnxruntime exports to ONNX); returns
-        what it adds to the `convert` section of the record."""
+    def prepare(self) -> dict[str, Any]:
+        """The backend's own preparation of the loaded model, run by the convert stage (backend=onnxruntime exports
+        it to ONNX and opens the session); returns what it adds to the `convert` section of the record."""
         return {}
 
     def input_device(self) -> torch.device:

@@ -19,7 +19,7 @@ class Convert(Stage):
             self.conversion = convert(model, ctx.cfg)
             record["applied"].append("bettertransformer")
             record["bettertransformer"] = self.conversion.record
-        record.update(ctx.backend.convert())  # the backend's own: backend=onnxruntime exports to ONNX
+        record.update(ctx.backend.prepare())  # the backend's own: backend=onnxruntime exports to ONNX
         return ctx
 
     def reverse(self, ctx: RunContext) -> None:
