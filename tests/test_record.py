@@ -33,7 +33,9 @@ def test_unknown_sections_and_fields_pass_through():
     data["quality"] = {"perplexity": 12.5, "dataset": "wikitext"}  # a section another stage adds
     data["model"]["quantization"] = {"method": "torchao", "by_scheme": {"int8wo": 4}}
     data["measurements"]["forward"]["latency"]["p999"] = 0.5  # a figure the type does not declare
-    assert Record.from_dict(copy.deepcopy(data)).to_dict() == data
+    record = Record.from_dict(copy.deepcopy(data))
+    assert record.to_dict() == data
+    assert record.get("quality") == {"perplexity": 12.5, "dataset": "wikitext"} and record.get("nothing", {}) == {}
 
 
 def test_a_new_record_has_the_schema_version_first(run_job):

@@ -64,5 +64,9 @@ class Record(Section):
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """A section as results.json holds it: how to read one the record does not type (a new stage's)."""
+        return self.to_dict().get(name, default)
+
     def scenario_config(self) -> dict[str, Any]:
         return (self.config or {}).get("scenario") or {}
