@@ -12,13 +12,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from runner import sweep_outcome
-from runner.app import report
+from runner.app import report, run_job
 from runner.command_line import CONFIG_NAME, CONFIG_PATH, prepare
 from runner.config import register_configs
 from runner.config.load import to_container
 from runner.errors import ConfigError
-from runner.isolation import run_job
 from runner.progress import describe_job
+from runner.record import Record
 from runner.results import finished_ok
 
 log = logging.getLogger("runner")
@@ -31,10 +31,10 @@ def main(cfg: DictConfig) -> str:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         record = run_and_report(cfg, hydra_cfg, run_dir, multirun=False)
-        if record["status"] != "ok":
-            print(f"error: {record['error']['message']}", file=sys.stderr)
-            sys.exit(2 if record["error"]["type"] == "ConfigError" else 1)
-        return record["status"]
+        if not record.ok:
+            print(f"error: {record.error.message}", file=sys.stderr)
+            sys.exit(2 if record.error.type == "ConfigError" else 1)
+        return record.status
     try:
         status = sweep_job(cfg, hydra_cfg, run_dir)
     except Exception:  # a bug of the runner's own, outside the job's record: the other jobs still run
@@ -54,10 +54,10 @@ def sweep_job(cfg: DictConfig, hydra_cfg, run_dir: Path) -> str:
             return "skipped"
         log.info("%s: %s runs again (resume=true): %s", label, run_dir, why_not)
     log.info("%s: %s", label, " ".join(overrides))
-    return run_and_report(cfg, hydra_cfg, run_dir, multirun=True, label=label)["status"]
+    return run_and_report(cfg, hydra_cfg, run_dir, multirun=True, label=label).status
 
 
-def run_and_report(cfg: DictConfig, hydra_cfg, run_dir: Path, multirun: bool, label: str = "") -> dict:
+def run_and_report(cfg: DictConfig, hydra_cfg, run_dir: Path, multirun: bool, label: str = "") -> Record:
     log_file = run_dir / f"{hydra_cfg.job.name}.log"
     overrides = list(hydra_cfg.overrides.task)
     record = run_job(cfg, run_dir, overrides, multirun=multirun, label=label, log_file=log_file)

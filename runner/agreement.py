@@ -60,7 +60,7 @@ def reference_changes(cfg: RunConfig) -> list[str]:
         changes.append(f"attention={cfg.attention.name}")
     if is_quantized(cfg.quant):
         changes.append(f"quant={cfg.quant.name}")
-    if cfg.backend.name != "pytorch":
+    if not isinstance(cfg.backend, PyTorchBackendConfig):  # the backend reference_config() runs
         changes.append(f"backend={cfg.backend.name}")
     if tp_enabled(cfg.hardware):
         changes.append(f"hardware=tp over {tp_size(cfg.hardware)} ranks")

@@ -4,6 +4,7 @@ registers it) and no list has to be kept by hand."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 
@@ -12,3 +13,11 @@ def import_all(package_name: str) -> None:
     for module in pkgutil.iter_modules(package.__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"{package_name}.{module.name}")
+
+
+def plugin_names(package_name: str) -> list[str]:
+    """The plugins of a package whose modules are named like the plugin they register (stages, scenarios), found
+    without importing them: validating a config must not import the execution stack. `base` is the interface."""
+    spec = importlib.util.find_spec(package_name)
+    paths = list(spec.submodule_search_locations or []) if spec else []
+    return sorted(m.name for m in pkgutil.iter_modules(paths) if not m.name.startswith("_") and m.name != "base")

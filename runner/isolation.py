@@ -1,8 +1,8 @@
 """A job in its own process, so that an out-of-memory error, a crash or a hung kernel in one job of a sweep can
 neither corrupt nor stop the others. The parent records what happened when the child could not.
 
-The pipeline (torch, transformers) is imported inside the functions that need it: a spawned child imports this
-module first, and should pay for no more than its job uses.
+The pipeline (torch, transformers) is imported inside the child: a spawned child imports this module first, and
+should pay for no more than its job uses. runner/app.py decides when a job runs here; this module never imports it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from runner.job import Job
+from runner.process import die_with_parent
 from runner.progress import set_job
-from runner.results import RESULTS_FILE, read_results, write_json_atomic
+from runner.record import Error, Record
+from runner.record.io import read_record, write_record
+from runner.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +36,7 @@ SIGNAL_REASONS = {
 }
 
 
-def _child(
-    target: Callable | None, container: dict, run_dir: str, overrides: list[str], label: str, log_file: str
-) -> None:
+def _child(target: Callable | None, job: Job, log_file: str, label: str) -> None:
     """Runs in the spawned process: the logging Hydra set up in the parent does not cross the process boundary."""
     die_with_parent()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
@@ -44,22 +45,8 @@ def _child(
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
     set_job(label)
     if target is None:
-        from runner.app import execute as target
-    target(container, Path(run_dir), overrides)
-
-
-def die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this child when its parent dies (killed, not just Ctrl-C), so that
-    no orphaned job (a spawned job here, torchrun under hardware=tp) keeps a GPU busy. Elsewhere a no-op."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+        from runner.execute import execute as target
+    target(job)
 
 
 def _stop(process: multiprocessing.process.BaseProcess) -> None:
@@ -86,91 +73,56 @@ def _tail(log_file: Path | None, lines: int = 8) -> str:
 
 
 def run_isolated(
-    container: dict[str, Any],
-    run_dir: Path,
-    overrides: list[str],
-    timeout_s: float | None,
-    label: str = "",
-    log_file: Path | None = None,
-    target: Callable | None = None,
-) -> dict[str, Any]:
-    """Run `target(container, run_dir, overrides)` (default: `runner.app.execute`) in a spawned process and return
-    the job's record."""
+    job: Job, timeout_s: float | None, label: str = "", log_file: Path | None = None, target: Callable | None = None
+) -> Record:
+    """Run `target(job)` (default: `runner.execute.execute`) in a spawned process and return the job's record."""
+    run_dir = job.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     # a record from an earlier attempt must not pass for this one
     (run_dir / RESULTS_FILE).unlink(missing_ok=True)
     start = time.perf_counter()
     # spawn, not fork: a forked child would inherit CUDA state and the parent's threads
     process = multiprocessing.get_context("spawn").Process(
-        target=_child,
-        args=(target, container, str(run_dir), overrides, label, str(log_file or "")),
-        name=f"runner {label or run_dir.name}",
+        target=_child, args=(target, job, str(log_file or ""), label), name=f"runner {label or run_dir.name}"
     )
     process.start()
     try:
         process.join(timeout_s)
     except BaseException:  # Ctrl-C in the parent: the child must not outlive it, and the record says why
         _stop(process)
-        if read_results(run_dir) is None:
-            interrupted = {"type": "Interrupted", "message": "the sweep was interrupted while this job ran"}
-            _record_failure(container, run_dir, overrides, interrupted, process.exitcode, start, log_file)
+        if read_record(run_dir) is None:
+            interrupted = Error(type="Interrupted", message="the sweep was interrupted while this job ran")
+            _record_failure(job, interrupted, process.exitcode, start, log_file)
         raise
     timed_out = process.is_alive()
     if timed_out:
         log.error("%s exceeded timeout_s=%s: stopping it", label or "the job", timeout_s)
         _stop(process)
-    record = read_results(run_dir)
-    if not timed_out and record is not None and record.get("status") in ("ok", "failed"):
+    record = read_record(run_dir)
+    if not timed_out and record is not None and record.status in ("ok", "failed"):
         if process.exitcode:
-            record["exit_note"] = f"the process exited with {process.exitcode} after writing this record"
-            write_json_atomic(run_dir / RESULTS_FILE, record)
+            record.exit_note = f"the process exited with {process.exitcode} after writing this record"
+            write_record(run_dir / RESULTS_FILE, record)
         return record
     if timed_out:
-        error = {
-            "type": "JobTimeout",
-            "message": f"the job ran longer than timeout_s={timeout_s} s and was killed; "
+        error = Error(
+            type="JobTimeout",
+            message=f"the job ran longer than timeout_s={timeout_s} s and was killed; "
             "raise timeout_s, or lower scenario.iterations / sizes",
-        }
+        )
     else:
-        error = {"type": "JobCrashed", "message": _exit_reason(process.exitcode)}
-    return _record_failure(container, run_dir, overrides, error, process.exitcode, start, log_file)
+        error = Error(type="JobCrashed", message=_exit_reason(process.exitcode))
+    return _record_failure(job, error, process.exitcode, start, log_file)
 
 
-def _record_failure(
-    container: dict, run_dir: Path, overrides: list[str], error: dict, exitcode, start: float, log_file
-) -> dict[str, Any]:
+def _record_failure(job: Job, error: Error, exitcode, start: float, log_file) -> Record:
     """The record of a job whose process could not write its own (or wrote one that no longer holds)."""
-    record = read_results(run_dir)
-    if record is None:
-        from runner.app import new_record
-
-        record = new_record(container, run_dir, overrides)
-    record.update(
-        status="failed",
-        error={**error, "traceback": "", "log_tail": _tail(log_file)},
-        exitcode=exitcode,
-        duration_s=time.perf_counter() - start,
-        finished=datetime.now(UTC).isoformat(),
-    )
-    write_json_atomic(run_dir / RESULTS_FILE, record)
+    record = read_record(job.run_dir) or job.new_record()
+    error.traceback = ""
+    error.extra["log_tail"] = _tail(log_file)
+    record.status, record.error = "failed", error
+    record.exitcode = exitcode
+    record.duration_s = time.perf_counter() - start
+    record.finished = datetime.now(UTC).isoformat()
+    write_record(job.run_dir / RESULTS_FILE, record)
     return record
-
-
-def run_job(
-    cfg: Any, run_dir: Path, overrides: list[str], multirun: bool = False, label: str = "", log_file: Path | None = None
-) -> dict[str, Any]:
-    """One job, in this process or its own (`isolate`: auto = its own in a multirun or under a timeout)."""
-    from runner.app import execute
-    from runner.checks.run_options import isolate_choice
-    from runner.config.load import to_container, to_run_config
-    from runner.errors import ConfigError
-
-    set_job(label)
-    try:
-        typed = to_run_config(cfg)
-    except ConfigError:
-        return execute(cfg, run_dir, overrides)  # fails at validation and records why: no process needed
-    choice = isolate_choice(typed.isolate)
-    if choice is False or (choice is None and not multirun and typed.timeout_s is None):
-        return execute(cfg, run_dir, overrides, run_cfg=typed)
-    return run_isolated(to_container(cfg), run_dir, overrides, typed.timeout_s, label=label, log_file=log_file)

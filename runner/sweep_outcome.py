@@ -94,8 +94,8 @@ def from_jobs(jobs: list) -> None:
                 note(str(job.dir), "missing")
             continue
         try:
-            started = datetime.fromisoformat(job.record["started"]).timestamp()
+            started = datetime.fromisoformat(job.record.started).timestamp()
         except (KeyError, TypeError, ValueError):
             continue
         if started >= since:
-            note(str(job.dir), job.record.get("status"))
+            note(str(job.dir), job.record.status)

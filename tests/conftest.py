@@ -12,8 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from runner.app import execute
 from runner.config import register_configs
+from runner.execute import execute
+from runner.job import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -38,14 +39,14 @@ def compose_config(overrides: list[str]):
 
 @pytest.fixture
 def run_job(tmp_path, monkeypatch):
-    """Run one job in-process with small defaults; returns its record (also on disk)."""
+    """Run one job in-process with small defaults; returns its record as written to results.json."""
     monkeypatch.setenv("RUNNER_CACHE", str(tmp_path / "cache"))
     counter = iter(range(10_000))
 
     def run(*overrides: str, fast: bool = True):
         base = ["hardware=cpu", "scenario.iterations=3", "scenario.warmup_runs=1"] if fast else []
         cfg = compose_config([*base, *overrides])
-        return execute(cfg, tmp_path / f"run{next(counter)}", list(overrides))
+        return execute(Job.at_the_door(cfg, tmp_path / f"run{next(counter)}", list(overrides))).to_dict()
 
     return run
 

@@ -6,13 +6,13 @@ import signal
 import time
 
 
-def killed_like_oom(container, run_dir, overrides):
+def killed_like_oom(job):
     os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's out-of-memory killer does
 
 
-def exits_without_a_record(container, run_dir, overrides):
+def exits_without_a_record(job):
     os._exit(3)
 
 
-def hangs(container, run_dir, overrides):
+def hangs(job):
     time.sleep(600)  # a kernel that never returns

@@ -11,6 +11,7 @@ import torch
 from runner.config.load import to_run_config
 from runner.distributed.merge import merge_ranks
 from runner.errors import ConfigError
+from runner.record import Record
 from tests.conftest import compose_config
 
 CPU_TP = ["hardware=tp", "hardware.tp_on_cpu=true"]
@@ -63,8 +64,14 @@ def _rank(rank: int, status: str = "ok", **extra) -> dict:
 JOB = {"run_dir": "/job", "command": "python -m runner hardware=tp", "overrides": ["hardware=tp"], "config": {}}
 
 
+def _merge(ranks: list[dict | None], process_group: str) -> dict:
+    """The merged record as results.json holds it."""
+    typed = [None if r is None else Record.from_dict(r) for r in ranks]
+    return merge_ranks(Record.from_dict(JOB), typed, process_group=process_group).to_dict()
+
+
 def test_merged_record_has_rank0_latency_and_every_ranks_memory():
-    merged = merge_ranks(JOB, [_rank(0), _rank(1)], process_group="nccl")
+    merged = _merge([_rank(0), _rank(1)], process_group="nccl")
     assert merged["status"] == "ok" and merged["run_dir"] == "/job"
     assert merged["measurements"]["forward"]["latency"]["mean"] == 0.01  # rank 0's
     assert merged["memory"]["gpu"] == {
@@ -78,14 +85,14 @@ def test_merged_record_has_rank0_latency_and_every_ranks_memory():
 
 def test_a_failed_rank_fails_the_job_with_its_reason():
     error = {"type": "OutOfMemoryError", "message": "CUDA out of memory", "traceback": "..."}
-    merged = merge_ranks(JOB, [None, _rank(1, "failed", error=error)], process_group="nccl")
+    merged = _merge([None, _rank(1, "failed", error=error)], process_group="nccl")
     assert merged["status"] == "failed"
     assert merged["error"]["message"] == "rank 1: CUDA out of memory"  # the real error, not rank 0's absence
     assert merged["distributed"]["ranks"][0]["status"] == "missing"
 
 
 def test_a_rank_that_wrote_nothing_fails_the_job():
-    merged = merge_ranks(JOB, [_rank(0), None], process_group="gloo")
+    merged = _merge([_rank(0), None], process_group="gloo")
     assert merged["status"] == "failed"
     assert merged["error"]["message"].startswith("rank 1: this rank wrote no record")
 

@@ -20,6 +20,7 @@ from runner.measure.memory import MemoryTracker
 from runner.measure.nvml import NvmlMonitor
 from runner.measure.stats import summarize
 from runner.measure.timer import DeviceClock
+from runner.record import Record
 
 MiB = 2**20
 
@@ -235,10 +236,10 @@ GENERATE_RECORD = {
 
 def test_plausibility_check_refuses_stale_per_token_counts():
     record = copy.deepcopy(GENERATE_RECORD)
-    check_plausible(record)
+    check_plausible(Record.from_dict(record))
     record["measurements"]["generate"]["per_token_count_per_call"] = [2, 4]  # the second call kept the first's marks
     with pytest.raises(MeasurementError, match="new_tokens - 1 = 2"):
-        check_plausible(record)
+        check_plausible(Record.from_dict(record))
 
 
 @pytest.mark.parametrize(("value", "unit"), [(0.0, "tokens/s"), (float("inf"), "tokens/s"), (5.0, "")])
@@ -246,25 +247,25 @@ def test_plausibility_check_refuses_bad_rates(value, unit):
     record = copy.deepcopy(GENERATE_RECORD)
     record["measurements"]["generate"]["throughput"]["tokens_per_s"] = {"value": value, "unit": unit}
     with pytest.raises(MeasurementError, match="implausible throughput"):
-        check_plausible(record)
+        check_plausible(Record.from_dict(record))
 
 
 def test_energy_per_token_from_the_gpu_counter():
     record = copy.deepcopy(GENERATE_RECORD)
     device = {"energy_joules": 1.5, "process_used_peak_bytes": None, "device_used_peak_bytes": 1}
     record["memory"] = {"nvml": {"available": True, "devices": {"cuda:0": device, "cuda:1": dict(device)}}}
-    figures = energy(record)
+    figures = energy(Record.from_dict(record)).to_dict()
     # 2 calls x batch 2 x 3 new tokens = 12 generated tokens; 3 J over both GPUs
     assert figures["joules"] == 3.0 and figures["tokens"] == 12
     assert figures["joules_per_token"] == pytest.approx(0.25) and figures["unit"] == "J per generated token"
     record["memory"]["nvml"]["devices"]["cuda:1"]["energy_joules"] = -5.0
     with pytest.raises(MeasurementError, match="went backwards"):
-        energy(record)
+        energy(Record.from_dict(record))
 
 
 def test_energy_is_reported_as_unavailable_without_nvml():
     record = copy.deepcopy(GENERATE_RECORD)
     record["memory"] = {"nvml": {"available": False, "reason": "NVML unavailable: no driver"}}
-    assert energy(record) == {"available": False, "reason": "NVML unavailable: no driver"}
+    assert energy(Record.from_dict(record)).to_dict() == {"available": False, "reason": "NVML unavailable: no driver"}
     del record["memory"]
-    assert energy(record) is None  # a CPU run has no energy section at all
+    assert energy(Record.from_dict(record)) is None  # a CPU run has no energy section at all

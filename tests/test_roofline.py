@@ -99,13 +99,16 @@ def test_compiled_static_cache_decode_is_recorded(run_job):
 
 
 def test_sweep_report_carries_the_roofline(run_job, tmp_path):
+    from runner.record import Record
     from runner.report.collect import flatten
 
     record = run_job("roofline.peak_tflops=1.0", "roofline.bandwidth_gbs=10")
-    row = flatten(record)
+    row = flatten(Record.from_dict(record))
     assert row["forward_TFLOPs"] == pytest.approx(record["roofline"]["forward"]["achieved_tflops"])
     assert row["forward_share_of_peak"] == pytest.approx(row["forward_TFLOPs"] / 1.0)
-    generate = flatten(run_job("scenario=generate", "scenario.new_tokens=3", "roofline.bandwidth_gbs=10"))
+    generate = flatten(
+        Record.from_dict(run_job("scenario=generate", "scenario.new_tokens=3", "roofline.bandwidth_gbs=10"))
+    )
     assert generate["decode_share_of_bandwidth"] == pytest.approx(generate["decode_GBs"] / 10)
 
 

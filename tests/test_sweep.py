@@ -16,6 +16,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from runner.isolation import run_isolated
+from runner.job import Job
 from runner.progress import sweep_size
 from runner.results import read_results
 from tests import isolation_targets
@@ -186,7 +187,8 @@ def test_resume_reruns_only_jobs_without_an_ok_result(sweep, tmp_path):
 )
 def test_a_child_that_dies_is_recorded_as_crashed(tmp_path, target, reason):
     container = {"name": "doomed", "scenario": {"batch_size": 1}}
-    record = run_isolated(container, tmp_path / "job", ["scenario.batch_size=1"], None, target=target)
+    job = Job(None, container, tmp_path / "job", ["scenario.batch_size=1"])
+    record = run_isolated(job, None, target=target).to_dict()
     assert record["status"] == "failed" and record["error"]["type"] == "JobCrashed"
     assert reason in record["error"]["message"]
     assert record["config"] == container and record["overrides"] == ["scenario.batch_size=1"]
@@ -196,9 +198,10 @@ def test_a_child_that_dies_is_recorded_as_crashed(tmp_path, target, reason):
 
 def test_a_hung_child_is_stopped_at_its_timeout(tmp_path):
     start = time.monotonic()
-    record = run_isolated({"name": "hung"}, tmp_path / "job", [], 0.5, target=isolation_targets.hangs)
+    job = Job(None, {"name": "hung"}, tmp_path / "job", [])
+    record = run_isolated(job, 0.5, target=isolation_targets.hangs)
     assert time.monotonic() - start < 15
-    assert record["error"]["type"] == "JobTimeout" and "timeout_s=0.5" in record["error"]["message"]
+    assert record.error.type == "JobTimeout" and "timeout_s=0.5" in record.error.message
 
 
 def test_sweep_size_counts_the_experiment_params_and_command_line_sweeps(tmp_path):

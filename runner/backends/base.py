@@ -43,9 +43,9 @@ class Backend:
         """The measured generation, its one-off setup done here; the result takes `on_step` as `generate` does."""
         return lambda on_step: self.generate(inputs, new_tokens, on_step)
 
-    def convert(self) -> dict[str, Any]:
-        """The backend's own conversion, run by the convert stage (backend=onnxruntime exports to ONNX); returns
-        what it adds to the `convert` section of the record."""
+    def prepare(self) -> dict[str, Any]:
+        """The backend's own preparation of the loaded model, run by the convert stage (backend=onnxruntime exports
+        it to ONNX and opens the session); returns what it adds to the `convert` section of the record."""
         return {}
 
     def input_device(self) -> torch.device:

@@ -13,7 +13,7 @@ from runner.errors import ConfigError
 def compile_needs_generate_on_a_gpu(cfg: RunConfig) -> None:
     if not cfg.convert.compile:
         return
-    if cfg.scenario.name != "generate" or cfg.backend.name != "pytorch":
+    if cfg.scenario.name != "generate" or not cfg.backend.runs_torch_modules:
         raise ConfigError(
             "convert.compile=true compiles the decode step of generation: use scenario=generate with backend=pytorch"
         )

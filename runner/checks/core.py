@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from runner.backends.base import BACKENDS
+import difflib
+
 from runner.checks.base import check, raise_all
+from runner.config.backend import BACKEND_CONFIGS
 from runner.config.model import Task
 from runner.config.run import RunConfig
 from runner.devices import resolve_device
+from runner.discovery import plugin_names
 from runner.errors import ConfigError
-from runner.scenarios import SCENARIOS
-from runner.stages import STAGES
+
+
+def _known(kind: str, name: str, names: list[str]) -> None:
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown {kind} {name!r}.{hint} Valid choices: {', '.join(names)}")
 
 
 @check
 def plugins_exist(cfg: RunConfig) -> None:
+    """By the plugins' module names (runner/stages/<name>.py, runner/scenarios/<name>.py): nothing is imported."""
     for name in cfg.pipeline.stages:
-        STAGES.get(name)
-    SCENARIOS.get(cfg.scenario.name)
-    import runner.backends.registry  # noqa: F401  (fills BACKENDS)
-
-    BACKENDS.get(cfg.backend.name)
+        _known("stage", name, plugin_names("runner.stages"))
+    _known("scenario", cfg.scenario.name, plugin_names("runner.scenarios"))
+    BACKEND_CONFIGS.get(cfg.backend.name)
 
 
 @check(values=True)

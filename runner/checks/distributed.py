@@ -86,7 +86,7 @@ def tp_model_splits_evenly(cfg: RunConfig) -> None:
 def tp_combinations(cfg: RunConfig) -> None:
     if not tp.enabled(cfg.hardware):
         return
-    if cfg.backend.name != "pytorch":
+    if not cfg.backend.runs_torch_modules:
         raise ConfigError(f"hardware=tp shards a PyTorch model; backend={cfg.backend.name} cannot: use backend=pytorch")
     if is_quantized(cfg.quant):
         raise ConfigError(

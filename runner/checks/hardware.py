@@ -32,7 +32,7 @@ def multi_gpu_options(cfg: RunConfig) -> None:
 
 @check
 def multi_gpu_needs_pytorch(cfg: RunConfig) -> None:
-    if _multi_gpu(cfg) and cfg.backend.name != "pytorch":
+    if _multi_gpu(cfg) and not cfg.backend.runs_torch_modules:
         raise ConfigError(
             f"hardware=multi_gpu places a PyTorch model with accelerate's device_map; backend={cfg.backend.name} "
             "cannot use it. Use hardware=cuda, or backend=pytorch"

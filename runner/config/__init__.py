@@ -2,9 +2,8 @@
 
 from hydra.core.config_store import ConfigStore
 
-from runner.backends.onnxruntime.config import OnnxRuntimeBackendConfig
-from runner.backends.pytorch.config import PyTorchBackendConfig
 from runner.config.attention import AttentionConfig
+from runner.config.backend import backend_schemas
 from runner.config.hardware import HardwareConfig
 from runner.config.model import ModelConfig
 from runner.config.pipeline import PipelineConfig
@@ -17,7 +16,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"base_model": ModelConfig},
     "quant": {"base_quant": QuantConfig},
     "attention": {"base_attention": AttentionConfig},
-    "backend": {"base_pytorch": PyTorchBackendConfig, "base_onnxruntime": OnnxRuntimeBackendConfig},
+    "backend": backend_schemas(),  # one per folder of runner/backends, from its config.py
     "hardware": {"base_hardware": HardwareConfig},
     "scenario": {"base_scenario": ScenarioConfig},
     "pipeline": {"base_pipeline": PipelineConfig},

@@ -34,7 +34,7 @@ OPTION = "convert.bettertransformer=true"
 
 def _plan(cfg: RunConfig) -> str:
     model, attention = cfg.model, cfg.attention
-    if cfg.backend.name != "pytorch":
+    if not cfg.backend.runs_torch_modules:
         raise ConfigError(f"{OPTION} converts PyTorch modules, and backend={cfg.backend.name} runs its own graph")
     layout = fused_encoder.LAYOUTS.get(model.model_type)
     if layout is not None and model.task != Task.causal_lm:

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from runner.config.run import RunConfig
 from runner.distributed.merge import DistributedError, merge_ranks, rank_file
 from runner.distributed.tp import enabled, is_rank, tp_size
-from runner.isolation import die_with_parent
-from runner.results import write_json_atomic
+from runner.job import Job, failure
+from runner.process import die_with_parent
+from runner.record import Record
+from runner.record.io import write_record
+from runner.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 
 RANKS_DIR = "ranks"  # under the run folder: the job spec, each rank's record and the ranks' logs
-SPEC_FILE = "job.json"
+SPEC_FILE = "job.pkl"  # the typed Job, pickled: the ranks do not type the config again
 LOG_TAIL_LINES = 15
 
 
@@ -49,22 +53,33 @@ def _log_tail(log_dir: Path) -> str:
     return ""
 
 
-def run_tensor_parallel(cfg: Any, run_cfg: RunConfig, run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Run the job on `hardware.num_gpus` ranks and return the merged record (`record` is this job's new record)."""
-    nproc = tp_size(run_cfg.hardware)
-    ranks_dir = run_dir / RANKS_DIR
+def run_tensor_parallel(job: Job) -> Record:
+    """Run the job on `hardware.num_gpus` ranks; write and return the merged record."""
+    record, start = job.new_record(), time.perf_counter()
+    try:
+        record = _launch(job, record)
+    except Exception as error:
+        record.status, record.error = "failed", failure(error)
+    record.duration_s = time.perf_counter() - start
+    record.finished = datetime.now(UTC).isoformat()
+    write_record(job.run_dir / RESULTS_FILE, record)
+    return record
+
+
+def _launch(job: Job, record: Record) -> Record:
+    hardware = job.cfg.hardware
+    nproc = tp_size(hardware)
+    ranks_dir = job.run_dir / RANKS_DIR
     shutil.rmtree(ranks_dir, ignore_errors=True)  # records of an earlier attempt must not pass for this one's
     spec = ranks_dir / SPEC_FILE
-    write_json_atomic(spec, {"config": record["config"], "overrides": record["overrides"], "run_dir": str(run_dir)})
+    ranks_dir.mkdir(parents=True, exist_ok=True)
+    spec.write_bytes(pickle.dumps(job))
     env = dict(os.environ)
-    if run_cfg.hardware.tp_on_cpu:
+    if hardware.tp_on_cpu:
         env["CUDA_VISIBLE_DEVICES"] = ""  # transformers builds its device mesh on the accelerator it sees
     command = torchrun_command(nproc, spec, ranks_dir / "logs")
     log.info(
-        "tensor parallel over %d %s: %s",
-        nproc,
-        "CPU processes" if run_cfg.hardware.tp_on_cpu else "GPUs",
-        " ".join(command),
+        "tensor parallel over %d %s: %s", nproc, "CPU processes" if hardware.tp_on_cpu else "GPUs", " ".join(command)
     )
     code = subprocess.run(command, env=env, preexec_fn=die_with_parent, check=False).returncode
     ranks = [rank_file(ranks_dir, rank) for rank in range(nproc)]
@@ -73,12 +88,12 @@ def run_tensor_parallel(cfg: Any, run_cfg: RunConfig, run_dir: Path, record: dic
             f"torchrun exited with code {code} before rank 0 wrote its record; the ranks' logs are in "
             f"{ranks_dir / 'logs'}{_log_tail(ranks_dir / 'logs')}"
         )
-    merged = merge_ranks(record, ranks, process_group="gloo" if run_cfg.hardware.tp_on_cpu else "nccl")
-    if code and merged["status"] == "ok":
-        merged["exit_note"] = f"torchrun exited with {code} after every rank wrote its record"
+    merged = merge_ranks(record, ranks, process_group="gloo" if hardware.tp_on_cpu else "nccl")
+    if code and merged.status == "ok":
+        merged.exit_note = f"torchrun exited with {code} after every rank wrote its record"
     return merged
 
 
-def needs_torchrun(run_cfg: RunConfig) -> bool:
+def needs_torchrun(job: Job) -> bool:
     """A hardware=tp job outside torchrun: relaunch it there (inside, each rank runs the pipeline itself)."""
-    return enabled(run_cfg.hardware) and not is_rank()
+    return job.cfg is not None and enabled(job.cfg.hardware) and not is_rank()

@@ -1,28 +1,28 @@
 """The torchrun entry point of a hardware=tp job: every rank runs the job's whole pipeline on its shard of the
 model and writes its record next to the others; runner/distributed/launch.py starts it and merges the records.
 
-    python -m torch.distributed.run --nproc-per-node=N -m runner.distributed.worker RUN_DIR/ranks/job.json
+    python -m torch.distributed.run --nproc-per-node=N -m runner.distributed.worker RUN_DIR/ranks/job.pkl
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import pickle
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from runner.app import execute, failure, new_record
-from runner.config.load import to_run_config
 from runner.config.run import RunConfig
 from runner.distributed.tp import rank_device
+from runner.execute import execute
+from runner.job import Job, failure
 from runner.models.build import random_checkpoint
 from runner.models.source import resolve_weights
-from runner.results import write_json_atomic
+from runner.record import Record
+from runner.record.io import write_record
 
 
 def join_process_group(run_cfg: RunConfig) -> torch.device:
@@ -45,20 +45,19 @@ def prepare_weights(run_cfg: RunConfig, device: torch.device) -> None:
     dist.barrier()
 
 
-def run_rank(spec: dict[str, Any], ranks_dir: Path) -> dict[str, Any]:
-    config, overrides = spec["config"], spec["overrides"]
+def run_rank(job: Job, ranks_dir: Path) -> Record:
     rank = int(os.environ["RANK"])
-    rank_dir, record_path = ranks_dir / f"rank{rank}", ranks_dir / f"rank{rank}.json"
+    rank_job, record_path = job.for_rank(rank), ranks_dir / f"rank{rank}.json"
     try:
-        run_cfg = to_run_config(config)
-        device = join_process_group(run_cfg)
-        prepare_weights(run_cfg, device)
+        device = join_process_group(job.cfg)
+        prepare_weights(job.cfg, device)
     except Exception as error:  # recorded like a failed job, so the parent can say which rank failed and why
-        record = {**new_record(config, rank_dir, overrides), "status": "failed", "error": failure(error)}
-        write_json_atomic(record_path, record)
+        record = rank_job.new_record()
+        record.status, record.error = "failed", failure(error)
+        write_record(record_path, record)
         return record
     # not rank_dir/results.json: a sweep report counts every results.json as a job
-    return execute(config, rank_dir, overrides, run_cfg=run_cfg, record_path=record_path)
+    return execute(rank_job, record_path=record_path)
 
 
 def main(spec_path: str) -> int:
@@ -67,10 +66,10 @@ def main(spec_path: str) -> int:
         level=logging.INFO, format=f"[%(asctime)s][rank {rank}][%(name)s][%(levelname)s] - %(message)s", force=True
     )
     spec_file = Path(spec_path)
-    record = run_rank(json.loads(spec_file.read_text()), spec_file.parent)
-    if record["status"] != "ok":
+    record = run_rank(pickle.loads(spec_file.read_bytes()), spec_file.parent)
+    if not record.ok:
         # a failed rank leaves the others waiting in a collective: exit non-zero so that torchrun stops them
-        logging.getLogger(__name__).error("rank %s failed: %s", rank, record["error"]["message"])
+        logging.getLogger(__name__).error("rank %s failed: %s", rank, record.error.message)
         return 1
     dist.destroy_process_group()
     return 0

@@ -30,7 +30,7 @@ def _same(actual: Any, wanted: str) -> bool:
 
 def _setting(job: Job, key: str) -> Any:
     """The job's value of `key`, from its composed config (so defaults count), else from its overrides."""
-    node: Any = (job.record or {}).get("config")
+    node: Any = job.record.config if job.record else None
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             return job.overrides.get(key)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def baseline_of(jobs) -> list[str]:
     """The sweep's own report.baseline (from any job's record), else the default eager + unquantized."""
     for job in jobs:
-        baseline = ((job.record or {}).get("config") or {}).get("report", {}).get("baseline")
+        baseline = ((job.record.config if job.record else None) or {}).get("report", {}).get("baseline")
         if baseline:
             return list(baseline)
     return list(DEFAULT_BASELINE)

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.record import Attention, Convert, Environment, Memory, Record, Roofline, ScenarioMeasurements
+from runner.record.io import read_record
+from runner.record.sections import Measurements, Model
 from runner.report.quality_columns import quality_columns
-from runner.results import RESULTS_FILE, RUN_SWITCHES, read_results
+from runner.results import RESULTS_FILE, RUN_SWITCHES
 
 MiB = 2**20
 
@@ -16,7 +19,7 @@ MiB = 2**20
 class Job:
     dir: Path
     overrides: dict[str, str]  # key -> value, as given on the command line / by the sweeper
-    record: dict[str, Any] | None  # None: no results.json (killed before the parent could record it)
+    record: Record | None  # None: no results.json (killed before the parent could record it)
     row: dict[str, Any]  # the flat figures of summary.csv
 
 
@@ -27,9 +30,9 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else 0, str(p)))
 
 
-def _overrides_of(run_dir: Path, record: dict | None) -> list[str]:
-    if record and "overrides" in record:
-        return list(record["overrides"])
+def _overrides_of(run_dir: Path, record: Record | None) -> list[str]:
+    if record and record.has("overrides"):
+        return list(record.overrides)
     path = run_dir / ".hydra" / "overrides.yaml"
     if path.exists():
         from omegaconf import OmegaConf
@@ -42,104 +45,99 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e3
 
 
-def _mean_ms(section: dict, phase: str) -> float | None:
-    stats = section.get(phase)
-    return _ms(stats.get("mean")) if isinstance(stats, dict) else None
-
-
-def _rate(section: dict, key: str) -> float | None:
-    return section.get("throughput", {}).get(key, {}).get("value")
+def _mean_ms(section: ScenarioMeasurements, phase: str) -> float | None:
+    stats = section.phase(phase)
+    return _ms(stats.mean) if stats else None
 
 
 def _mib(value: int | None) -> float | None:
     return None if value is None else value / MiB
 
 
-def flatten(record: dict) -> dict[str, Any]:
+def flatten(record: Record) -> dict[str, Any]:
     """The figures a comparison table needs, in fixed units named in the column (ms, tokens/s, MiB, J)."""
-    m = record.get("measurements", {})
-    model = record.get("model", {})
-    forward, generate = m.get("forward", {}), m.get("generate", {})
-    memory = record.get("memory", {})
+    m = record.measurements or Measurements()
+    model = record.model or Model()
+    forward, generate = m.forward, m.generate
+    memory = record.memory or Memory()
+    convert = record.convert or Convert()
     row: dict[str, Any] = {
-        "model": model.get("name"),
-        "weights": model.get("weights"),
-        "attn_implementation": model.get("attn_implementation"),
-        "ran": _ran(record.get("attention") or {}),
-        "conversions": ", ".join(record.get("convert", {}).get("applied", [])) or None,
-        "footprint_MiB": _mib(model.get("footprint_bytes")),
+        "model": model.name,
+        "weights": model.weights,
+        "attn_implementation": model.attn_implementation,
+        "ran": _ran(record.attention or Attention()),
+        "conversions": ", ".join(convert.applied or []) or None,
+        "footprint_MiB": _mib(model.footprint_bytes),
     }
-    row.update(_quantization(model.get("quantization") or {}))
-    devices = model.get("placement", {}).get("devices", {})
+    row.update(_quantization(model.quantization or {}))
+    devices = (model.placement.devices if model.placement else None) or {}
     if len(devices) > 1:  # a split model: modules and parameter MiB per device
         row["placement"] = ", ".join(
-            f"{d}: {v['modules']} ({_mib(v['parameter_bytes']):.0f} MiB)" for d, v in devices.items()
+            f"{d}: {v.modules} ({_mib(v.parameter_bytes):.0f} MiB)" for d, v in devices.items()
         )
-    bettertransformer = record.get("convert", {}).get("bettertransformer")
-    if bettertransformer:
-        row["bettertransformer"] = _bettertransformer(bettertransformer)
+    if convert.bettertransformer:
+        row["bettertransformer"] = _bettertransformer(convert.bettertransformer)
     if forward:
         row["forward_ms"] = _mean_ms(forward, "latency")
-        row["forward_p90_ms"] = _ms(forward.get("latency", {}).get("p90"))
-        row["forward_tokens_per_s"] = _rate(forward, "tokens_per_s")
-        row["forward_samples_per_s"] = _rate(forward, "samples_per_s")
+        latency = forward.phase("latency")
+        row["forward_p90_ms"] = _ms(latency.p90 if latency else None)
+        row["forward_tokens_per_s"] = forward.rate("tokens_per_s")
+        row["forward_samples_per_s"] = forward.rate("samples_per_s")
     if generate:
         row["e2e_ms"] = _mean_ms(generate, "end_to_end")
         row["prefill_ms"] = _mean_ms(generate, "prefill")
         row["per_token_ms"] = _mean_ms(generate, "per_token")
-        row["decode_tokens_per_s"] = _rate(generate, "decode_tokens_per_s")
-        row["prefill_tokens_per_s"] = _rate(generate, "prefill_tokens_per_s")
-    gpu = memory.get("gpu", {})
-    if gpu:
-        row["peak_allocated_MiB"] = _mib(max(d["peak_allocated_bytes"] for d in gpu.values()))
-        row["peak_reserved_MiB"] = _mib(max(d["peak_reserved_bytes"] for d in gpu.values()))
-    nvml = memory.get("nvml", {})
-    if nvml.get("available"):
-        devices = nvml["devices"].values()
-        own = [d["process_used_peak_bytes"] for d in devices if d["process_used_peak_bytes"] is not None]
+        row["decode_tokens_per_s"] = generate.rate("decode_tokens_per_s")
+        row["prefill_tokens_per_s"] = generate.rate("prefill_tokens_per_s")
+    if memory.gpu:
+        row["peak_allocated_MiB"] = _mib(max(d.peak_allocated_bytes for d in memory.gpu.values()))
+        row["peak_reserved_MiB"] = _mib(max(d.peak_reserved_bytes for d in memory.gpu.values()))
+    nvml = memory.nvml
+    if nvml and nvml.available:
+        nvml_devices = nvml.devices.values()
+        own = [d.process_used_peak_bytes for d in nvml_devices if d.process_used_peak_bytes is not None]
         row["nvml_process_MiB"] = _mib(sum(own)) if own else None
-        row["nvml_device_used_MiB"] = _mib(sum(d["device_used_peak_bytes"] for d in devices))
-        clocks = [d["sm_clock_mhz"]["mean"] for d in devices if d.get("sm_clock_mhz")]
+        row["nvml_device_used_MiB"] = _mib(sum(d.device_used_peak_bytes for d in nvml_devices))
+        clocks = [d.sm_clock_mhz["mean"] for d in nvml_devices if d.sm_clock_mhz]
         row["sm_clock_MHz"] = min(clocks) if clocks else None  # the slowest GPU sets the pace of a split model
-    if "cpu_rss_peak_bytes" in memory:
-        row["peak_rss_MiB"] = _mib(memory["cpu_rss_peak_bytes"])
-    energy = record.get("energy", {})
-    if energy.get("joules_per_token") is not None:
-        row["energy_J_per_token"] = energy["joules_per_token"]
-    agreement = record.get("agreement", {})
-    if "agrees" in agreement:
-        row["agrees"] = agreement["agrees"]
-        row["max_abs_diff"] = agreement["max_abs_diff"]
+    if memory.has("cpu_rss_peak_bytes"):
+        row["peak_rss_MiB"] = _mib(memory.cpu_rss_peak_bytes)
+    energy = record.energy
+    if energy and energy.joules_per_token is not None:
+        row["energy_J_per_token"] = energy.joules_per_token
+    agreement = record.agreement
+    if agreement and agreement.has("agrees"):
+        row["agrees"] = agreement.agrees
+        row["max_abs_diff"] = agreement.max_abs_diff
         for key in ("relative_max_diff", "tolerance", "top1_agreement", "kl_divergence"):
-            row[key] = agreement.get(key)
+            row[key] = getattr(agreement, key)
     row.update(quality_columns(record.get("quality") or {}))
-    onnx = record.get("convert", {}).get("onnx")
-    if onnx:
+    if onnx := convert.onnx:
         row["onnx_export"] = onnx.get("cache")
         row["onnx_export_s"] = onnx.get("export_time_s")
-    row.update(_roofline(record.get("roofline", {})))
-    row.update(_environment(record.get("environment") or {}))
-    if "duration_s" in record:
-        row["duration_s"] = record["duration_s"]
+    row.update(_roofline(record.roofline))
+    row.update(_environment(record.environment))
+    if record.has("duration_s"):
+        row["duration_s"] = record.duration_s
     return row
 
 
-def _environment(env: dict) -> dict[str, Any]:
+def _environment(env: Environment | None) -> dict[str, Any]:
     """The card and the versions behind the figures (said once above the table when the sweep shares them)."""
-    if not env:
+    if not env or not env.to_dict():
         return {}
-    names = [gpu.get("name") for gpu in env.get("gpus") or []]
+    names = [gpu.get("name") for gpu in env.gpus or []]
     gpu = (f"{len(names)} x {names[0]}" if len(names) > 1 else names[0]) if names else "none"
-    packages = env.get("packages") or {}
+    packages = env.packages or {}
     return {"host_gpus": gpu, "torch": packages.get("torch"), "transformers": packages.get("transformers")}
 
 
-def _ran(attention: dict) -> str | None:
+def _ran(attention: Attention) -> str | None:
     """What the attention probe saw run: the implementation, and for SDPA the kernel(s)."""
-    if not attention.get("implementation"):
+    if not attention.implementation:
         return None
-    kernels = attention.get("sdpa_kernels") or []
-    return f"{attention['implementation']} ({', '.join(kernels)})" if kernels else attention["implementation"]
+    kernels = attention.sdpa_kernels or []
+    return f"{attention.implementation} ({', '.join(kernels)})" if kernels else attention.implementation
 
 
 def _bettertransformer(section: dict) -> str:
@@ -162,16 +160,16 @@ def _quantization(section: dict) -> dict[str, Any]:
     }
 
 
-def _roofline(section: dict) -> dict[str, Any]:
+def _roofline(section: Roofline | None) -> dict[str, Any]:
     """How close the job came to the hardware: achieved TFLOP/s and share of the peak for a forward pass,
     achieved GB/s and share of the memory bandwidth for decoding (runner/roofline)."""
     row: dict[str, Any] = {}
-    if forward := section.get("forward"):
-        row["forward_TFLOPs"] = forward.get("achieved_tflops")
-        row["forward_share_of_peak"] = forward.get("share_of_peak")
-    if decode := section.get("decode"):
-        row["decode_GBs"] = decode.get("achieved_gbs")
-        row["decode_share_of_bandwidth"] = decode.get("share_of_bandwidth")
+    if section and (forward := section.forward):
+        row["forward_TFLOPs"] = forward.achieved_tflops
+        row["forward_share_of_peak"] = forward.share_of_peak
+    if section and (decode := section.decode):
+        row["decode_GBs"] = decode.achieved_gbs
+        row["decode_share_of_bandwidth"] = decode.share_of_bandwidth
     return row
 
 
@@ -180,24 +178,21 @@ def latency_ms(row: dict[str, Any]) -> float | None:
     return row.get("forward_ms") if row.get("forward_ms") is not None else row.get("e2e_ms")
 
 
-def _error(record: dict) -> str | None:
-    error = record.get("error") or {}
-    if not error:
-        return None
-    return f"{error.get('type')}: {error.get('message')}"
+def _error(record: Record) -> str | None:
+    return record.error.line() if record.error else None
 
 
 def collect_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
     """Every job (failed and unfinished ones included) and the override keys that vary across them."""
     jobs = []
     for run_dir in job_dirs(sweep_dir):
-        record = read_results(run_dir)
+        record = read_record(run_dir)
         overrides = dict(o.lstrip("+~").split("=", 1) for o in _overrides_of(run_dir, record) if "=" in o)
         row: dict[str, Any] = {"job": run_dir.relative_to(sweep_dir).as_posix() or "."}
         if record is None:
             row.update(status="missing", error="no results.json: the job was killed or never started")
         else:
-            row.update(status=record.get("status"), error=_error(record))
+            row.update(status=record.status, error=_error(record))
             row.update(flatten(record))
         jobs.append(Job(run_dir, overrides, record, row))
     keys = sorted({k for job in jobs for k in job.overrides})

@@ -23,11 +23,11 @@ class Convert(Stage):
             record["applied"].append("bettertransformer")
             record["bettertransformer"] = self.conversion.record
         # automatic: what attention=sdpa (or fa*) means on Falcon, whose own attention reaches only SDPA's math kernel
-        if ctx.cfg.backend.name == "pytorch" and model is not None and not falcon_attention.why_not(model):
+        if ctx.cfg.backend.runs_torch_modules and model is not None and not falcon_attention.why_not(model):
             self.fused_attention = falcon_attention.convert(model)
             record["applied"].append(falcon_attention.KIND)
             record[falcon_attention.KIND] = self.fused_attention.record
-        record.update(ctx.backend.convert())  # the backend's own: backend=onnxruntime exports to ONNX
+        record.update(ctx.backend.prepare())  # the backend's own: backend=onnxruntime exports to ONNX
         return ctx
 
     def reverse(self, ctx: RunContext) -> None:

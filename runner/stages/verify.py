@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 @stage("verify")
 class Verify(Stage):
     def run(self, ctx: RunContext) -> RunContext:
-        if ctx.cfg.backend.name == "pytorch":
+        if ctx.cfg.backend.runs_torch_modules:  # the probe profiles PyTorch modules
             conversion = next((s.conversion for s in ctx.completed if s.name == "convert"), None)
             record_attention(ctx, conversion)
         return ctx

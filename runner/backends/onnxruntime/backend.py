@@ -61,7 +61,7 @@ class OnnxRuntimeBackend(Backend):
             "onnx_folder": str(self.folder),
         }
 
-    def convert(self) -> dict[str, Any]:
+    def prepare(self) -> dict[str, Any]:
         """Export (or reuse the cached export) and open the session; returns the `convert.onnx` record."""
         cached = (self.folder / META_FILE).exists() and (self.folder / GRAPH_FILE).exists()
         self.graph = (

@@ -3,7 +3,9 @@ up, and how the model is exported."""
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
+
+from runner.config.backend import BackendConfig, backend_config
 
 
 class Provider(str, Enum):
@@ -25,9 +27,11 @@ class Exporter(str, Enum):
     dynamo = "dynamo"  # torch.export based: needs onnxscript and opset >= 18, slower to export
 
 
+@backend_config("onnxruntime")
 @dataclass
-class OnnxRuntimeBackendConfig:
+class OnnxRuntimeBackendConfig(BackendConfig):
     name: str = "onnxruntime"
+    prepares_in_convert: ClassVar[bool] = True  # the convert stage exports the model and opens the session
     provider: Provider = Provider.auto  # the provider that must run the model
     # more providers after `provider`, in priority order, for the nodes it cannot take (tensorrt -> [cuda]);
     # ORT always keeps the CPU provider last for shape computations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 
-from runner.backends.onnxruntime.config import Exporter
+from runner.backends.onnxruntime.config import Exporter, OnnxRuntimeBackendConfig
 from runner.backends.onnxruntime.providers import GPU_PROVIDERS, ORT_NAMES, available, requested, unavailable_reason
 from runner.checks.base import check, raise_all
 from runner.config.hardware import DeviceKind
@@ -20,13 +20,17 @@ RUNS_THE_MODEL = ("warmup", "infer", "compare")
 ONE_DEVICE = (DeviceKind.cpu, DeviceKind.cuda, DeviceKind.auto)  # not multi_gpu, tensor parallel, ...
 
 
+def _selected(cfg: RunConfig) -> bool:
+    return isinstance(cfg.backend, OnnxRuntimeBackendConfig)
+
+
 def _onnxruntime(cfg: RunConfig) -> bool:
-    return cfg.backend.name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is not None
+    return _selected(cfg) and importlib.util.find_spec("onnxruntime") is not None
 
 
 @check
 def onnxruntime_installed(cfg: RunConfig) -> None:
-    if cfg.backend.name != "onnxruntime":
+    if not _selected(cfg):
         return
     problems = []
     if importlib.util.find_spec("onnxruntime") is None:
@@ -69,7 +73,7 @@ def providers_available(cfg: RunConfig) -> None:
 @check
 def exportable(cfg: RunConfig) -> None:
     """What the exported graph cannot carry: PyTorch-only quantization, kernels and conversions."""
-    if cfg.backend.name != "onnxruntime":
+    if not _selected(cfg):
         return
     problems = []
     if cfg.hardware.kind not in ONE_DEVICE:
@@ -77,7 +81,7 @@ def exportable(cfg: RunConfig) -> None:
             f"hardware={cfg.hardware.name} spreads a PyTorch model over several devices; backend=onnxruntime runs "
             "one session on one device: use hardware=cuda"
         )
-    if cfg.quant.name != "none":
+    if cfg.quant.name != "none":  # the quantization plugins are PyTorch modules
         problems.append(
             f"quant={cfg.quant.name} quantizes PyTorch modules ({cfg.quant.method} layers), which cannot be exported "
             "to ONNX: use quant=none with backend=onnxruntime"
@@ -105,7 +109,11 @@ def exportable(cfg: RunConfig) -> None:
             "add model.dtype=float16 (GPU) or model.dtype=float32"
         )
     problems += _exporter_problems(cfg)
-    if "convert" not in cfg.pipeline.stages and any(s in cfg.pipeline.stages for s in RUNS_THE_MODEL):
+    if (
+        cfg.backend.prepares_in_convert
+        and "convert" not in cfg.pipeline.stages
+        and any(s in cfg.pipeline.stages for s in RUNS_THE_MODEL)
+    ):
         problems.append(
             "backend=onnxruntime exports the model and opens its session in the convert stage: keep convert in "
             "pipeline.stages"

@@ -1,0 +1,225 @@
+"""One dataclass per section of results.json. Fields are the figures the console, the sweep report, the derived
+figures and the rank merge read; whatever else a writer puts in a section travels in its `extra`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runner.record.section import UNSET, Section
+
+
+@dataclass
+class LatencyStats(Section):
+    """Summary of one timed phase (runner/measure/stats.py), in `unit` (seconds)."""
+
+    count: int = UNSET
+    mean: float = UNSET
+    p50: float = UNSET
+    p90: float = UNSET
+    p99: float = UNSET
+    stdev: float = UNSET
+    min: float = UNSET
+    max: float = UNSET
+    unit: str = UNSET
+
+
+@dataclass
+class Rate(Section):
+    value: float | None = UNSET
+    unit: str = UNSET
+
+
+@dataclass
+class ScenarioMeasurements(Section):
+    """One scenario's timings: phases (forward: latency; generate: end_to_end, prefill, decode, per_token, ...)
+    each a LatencyStats, and throughputs by name. A phase is any entry with a mean, as the scenarios write them."""
+
+    throughput: dict[str, Rate] = UNSET
+    per_token_count_per_call: list[int] = UNSET
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ScenarioMeasurements:
+        section = super().from_dict(data)
+        section.extra = {
+            k: LatencyStats.from_dict(v) if isinstance(v, dict) and "mean" in v else v for k, v in section.extra.items()
+        }
+        return section
+
+    def phases(self) -> dict[str, LatencyStats]:
+        return {k: v for k, v in self.extra.items() if isinstance(v, LatencyStats)}
+
+    def phase(self, name: str) -> LatencyStats | None:
+        return self.phases().get(name)
+
+    def rate(self, name: str) -> float | None:
+        rate = (self.throughput or {}).get(name)
+        return rate.value if rate else None
+
+
+@dataclass
+class TokenCounts(Section):
+    real_tokens: int = UNSET
+    padded_tokens: int = UNSET
+    total_tokens: int = UNSET
+
+
+@dataclass
+class Measurements(Section):
+    forward: ScenarioMeasurements | None = UNSET
+    generate: ScenarioMeasurements | None = UNSET
+    tokens: TokenCounts = UNSET
+
+    def scenarios(self) -> dict[str, ScenarioMeasurements]:
+        return {name: s for name in ("forward", "generate") if (s := getattr(self, name)) is not None}
+
+
+@dataclass
+class GpuMemory(Section):
+    peak_allocated_bytes: int = UNSET
+    peak_reserved_bytes: int = UNSET
+
+
+@dataclass
+class NvmlDevice(Section):
+    process_used_peak_bytes: int | None = UNSET
+    device_used_peak_bytes: int = UNSET
+    sm_clock_mhz: dict[str, Any] | None = UNSET
+    energy_joules: float | None = UNSET
+
+
+@dataclass
+class Nvml(Section):
+    available: bool = UNSET
+    reason: str = UNSET
+    devices: dict[str, NvmlDevice] = UNSET
+
+
+@dataclass
+class Memory(Section):
+    cpu_rss_peak_bytes: int = UNSET
+    cpu_rss_peak_scope: str = UNSET
+    gpu: dict[str, GpuMemory] = UNSET
+    nvml: Nvml | None = UNSET
+
+
+@dataclass
+class PlacementDevice(Section):
+    modules: int = UNSET
+    parameter_bytes: int = UNSET
+
+
+@dataclass
+class Placement(Section):
+    device_map: Any = UNSET
+    devices: dict[str, PlacementDevice] = UNSET
+
+
+@dataclass
+class Model(Section):
+    """What loaded. `quantization` stays a dict: its shape belongs to the quantization plugins."""
+
+    name: str = UNSET
+    weights: str = UNSET
+    dtype: str = UNSET
+    footprint_bytes: int = UNSET
+    load_time_s: float = UNSET
+    attn_implementation: str = UNSET
+    placement: Placement = UNSET
+    quantization: dict[str, Any] | None = UNSET
+    tensor_parallel: dict[str, Any] | None = UNSET
+
+
+@dataclass
+class Attention(Section):
+    """What the attention probe saw run (runner/attention/probe.py)."""
+
+    implementation: str | None = UNSET
+    sdpa_kernels: list[str] = UNSET
+
+
+@dataclass
+class Convert(Section):
+    applied: list[str] = UNSET
+    bettertransformer: dict[str, Any] | None = UNSET
+    onnx: dict[str, Any] | None = UNSET
+
+
+@dataclass
+class RooflineForward(Section):
+    achieved_tflops: float | None = UNSET
+    share_of_peak: float | None = UNSET
+
+
+@dataclass
+class RooflineDecode(Section):
+    achieved_gbs: float | None = UNSET
+    share_of_bandwidth: float | None = UNSET
+
+
+@dataclass
+class Roofline(Section):
+    forward: RooflineForward | None = UNSET
+    decode: RooflineDecode | None = UNSET
+
+
+@dataclass
+class Agreement(Section):
+    """Outputs against the reference model; `agrees` is absent when the comparison was skipped."""
+
+    agrees: bool = UNSET
+    max_abs_diff: float = UNSET
+    relative_max_diff: float = UNSET
+    tolerance: float = UNSET
+    top1_agreement: float | None = UNSET
+    kl_divergence: float | None = UNSET
+    skipped: str = UNSET
+
+
+@dataclass
+class Environment(Section):
+    gpus: list[dict[str, Any]] = UNSET
+    packages: dict[str, str] = UNSET
+
+
+@dataclass
+class Energy(Section):
+    available: bool = UNSET
+    reason: str = UNSET
+    source: str = UNSET
+    joules: float = UNSET
+    tokens: int = UNSET
+    joules_per_token: float | None = UNSET
+    unit: str = UNSET
+    note: str = UNSET
+
+
+@dataclass
+class Error(Section):
+    type: str = UNSET
+    message: str = UNSET
+    traceback: str = UNSET
+
+    def line(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+@dataclass
+class RankSummary(Section):
+    rank: int = UNSET
+    status: str = UNSET
+    device: str | None = UNSET
+    duration_s: float | None = UNSET
+    memory: Memory | None = UNSET
+    shard: dict[str, Any] | None = UNSET
+    error: str = UNSET
+
+
+@dataclass
+class Distributed(Section):
+    kind: str = UNSET
+    launcher: str = UNSET
+    world_size: int = UNSET
+    process_group: str = UNSET
+    latency_from: str = UNSET
+    ranks: list[RankSummary] = UNSET

@@ -1,0 +1,84 @@
+"""A plugin is one place: backends are folders found by discovery, stages and scenarios are modules named like
+them, validation imports configs only, and the job layers below runner/app.py never import it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.config import SCHEMAS
+from runner.config.backend import BACKEND_CONFIGS, backend_folders
+from runner.discovery import plugin_names
+from runner.scenarios import SCENARIOS
+from runner.stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_backend_folder_is_a_registered_schema_and_a_backend():
+    from runner.backends.base import BACKENDS
+    from runner.config.backend import import_backend_modules
+
+    import_backend_modules("backend")
+    assert backend_folders() == BACKEND_CONFIGS.names() == BACKENDS.names() == ["onnxruntime", "pytorch"]
+    assert sorted(SCHEMAS["backend"]) == [f"base_{name}" for name in backend_folders()]
+    for option in (ROOT / "conf" / "backend").glob("*.yaml"):
+        assert f"base_{option.stem}" in option.read_text(), f"{option} does not extend its backend's schema"
+
+
+def test_backends_declare_what_they_support():
+    pytorch, onnxruntime = BACKEND_CONFIGS.get("pytorch"), BACKEND_CONFIGS.get("onnxruntime")
+    assert pytorch.runs_torch_modules and not onnxruntime.runs_torch_modules
+    assert onnxruntime.prepares_in_convert and not pytorch.prepares_in_convert
+
+
+@pytest.mark.parametrize(("package", "registry"), [("runner.stages", STAGES), ("runner.scenarios", SCENARIOS)])
+def test_validation_finds_the_same_plugins_as_the_registry(package, registry):
+    assert plugin_names(package) == registry.names()
+
+
+def _modules_after(code: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return set(result.stdout.split())
+
+
+def test_validating_a_config_imports_no_stage_scenario_or_backend_code():
+    loaded = _modules_after(
+        "from hydra import compose, initialize_config_dir\n"
+        "from runner.config import register_configs\n"
+        "from runner.config.load import to_run_config\n"
+        "register_configs()\n"
+        f"with initialize_config_dir(config_dir='{ROOT / 'conf'}', version_base='1.3'):\n"
+        "    cfg = compose(config_name='config', overrides=['backend=onnxruntime', 'model.dtype=float32'])\n"
+        "assert to_run_config(cfg).backend.name == 'onnxruntime'\n"
+    )
+    assert {"runner.checks.core", "runner.backends.onnxruntime.checks"} <= loaded
+    execution = {"runner.stages", "runner.scenarios", "runner.pipeline", "runner.backends.base", "runner.execute"}
+    assert not loaded & execution
+
+
+def test_unknown_stage_is_named_with_a_suggestion():
+    from runner.checks.core import plugins_exist
+    from runner.errors import ConfigError
+
+    class Cfg:
+        pipeline = type("P", (), {"stages": ["load", "infr"]})
+        scenario = type("S", (), {"name": "forward"})
+        backend = type("B", (), {"name": "pytorch"})
+
+    with pytest.raises(ConfigError, match="unknown stage 'infr'. Did you mean 'infer'"):
+        plugins_exist(Cfg)
+
+
+@pytest.mark.parametrize("module", ["runner.isolation", "runner.distributed.launch", "runner.execute"])
+def test_the_layers_below_the_job_layer_do_not_import_it(module):
+    assert "runner.app" not in _modules_after(f"import {module}")
