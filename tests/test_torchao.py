@@ -4,6 +4,8 @@ model; what torchao cannot run here is refused before loading, with the reason. 
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -83,9 +85,12 @@ def test_int4_options_reach_the_torchao_config():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["quant=int4wo", "model.dtype=bfloat16"], "int4wo on the CPU: torchao 0.18 has no CPU layout"),
+        (
+            ["quant=int4wo", "model.dtype=bfloat16"],
+            "int4wo needs a CUDA GPU, and this run is on the CPU: torchao 0.18 has no CPU",
+        ),
         (["quant=int4wo", "model.dtype=float32"], "int4 kernels take bfloat16.*model.dtype=bfloat16"),
-        (["quant=fp8dq"], "fp8dq on the CPU: float8 dynamic-activation matmuls run on Hopper GPUs only"),
+        (["quant=fp8dq"], "fp8dq needs a CUDA GPU, .*float8 dynamic-activation matmuls run on Hopper"),
         (["quant=int4wo", "model.dtype=bfloat16", "quant.group_size=100"], "group_size=100: int4wo takes 32, 64"),
         (
             ["quant=int4wo", "model.dtype=bfloat16", "quant.int4_packing_format=plain", "quant=int4wo"],
@@ -94,6 +99,11 @@ def test_int4_options_reach_the_torchao_config():
         (
             ["quant=int4wo", "quant.int4_packing_format=plain", "quant.int4_choose_qparams_algorithm=hqq"],
             "hqq with quant.int4_packing_format=plain",
+        ),
+        pytest.param(
+            ["quant=int4wo", "model.dtype=bfloat16", "quant.int4_packing_format=gemlite"],
+            "packing_format=gemlite runs the Triton kernels of the `gemlite` package, which is not installed",
+            marks=pytest.mark.skipif(importlib.util.find_spec("gemlite") is not None, reason="gemlite is installed"),
         ),
         (["quant=int8wo", "quant.scheme=null"], "quant.method=torchao needs quant.scheme"),
         (["quant=int8wo", "quant.method=torchoa"], "unknown quantization method 'torchoa'. Did you mean 'torchao'"),
