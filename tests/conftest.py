@@ -100,6 +100,6 @@ def real_job(tmp_path, monkeypatch, real_weights_cache):
     def run(*overrides: str):
         base = ["hardware=cpu", "pipeline.stages=[load,convert,quality,reverse]"]
         cfg = compose_config([*base, *overrides])
-        return execute(cfg, tmp_path / f"run{next(counter)}", list(overrides))
+        return execute(Job.at_the_door(cfg, tmp_path / f"run{next(counter)}", list(overrides))).to_dict()
 
     return run

@@ -113,7 +113,10 @@ def test_model_package_must_be_a_presets_or_allowed(tmp_path, monkeypatch):
         (["model.architecture.hidden_size=-64"], "model.architecture.hidden_size=-64 must be at least 1"),
         (["model=tiny-bert", "scenario.sequence_length=1024"], "is more than model=tiny-bert's 512 positions"),
         (["+model.dtyp=bf16"], "Did you mean 'model.dtype'?"),
-        (["quant=4bitt"], "Could not find 'quant/4bitt'; valid options: 4bit, 8bit, nf4, none"),
+        (
+            ["quant=4bitt"],
+            "Could not find 'quant/4bitt'; valid options: 4bit, 8bit, fp8dq, fp8wo, int4wo, int8wo, nf4, none",
+        ),
         (["scenario.batch_size=abc"], "could not be converted to Integer"),
     ],
 )

@@ -66,7 +66,11 @@ def _key(ctx: RunContext, **more) -> dict:
 
 def measure(ctx: RunContext) -> dict:
     cfg = ctx.cfg
-    tokenizer = load_tokenizer(cfg.model)
+    try:
+        tokenizer = load_tokenizer(cfg.model)
+    except (OSError, ValueError) as error:  # a checkpoint saved without its tokenizer: no text to score
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return {"skipped": f"the checkpoint has no usable tokenizer ({type(error).__name__}: {first})"}
     is_reference = not reference_changes(cfg)
     if cfg.model.task == Task.causal_lm:
         section = _causal(ctx, tokenizer, is_reference)

@@ -56,7 +56,11 @@ def use_persistent_cache(cfg: RunConfig) -> str | None:
     """Point inductor's caches into the runner cache (before the first compilation of this process)."""
     if not (cfg.convert.compile and cfg.convert.compile_options.persistent_cache):
         return os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # a user's own setting wins
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # a user's own setting wins; torch's default is no setting (inductor writes it into the environment itself
+    # at its first compilation in a process)
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, default_cache_dir()):
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
