@@ -162,33 +162,3 @@ def test_compiled_int4_decode_on_the_gpu(run_job):
     )
     assert record["status"] == "ok", record.get("error")
     assert record["model"]["quantization"]["by_scheme"] == {"Int4TilePackedTo4dTensor": TINY_LLAMA_LINEARS}
-
-
-def test_gemlite_int4_is_quantized_after_loading_skipping_the_output_embeddings(monkeypatch):
-    """transformers' torchao loader cannot build gemlite's tensors, so the plugin quantizes the loaded model with
-    torchao's quantize_: every Linear layer but lm_head and the ones the user keeps."""
-    import torchao.quantization
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from runner.quant.torchao import TorchAo
-
-    arch = LlamaConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
-    )
-    model = LlamaForCausalLM(arch)
-    chosen: list[list[str]] = []
-    monkeypatch.setattr(
-        torchao.quantization,
-        "quantize_",
-        lambda m, config, filter_fn: chosen.append([n for n, mod in m.named_modules() if filter_fn(mod, n)]),
-    )
-    gemlite = QuantConfig(method="torchao", scheme=TorchAoScheme.int4wo, int4_packing_format=Int4Packing.gemlite)
-    assert TorchAo().quantization_config(gemlite, DType.bfloat16) is None
-    TorchAo().quantize_loaded(model, gemlite)
-    assert len(chosen[0]) == TINY_LLAMA_LINEARS and "lm_head" not in chosen[0]
-    gemlite.modules_to_not_convert = ["down_proj"]
-    TorchAo().quantize_loaded(model, gemlite)
-    assert len(chosen[1]) == TINY_LLAMA_LINEARS - 2 and not [n for n in chosen[1] if n.endswith("down_proj")]
-    tinygemm = QuantConfig(method="torchao", scheme=TorchAoScheme.int4wo)
-    TorchAo().quantize_loaded(model, tinygemm)  # loaded by transformers: nothing more to do
-    assert len(chosen) == 2

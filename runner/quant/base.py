@@ -32,10 +32,6 @@ class QuantMethod:
         """The transformers `quantization_config` object that `from_pretrained` loads with."""
         raise NotImplementedError
 
-    def quantize_loaded(self, model: PreTrainedModel, quant: QuantConfig) -> None:
-        """Quantize the loaded model in place, for a scheme that transformers cannot load with its
-        `quantization_config` (quantization_config() returned None for it); the default does nothing."""
-
     def compilable(self, quant: QuantConfig) -> str | None:
         """None when the decode step can be compiled with this scheme, else the reason why not."""
         return None

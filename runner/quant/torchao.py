@@ -63,11 +63,6 @@ def ao_config(quant: QuantConfig):
     return q.Float8DynamicActivationFloat8WeightConfig(granularity=q.PerRow())
 
 
-def _after_loading(quant: QuantConfig) -> bool:
-    """Schemes quantized by torchao's quantize_ after loading, not by transformers' TorchAoConfig loader."""
-    return quant.scheme == TorchAoScheme.int4wo and quant.int4_packing_format == Int4Packing.gemlite
-
-
 def _is_ao_tensor(tensor) -> bool:
     from torchao.utils import TorchAOBaseTensor
 
@@ -93,27 +88,7 @@ class TorchAo(QuantMethod):
     def quantization_config(self, quant: QuantConfig, model_dtype: DType):
         from transformers import TorchAoConfig
 
-        if _after_loading(quant):
-            return None
         return TorchAoConfig(quant_type=ao_config(quant), modules_to_not_convert=self._skip_patterns(quant))
-
-    def quantize_loaded(self, model: PreTrainedModel, quant: QuantConfig) -> None:
-        """gemlite: transformers 5.17's torchao loader cannot quantize tensors into the prototype UIntxBitPackedTensor
-        (its weight conversion fails on the H200: 'too many values to unpack'), so torchao's own quantize_ does it
-        on the loaded model, skipping the output embeddings (or quant.modules_to_not_convert) as transformers would."""
-        if not _after_loading(quant):
-            return
-        from torchao.quantization import quantize_
-
-        output = model.get_output_embeddings()
-        skip = [re.compile(p) for p in self._skip_patterns(quant) or []]
-
-        def wanted(module: torch.nn.Module, name: str) -> bool:
-            if not isinstance(module, torch.nn.Linear) or module is output:
-                return False
-            return not any(pattern.fullmatch(name) for pattern in skip)
-
-        quantize_(model, ao_config(quant), filter_fn=wanted)
 
     def _skip_patterns(self, quant: QuantConfig) -> list[str] | None:
         """Module names as transformers' torchao quantizer matches them. It tests the parameter's name

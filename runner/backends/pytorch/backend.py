@@ -25,7 +25,7 @@ from runner.measure.timer import DeviceClock
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
-from runner.quant import is_quantized, method_of, quantization_report
+from runner.quant import is_quantized, quantization_report
 from runner.quant.compat import plain_linears
 
 
@@ -54,8 +54,6 @@ class PyTorchBackend(Backend):
             self.model = build_model(
                 cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
             )
-        if is_quantized(cfg.quant):
-            method_of(cfg.quant).quantize_loaded(self.model, cfg.quant)
         for device in self.devices():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)

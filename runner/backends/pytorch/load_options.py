@@ -16,9 +16,7 @@ def from_pretrained(cfg: RunConfig) -> dict[str, Any]:
     """Extra `from_pretrained` keywords (quantization_config, device_map, max_memory)."""
     options: dict[str, Any] = {}
     if is_quantized(cfg.quant):  # the method's plugin builds it (runner/quant/<method>.py)
-        quantization = method_of(cfg.quant).quantization_config(cfg.quant, cfg.model.dtype)
-        if quantization is not None:  # None: the method quantizes the loaded model itself (quantize_loaded)
-            options["quantization_config"] = quantization
+        options["quantization_config"] = method_of(cfg.quant).quantization_config(cfg.quant, cfg.model.dtype)
     options.update(from_pretrained_options(cfg.hardware))
     options.update(tp.from_pretrained_options(cfg.hardware))  # hardware=tp: tp_plan="auto" over the torchrun ranks
     return options
