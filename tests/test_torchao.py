@@ -4,8 +4,6 @@ model; what torchao cannot run here is refused before loading, with the reason. 
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -99,11 +97,6 @@ def test_int4_options_reach_the_torchao_config():
         (
             ["quant=int4wo", "quant.int4_packing_format=plain", "quant.int4_choose_qparams_algorithm=hqq"],
             "hqq with quant.int4_packing_format=plain",
-        ),
-        pytest.param(
-            ["quant=int4wo", "model.dtype=bfloat16", "quant.int4_packing_format=gemlite"],
-            "packing_format=gemlite runs the Triton kernels of the `gemlite` package, which is not installed",
-            marks=pytest.mark.skipif(importlib.util.find_spec("gemlite") is not None, reason="gemlite is installed"),
         ),
         (["quant=int8wo", "quant.scheme=null"], "quant.method=torchao needs quant.scheme"),
         (["quant=int8wo", "quant.method=torchoa"], "unknown quantization method 'torchoa'. Did you mean 'torchao'"),

@@ -40,9 +40,6 @@ class Int4Packing(str, Enum):
     tile_packed_to_4d = "tile_packed_to_4d"  # CUDA tinygemm, in PyTorch itself (the one measured on the H200)
     plain = "plain"  # CUDA, kernels of the `mslk` package
     preshuffled = "preshuffled"  # CUDA (Hopper), kernels of the `mslk` package
-    # CUDA, gemlite's Triton GEMV/GEMM kernels (pure-Python `gemlite` package) through torchao's prototype
-    # UIntxWeightOnlyConfig: bit-packed int4 with a scale and zero point per group
-    gemlite = "gemlite"
 
 
 class Int4QParams(str, Enum):

@@ -4,9 +4,9 @@ torchao replaces each Linear weight with a tensor subclass (Int4TilePackedTo4dTe
 module stays an nn.Linear. The census counts layers by that subclass, and the bytes are those of the packed data,
 scales and zero points inside it (the subclass itself reports its logical bfloat16 size). torchao 0.18 kernels:
 - int8wo: any device (plain int8 weights and a scale per channel);
-- int4wo: CUDA only: tile_packed_to_4d (tinygemm, in PyTorch, bfloat16), plain/preshuffled (the `mslk` package),
-  gemlite (Triton kernels of the `gemlite` package, torchao's prototype UIntxWeightOnlyConfig); torchao 0.18 has no
-  CPU layout for int4;
+- int4wo: CUDA only: tile_packed_to_4d (tinygemm, in PyTorch, bfloat16), plain/preshuffled (the `mslk` package);
+  torchao 0.18 has no CPU layout for int4 (gemlite's Triton kernels, torchao's prototype UIntxWeightOnlyConfig,
+  did not run on the H200's stack: docs/quantization.md);
 - fp8wo: compute capability 8.9+ (Ada, Hopper) on CUDA, or the CPU (dequantizing fallback);
 - fp8dq: float8 matmuls (torch._scaled_mm, per-row scales): Hopper (9.0) and newer only.
 """
@@ -48,10 +48,6 @@ def ao_config(quant: QuantConfig):
     scheme = TorchAoScheme(quant.scheme)
     if scheme is TorchAoScheme.int8wo:
         return q.Int8WeightOnlyConfig()
-    if scheme is TorchAoScheme.int4wo and quant.int4_packing_format == Int4Packing.gemlite:
-        from torchao.prototype.quantization.quant_api import UIntxWeightOnlyConfig
-
-        return UIntxWeightOnlyConfig(group_size=quant.group_size, bit_width=4)
     if scheme is TorchAoScheme.int4wo:
         return q.Int4WeightOnlyConfig(
             group_size=quant.group_size,
@@ -168,11 +164,6 @@ class TorchAo(QuantMethod):
             problems.append(
                 f"quant.int4_choose_qparams_algorithm=hqq with quant.int4_packing_format={packing.value}: torchao "
                 "0.18 finds HQQ scales for tile_packed_to_4d only; set quant.int4_packing_format=tile_packed_to_4d"
-            )
-        if packing == Int4Packing.gemlite and importlib.util.find_spec("gemlite") is None:
-            problems.append(
-                "quant.int4_packing_format=gemlite runs the Triton kernels of the `gemlite` package, which is not "
-                "installed: pip install gemlite (pure Python), or quant.int4_packing_format=tile_packed_to_4d"
             )
         if packing in MSLK_PACKINGS and importlib.util.find_spec("mslk") is None:
             problems.append(
