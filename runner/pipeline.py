@@ -1,14 +1,24 @@
-"""Runs the configured stages in order; whatever ran is reversed at the end, even after a failure."""
+"""Runs the configured stages in order, and owns undoing their changes to the model: conversions are reversed
+once, newest first, before a stage that declares it needs the unconverted model (`reverse`, `save`) and at the end,
+even after a failure."""
 
 from __future__ import annotations
 
 import logging
 
 from runner.context import RunContext
-from runner.pipeline_reverse import reverse_all
 from runner.stages import STAGES
 
 log = logging.getLogger(__name__)
+
+
+def reverse_all(ctx: RunContext) -> None:
+    """Undo the model changes of completed stages, once, newest first."""
+    if ctx.reversed:
+        return
+    for done in reversed(ctx.completed):
+        done.reverse(ctx)
+    ctx.reversed = True
 
 
 def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
@@ -16,6 +26,8 @@ def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
     fails before any stage runs."""
     stages = [STAGES.get(name)() for name in names]
     for stage in stages:
+        if stage.needs_unconverted_model:
+            reverse_all(ctx)
         log.info("stage %s", stage.name)
         ctx = stage.run(ctx)
         ctx.completed.append(stage)

@@ -42,7 +42,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from runner.config.model import Task
 from runner.context import RunContext
-from runner.pipeline_reverse import reverse_all
+from runner.pipeline import reverse_all
 from runner.roofline.analysis import ceilings, decode_bytes
 from runner.roofline.cost import Shape
 

@@ -25,7 +25,7 @@ from bench_context import device_name, prepared, run_config
 
 from runner.context import RunContext
 from runner.measure.nvml import NvmlMonitor
-from runner.pipeline_reverse import reverse_all
+from runner.pipeline import reverse_all
 from runner.scenarios import SCENARIOS
 
 DEFAULTS = [

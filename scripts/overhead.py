@@ -41,7 +41,7 @@ from bench_context import device_name, prepared, run_config
 from runner.context import RunContext
 from runner.measure.memory import MemoryTracker
 from runner.measure.nvml import _sm_clock_mhz, handle_for, nvml
-from runner.pipeline_reverse import reverse_all
+from runner.pipeline import reverse_all
 from runner.stages import STAGES
 
 DEFAULTS = [

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import weakref
+from types import SimpleNamespace
+from unittest.mock import patch
 
+import pytest
 from transformers import AutoModelForCausalLM
 
-from runner.stages import STAGES
+from runner.stages import STAGES, Stage
 
 
 def test_every_stage_is_registered():
@@ -61,3 +64,80 @@ def test_a_failed_job_frees_its_model_before_the_next_job_loads(run_job, monkeyp
     record = run_job()
     assert record["status"] == "failed" and "out of memory" in record["error"]["message"]
     assert models and models[0]() is None
+
+
+def test_the_pipeline_reverses_conversions_once_newest_first_before_a_stage_that_needs_the_unconverted_model():
+    from runner.pipeline import run_pipeline
+
+    undone, seen_by_save = [], []
+
+    class Converts(Stage):
+        name = "a"
+
+        def run(self, ctx):
+            return ctx
+
+        def reverse(self, ctx):
+            undone.append(self.name)
+
+    class Later(Converts):
+        name = "b"
+
+    class NeedsUnconverted(Stage):
+        name = "c"
+        needs_unconverted_model = True
+
+        def run(self, ctx):
+            seen_by_save.append(list(undone))
+            return ctx
+
+    class Fails(Stage):
+        name = "d"
+
+        def run(self, ctx):
+            raise RuntimeError("boom")
+
+    plugins = {"a": Converts, "b": Later, "c": NeedsUnconverted, "d": Fails}
+    ctx = SimpleNamespace(
+        cfg=SimpleNamespace(pipeline=SimpleNamespace(stages=list(plugins))),
+        record={},
+        completed=[],
+        reversed=False,
+        backend=object(),
+    )
+    with patch.object(STAGES, "get", plugins.__getitem__), pytest.raises(RuntimeError, match="boom"):
+        run_pipeline(ctx)
+    assert seen_by_save == [["b", "a"]]  # reversed before the stage, newest first
+    assert undone == ["b", "a"]  # and not again after the failure
+
+
+def test_a_failure_before_any_reversing_stage_still_reverses():
+    from runner.pipeline import run_pipeline
+
+    undone = []
+
+    class Converts(Stage):
+        name = "a"
+
+        def run(self, ctx):
+            return ctx
+
+        def reverse(self, ctx):
+            undone.append(self.name)
+
+    class Fails(Stage):
+        name = "d"
+
+        def run(self, ctx):
+            raise RuntimeError("boom")
+
+    ctx = SimpleNamespace(
+        cfg=SimpleNamespace(pipeline=SimpleNamespace(stages=["a", "d"])),
+        record={},
+        completed=[],
+        reversed=False,
+        backend=object(),
+    )
+    with patch.object(STAGES, "get", {"a": Converts, "d": Fails}.__getitem__), pytest.raises(RuntimeError):
+        run_pipeline(ctx)
+    assert undone == ["a"]

@@ -1,4 +1,4 @@
-"""A stage: one job, `run(ctx) -> ctx`, and `reverse(ctx)` where it changes the model."""
+"""A stage: one job, `run(ctx) -> ctx`, and `reverse(ctx)` where it changes the model (the pipeline calls it)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from runner.registry import Registry
 
 class Stage:
     name: ClassVar[str]
+    # the stage runs on the model without conversions: the pipeline reverses every earlier stage before it
+    needs_unconverted_model: ClassVar[bool] = False
 
     def run(self, ctx: RunContext) -> RunContext:
         raise NotImplementedError

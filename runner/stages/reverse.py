@@ -1,14 +1,15 @@
-"""reverse: undo every earlier stage's changes to the model (conversions), newest first."""
+"""reverse: undo every earlier stage's changes to the model (conversions), newest first. The pipeline does the
+undoing (runner/pipeline.py) before any stage that needs the unconverted model; this stage only asks for it."""
 
 from __future__ import annotations
 
 from runner.context import RunContext
-from runner.pipeline_reverse import reverse_all
 from runner.stages.base import Stage, stage
 
 
 @stage("reverse")
 class Reverse(Stage):
+    needs_unconverted_model = True
+
     def run(self, ctx: RunContext) -> RunContext:
-        reverse_all(ctx)
         return ctx
