@@ -35,6 +35,14 @@ def test_backends_declare_what_they_support():
     assert onnxruntime.prepares_in_convert and not pytorch.prepares_in_convert
 
 
+def test_every_scenario_declares_what_it_supports():
+    from runner.config.model import Task
+    from runner.config.scenario import SCENARIO_SUPPORT
+
+    assert sorted(SCENARIO_SUPPORT) == SCENARIOS.names()
+    assert SCENARIO_SUPPORT["generate"].tasks == (Task.causal_lm,) and SCENARIO_SUPPORT["forward"].tasks is None
+
+
 @pytest.mark.parametrize(("package", "registry"), [("runner.stages", STAGES), ("runner.scenarios", SCENARIOS)])
 def test_validation_finds_the_same_plugins_as_the_registry(package, registry):
     assert plugin_names(package) == registry.names()

@@ -6,8 +6,8 @@ import difflib
 
 from runner.checks.base import check, raise_all
 from runner.config.backend import BACKEND_CONFIGS
-from runner.config.model import Task
 from runner.config.run import RunConfig
+from runner.config.scenario import SCENARIO_SUPPORT, ScenarioSupport
 from runner.devices import resolve_device
 from runner.discovery import plugin_names
 from runner.errors import ConfigError
@@ -18,6 +18,10 @@ def _known(kind: str, name: str, names: list[str]) -> None:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown {kind} {name!r}.{hint} Valid choices: {', '.join(names)}")
+
+
+def _support(scenario: str) -> ScenarioSupport:
+    return SCENARIO_SUPPORT.get(scenario, ScenarioSupport())  # an unknown name is plugins_exist's to report
 
 
 @check
@@ -41,17 +45,19 @@ def scenario_numbers(cfg: RunConfig) -> None:
         problems.append(f"scenario.warmup_runs={s.warmup_runs} must be 0 or more")
     if not 0 <= s.padding_ratio < 1:
         problems.append(f"scenario.padding_ratio={s.padding_ratio} must be in [0, 1)")
-    if s.name == "generate" and s.new_tokens < 1:
+    if _support(s.name).generates and s.new_tokens < 1:
         problems.append(f"scenario.new_tokens={s.new_tokens} must be at least 1")
     raise_all(problems)
 
 
 @check
-def generate_needs_a_decoder(cfg: RunConfig) -> None:
-    if cfg.scenario.name == "generate" and cfg.model.task != Task.causal_lm:
+def scenario_supports_the_model(cfg: RunConfig) -> None:
+    """What the scenario declares (runner/config/scenario.py SCENARIO_SUPPORT): generate needs a causal LM."""
+    tasks = _support(cfg.scenario.name).tasks
+    if tasks is not None and cfg.model.task not in tasks:
         raise ConfigError(
-            f"scenario=generate needs a causal_lm model; model={cfg.model.name} is {cfg.model.task.value}. "
-            "Use scenario=forward"
+            f"scenario={cfg.scenario.name} needs a {' or '.join(t.value for t in tasks)} model; "
+            f"model={cfg.model.name} is {cfg.model.task.value}. Use scenario=forward"
         )
 
 
