@@ -21,12 +21,9 @@ from runner.attention.support import model_class, supported_options, supports
 from runner.checks.base import check, raise_all
 from runner.config.model import DType, Task
 from runner.config.run import RunConfig
-from runner.convert import falcon_attention
-from runner.convert.bettertransformer import plan
 from runner.devices import device_or_none
 from runner.errors import ConfigError
 from runner.models.build import architecture_config
-from runner.models.inputs import padded_lengths
 
 
 def _capability(device: torch.device) -> tuple[int, int]:
@@ -92,11 +89,16 @@ def _query_groups(cfg: RunConfig) -> tuple[int, int] | None:
         return None
     heads, kv_heads = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
     if getattr(config, "model_type", None) == "falcon" and not config.alibi:
+        # the conversion's own count of shared heads; imported here, as only a Falcon preset needs it
+        from runner.convert import falcon_attention
+
         kv_heads = falcon_attention.key_value_heads(config)  # its converted attention passes enable_gqa too
     return (heads, kv_heads) if heads and kv_heads and kv_heads < heads else None
 
 
 def _inputs_have_padding(cfg: RunConfig) -> bool:
+    from runner.models.inputs import padded_lengths  # the inputs' own rule; only forced kernels on CUDA ask
+
     s = cfg.scenario
     return any(real < s.sequence_length for real in padded_lengths(s))
 
@@ -130,7 +132,12 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
                 f"attention={name} forces SDPA kernel(s) {allowed}, which on CUDA need float16 or bfloat16, and "
                 "model.dtype=float32: add model.dtype=bfloat16, or use attention=sdpa_efficient"
             )
-    encoder_fast_path = cfg.convert.bettertransformer and plan(cfg) == "fused_encoder"
+    if cfg.convert.bettertransformer:
+        from runner.convert.bettertransformer import plan  # which path the conversion takes for this architecture
+
+        encoder_fast_path = plan(cfg) == "fused_encoder"
+    else:
+        encoder_fast_path = False
     padded = _inputs_have_padding(cfg)
     if not padded and cfg.model.task == Task.causal_lm and (groups := _query_groups(cfg)):
         usable = [k for k in usable if k not in NO_GQA]
@@ -170,4 +177,7 @@ def architecture_supports_attention(cfg: RunConfig) -> None:
 @check
 def bettertransformer_applies(cfg: RunConfig) -> None:
     if cfg.convert.bettertransformer:
+        # the conversion's own plan for the architecture's classes: imported only when a run asks for it
+        from runner.convert.bettertransformer import plan
+
         plan(cfg, strict=True)
