@@ -15,7 +15,7 @@ from runner.devices import device_or_none
 from runner.errors import ConfigError
 
 EXPORTABLE_ATTENTION = ("eager", "sdpa")
-RUNS_THE_MODEL = ("warmup", "infer", "compare")
+RUNS_THE_MODEL = ("warmup", "infer", "compare", "quality")
 ONE_DEVICE = (DeviceKind.cpu, DeviceKind.cuda, DeviceKind.auto)  # not multi_gpu, tensor parallel, ...
 
 
