@@ -64,9 +64,7 @@ def reference_changes(cfg: RunConfig) -> list[str]:
         changes.append(f"backend={cfg.backend.name}")
     if tp_enabled(cfg.hardware):
         changes.append(f"hardware=tp over {tp_size(cfg.hardware)} ranks")
-    # the switches only (compile_options only say how convert.compile compiles)
-    switches = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name) is True]
-    changes += [f"convert.{name}=true" for name in switches]
+    changes += [f"convert.{name}=true" for name in cfg.convert.switched_on()]
     return changes
 
 

@@ -23,26 +23,29 @@ def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     failed = []
     for job in jobs:
-        record = job.record or {}
-        config = record.get("config", {})
+        record, row = job.record, job.row  # the row: the figures collect_jobs flattened already
+        config = (record.config if record else None) or {}
         quant = config.get("quant", {}).get("name", job.overrides.get("quant", "?"))
         batch = config.get("scenario", {}).get("batch_size")
-        generate = record.get("measurements", {}).get("generate") or {}
-        if record.get("status") != "ok" or not generate.get("per_token"):
-            failed.append(f"quant={quant} batch={batch}: {(record.get('error') or {}).get('message', 'no record')}")
+        if row["status"] != "ok" or row.get("per_token_ms") is None:
+            failed.append(
+                f"quant={quant} batch={batch}: {record.error.message if record and record.error else 'no record'}"
+            )
             continue
-        decode = record.get("roofline", {}).get("decode", {})
+        roofline = record.roofline
+        decode = roofline.decode.to_dict() if roofline and roofline.decode else {}
+        compiled = (record.convert.to_dict() if record.convert else {}).get("compile") or {}
         lines[quant].append(
             {
                 "batch": batch,
-                "tokens_per_s": generate["throughput"]["decode_tokens_per_s"]["value"],
-                "ms_per_token": generate["per_token"]["mean"] * 1e3,
+                "tokens_per_s": row["decode_tokens_per_s"],
+                "ms_per_token": row["per_token_ms"],
                 "share_of_bandwidth": decode.get("share_of_bandwidth"),
                 "share_of_peak": decode.get("share_of_peak"),
                 "bound": decode.get("bound"),
                 "ridge": decode.get("linear_ridge_batch"),
-                "weight_bytes": record.get("model", {}).get("footprint_bytes"),
-                "compile_s": record.get("convert", {}).get("compile", {}).get("first_call_s"),
+                "weight_bytes": record.model.footprint_bytes if record.model else None,
+                "compile_s": compiled.get("first_call_s"),
             }
         )
     return {q: sorted(rows, key=lambda r: r["batch"]) for q, rows in sorted(lines.items())}, failed

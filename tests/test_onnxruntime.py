@@ -233,6 +233,7 @@ def test_session_without_the_provider_asked_for_fails_with_the_reason(tmp_path, 
         (["+backend.session_options.intra_op_threads=2"], "not an onnxruntime.SessionOptions attribute"),
         (["+backend.provider_options.rocm={}"], "keyed by provider"),
         (["pipeline.stages=[load,warmup,infer]"], "keep convert in pipeline.stages"),
+        (["pipeline.stages=[load,quality]"], "keep convert in pipeline.stages"),  # quality runs the model too
     ],
 )
 def test_configurations_onnx_cannot_run_fail_at_the_door(overrides, expected):

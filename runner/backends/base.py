@@ -64,7 +64,8 @@ class Backend:
         return [self.ctx.device]
 
     def clock(self) -> DeviceClock:
-        return DeviceClock(self.ctx.device)
+        """An event on every GPU the model runs on (a split model: each of them); on the CPU alone, the host clock."""
+        return DeviceClock(self.devices())
 
     def save(self, directory: Path) -> None:
         raise NotImplementedError(f"backend {self.name!r} cannot save a model")

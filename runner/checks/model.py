@@ -48,7 +48,8 @@ def package_is_allowed(cfg: RunConfig) -> None:
         )
 
 
-def known_attributes(config_class: type) -> set[str]:
+@functools.cache
+def known_attributes(config_class: type) -> frozenset[str]:
     """What a transformers config class takes: its constructor's arguments, its fields, aliases and properties."""
     known = set(config_class().to_dict())
     for cls in config_class.__mro__:
@@ -56,7 +57,7 @@ def known_attributes(config_class: type) -> set[str]:
             continue
         known |= set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
         known |= {name for name, value in vars(cls).items() if isinstance(value, property) and name[0] != "_"}
-    return known | set(getattr(config_class, "attribute_map", {}))
+    return frozenset(known | set(getattr(config_class, "attribute_map", {})))
 
 
 @check(values=True)
@@ -67,7 +68,7 @@ def architecture_keys(cfg: RunConfig) -> None:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"model.model_type={model.model_type!r} is not a transformers model type.{hint}")
     config_class = CONFIG_MAPPING[model.model_type]
-    known = _known(config_class)
+    known = known_attributes(config_class)
     problems = [
         f"model.architecture.{key}={value} must be at least 1"
         for key, value in model.architecture.items()
@@ -88,11 +89,6 @@ def architecture_keys(cfg: RunConfig) -> None:
             problems.append(f"model.architecture.{key} is not a {config_class.__name__} setting.{hint}")
     if problems:
         raise ConfigError("; ".join(problems))
-
-
-@functools.cache
-def _known(config_class: type) -> frozenset[str]:
-    return frozenset(known_attributes(config_class))
 
 
 @check

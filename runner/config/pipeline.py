@@ -1,5 +1,6 @@
 """Schema of the `pipeline` group: which stages run, in order."""
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,11 @@ class ConvertConfig:
     # generate with a static KV cache and a compiled decode step (torch.compile, CUDA graphs)
     compile: bool = False
     compile_options: CompileOptions = field(default_factory=CompileOptions)
+
+    def switched_on(self) -> list[str]:
+        """The conversions this run applies (the boolean switches set to true; compile_options only say how
+        convert.compile compiles)."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is True]
 
 
 @dataclass

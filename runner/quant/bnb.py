@@ -128,7 +128,7 @@ class BitsAndBytes(QuantMethod):
         from runner.quant.sizes import empty_preset, quantizable_linears
 
         device = device_or_none(cfg.hardware)
-        if cfg.backend.name != "pytorch" or device is None or device.type != "cpu":
+        if not cfg.backend.runs_torch_modules or device is None or device.type != "cpu":
             return []  # no device: device_exists reports it
         model = empty_preset(cfg.model)
         odd = [

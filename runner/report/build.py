@@ -16,20 +16,23 @@ from runner.results import write_text_atomic
 log = logging.getLogger(__name__)
 
 
+def _report_settings(jobs) -> list[dict]:
+    """The `report` node of each job's composed config (a job without a record has none)."""
+    return [((job.record.config if job.record else None) or {}).get("report") or {} for job in jobs]
+
+
 def baseline_of(jobs) -> list[str]:
     """The sweep's own report.baseline (from any job's record), else the default eager + unquantized."""
-    for job in jobs:
-        baseline = ((job.record.config if job.record else None) or {}).get("report", {}).get("baseline")
-        if baseline:
-            return list(baseline)
+    for report in _report_settings(jobs):
+        if report.get("baseline"):
+            return list(report["baseline"])
     return list(DEFAULT_BASELINE)
 
 
 def budget_of(jobs) -> tuple[float, float]:
     """The sweep's quality budget (report.max_perplexity_increase, report.min_cosine_similarity)."""
     defaults = ReportConfig()
-    for job in jobs:
-        report = ((job.record or {}).get("config") or {}).get("report") or {}
+    for report in _report_settings(jobs):
         if "max_perplexity_increase" in report:
             return report["max_perplexity_increase"], report.get(
                 "min_cosine_similarity", defaults.min_cosine_similarity

@@ -3,7 +3,6 @@ providers asked for and they suit the run's device, and the run is one the ONNX 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 
 from runner.backends.onnxruntime.config import Exporter, OnnxRuntimeBackendConfig
@@ -16,7 +15,7 @@ from runner.devices import device_or_none
 from runner.errors import ConfigError
 
 EXPORTABLE_ATTENTION = ("eager", "sdpa")
-RUNS_THE_MODEL = ("warmup", "infer", "compare")
+RUNS_THE_MODEL = ("warmup", "infer", "compare", "quality")
 ONE_DEVICE = (DeviceKind.cpu, DeviceKind.cuda, DeviceKind.auto)  # not multi_gpu, tensor parallel, ...
 
 
@@ -96,7 +95,7 @@ def exportable(cfg: RunConfig) -> None:
             f"attention={cfg.attention.name} forces PyTorch SDPA kernels, which the exported graph does not contain: "
             "use attention=sdpa"
         )
-    converted = [f.name for f in dataclasses.fields(cfg.convert) if getattr(cfg.convert, f.name) is True]
+    converted = cfg.convert.switched_on()
     if converted:
         problems.append(
             f"convert.{converted[0]}=true changes the PyTorch model; backend=onnxruntime exports the plain model: "

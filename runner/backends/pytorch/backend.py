@@ -21,7 +21,6 @@ from runner.backends.pytorch.compile import (
 )
 from runner.config.model import Task
 from runner.distributed import tp
-from runner.measure.timer import DeviceClock
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
@@ -124,18 +123,11 @@ class PyTorchBackend(Backend):
         return output
 
     def _synchronized_clock(self) -> float:
-        for device in self.devices():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+        self.clock().synchronize()  # every GPU the model runs on
         return time.perf_counter()
 
     def inference_context(self):
         return load_options.inference_context(self.cfg)
-
-    def clock(self) -> DeviceClock:
-        # a split model: an event on every GPU it runs on; on the CPU alone, the host clock
-        gpus = [d for d in self.devices() if d.type == "cuda"]
-        return DeviceClock(gpus or self.ctx.device)
 
     def input_device(self) -> torch.device:
         """Where the measured batch goes: the device of the input embeddings (a split model may put them on
