@@ -153,7 +153,7 @@ def test_a_failed_job_of_an_earlier_sweep_in_the_same_folder_does_not_fail_this_
     sweep = ["-m", "hydra/launcher=slurm_local", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     first = cli(*sweep, "model.architecture.hidden_size=64,32,60")
     assert first.returncode == 1 and "1 job(s) failed" in first.stderr
-    second = cli(*sweep, "model.architecture.hidden_size=64,32")
+    second = cli(*sweep, "model.architecture.hidden_size=64,32", "overwrite=true")  # a used sweep folder: say so
     assert second.returncode == 0, second.stderr[-3000:]
     assert "3 job(s), 2 ok, 1 failed" in (tmp_path / "sweep" / "summary.md").read_text()  # the report shows all
 

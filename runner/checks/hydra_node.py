@@ -36,13 +36,33 @@ def _targets(node: Any, path: str = ""):
 
 
 @functools.cache
-def allowed_targets() -> frozenset[str]:
+def runner_targets() -> frozenset[str]:
     """The `_target_`s the runner's own configs name (conf/config.yaml's callbacks, conf/hydra/**), and Hydra's
     basic launcher and sweeper: adding a launcher or callback to conf/ is what allows it."""
     found = set(HYDRA_BASICS)
     for path in [CONF / "config.yaml", *sorted((CONF / "hydra").rglob("*.yaml"))]:
         found.update(str(value) for _, value in _targets(OmegaConf.to_container(OmegaConf.load(path))))
     return frozenset(found)
+
+
+def plugin_options() -> frozenset[str]:
+    """The launchers and sweepers that installed Hydra plugins offer as options of `hydra/launcher` and
+    `hydra/sweeper` (submitit_local, ray, ...): classes chosen by option name, never a callable a config names."""
+    from hydra.core.config_store import ConfigStore
+
+    repo = ConfigStore.instance().repo.get("hydra", {})
+    found = set()
+    for group in ("launcher", "sweeper"):
+        for entry in (repo.get(group) or {}).values():
+            node = getattr(entry, "node", None)
+            target = node.get("_target_") if isinstance(node, DictConfig) else None
+            if target:
+                found.add(str(target))
+    return frozenset(found)
+
+
+def allowed_targets() -> frozenset[str]:
+    return runner_targets() | plugin_options()
 
 
 def _logging_problems(name: str, node: Any, path: str = "") -> list[str]:
