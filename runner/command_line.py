@@ -108,6 +108,9 @@ def prepare(argv: list[str]) -> list[str]:
     args = parser.parse_args(argv)  # a bad flag: argparse prints the usage and exits 2
     if args.help or args.hydra_help or args.shell_completion:
         return argv
+    modes = [args.multirun, args.cfg is not None, args.info is not None]
+    if sum(bool(m) for m in modes) > 1:  # Hydra says the same, but as a ValueError traceback
+        raise ConfigError("only one of --multirun, --cfg and --info can be given (Hydra runs one mode at a time)")
     if args.experimental_rerun is not None:
         raise ConfigError(
             "--experimental-rerun loads a pickled config, which can run any code: replay a run from its record's "

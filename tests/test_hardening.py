@@ -188,3 +188,8 @@ def test_a_text_longer_than_the_sequence_is_warned_about_and_recorded(run_job):
     assert record["inputs"]["text_truncated"] is True and record["inputs"]["text_tokens"] > 4
     assert record["inputs"]["total_tokens"] == 4  # one row of sequence_length tokens: what was measured
     assert any("only its first 4 (scenario.sequence_length)" in w for w in record["warnings"])
+
+
+def test_two_hydra_modes_at_once_are_a_config_error_not_a_traceback():
+    with pytest.raises(ConfigError, match="only one of --multirun, --cfg and --info"):
+        prepare(["-m", "attention=eager,sdpa", "--cfg", "job"])
