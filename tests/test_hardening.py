@@ -118,6 +118,7 @@ def test_model_package_must_be_a_presets_or_allowed(tmp_path, monkeypatch):
             "Could not find 'quant/4bitt'; valid options: 4bit, 8bit, fp8dq, fp8wo, int4wo, int8wo, nf4, none",
         ),
         (["scenario.batch_size=abc"], "could not be converted to Integer"),
+        (["timeout_s=5", "isolate=false"], "drop isolate=false, or add timeout_s=null"),
     ],
 )
 def test_bad_values_fail_before_anything_loads(overrides, message, tmp_path, monkeypatch):

@@ -23,7 +23,10 @@ def isolation(cfg: RunConfig) -> None:
     if cfg.timeout_s is not None and cfg.timeout_s <= 0:
         raise ConfigError(f"timeout_s={cfg.timeout_s} must be positive, or null for no limit")
     if cfg.timeout_s is not None and isolate_choice(cfg.isolate) is False:
-        raise ConfigError(f"timeout_s={cfg.timeout_s} needs the job in its own process to stop it: drop isolate=false")
+        raise ConfigError(
+            f"timeout_s={cfg.timeout_s} needs the job in its own process to stop it: drop isolate=false, "
+            "or add timeout_s=null to run in this process without a time limit"
+        )
 
 
 @check
