@@ -242,3 +242,96 @@ def test_falcon_7b_shapes_on_gpu_agree_and_run_a_fused_kernel(padding_side):
     real = mask.bool()
     relative = (got - expected)[real].abs().max() / expected[real].abs().max()
     assert relative <= TOLERANCE[torch.bfloat16]
+
+
+# --- fa4: Transformers 5.17's Falcon refuses it at load; the conversion switches to it after loading SDPA ----------
+
+
+@pytest.fixture
+def falcon_refuses_fa4(monkeypatch):
+    """Transformers 5.17's Falcon: its attention-class table has FlashAttention-2 only (newer versions take fa4)."""
+    from runner.attention import implementations, support
+
+    monkeypatch.setattr(support, "_class_table_accepts", lambda cls, implementation: False)
+    monkeypatch.setattr(implementations.FlashAttention, "installed", lambda self: True)
+
+
+def test_fa4_on_falcon_loads_sdpa_then_converts(falcon_refuses_fa4, fake_gpu):  # noqa: F811
+    from runner.convert.attention import load_implementation
+
+    fake_gpu()
+    cfg = to_run_config(compose_config(["attention=fa4", "model=falcon"]))  # not refused for the class
+    assert load_implementation(cfg) == "sdpa"
+    alibi = ["attention=fa4", "model=tiny-falcon", "model.dtype=bfloat16", "+model.architecture.alibi=true"]
+    message = config_error(*alibi)
+    assert "attention=fa4 cannot run model=tiny-falcon: this Falcon uses ALiBi" in message
+
+
+@pytest.mark.parametrize("padding_side", [None, "left"])
+def test_converted_falcon_calls_the_configured_flash_attention(padding_side, monkeypatch):
+    """Loaded as SDPA, converted for fa4: the layers call Transformers' FlashAttention function with the single
+    key/value head as it is, no mask without padding and the 2-D padding mask (for the varlen path) with it."""
+    _, fused = pair("7b")
+    calls = []
+    sdpa = falcon_attention.ALL_ATTENTION_FUNCTIONS["sdpa"]
+
+    def flash_attention_4(module, query, key, value, attention_mask, **kwargs):
+        calls.append((query.shape[1], key.shape[1], None if attention_mask is None else attention_mask.ndim))
+        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        return sdpa(module, query, key, value, mask, **kwargs)  # stands in for the kernel (needs Hopper)
+
+    monkeypatch.setitem(falcon_attention.ALL_ATTENTION_FUNCTIONS, "flash_attention_4", flash_attention_4)
+    conversion = falcon_attention.convert(fused, "flash_attention_4")
+    assert conversion.record["implementation"] == "flash_attention_4" and conversion.record["loaded_with"] == "sdpa"
+    ids, mask = batch(padding_side)
+    with torch.no_grad():
+        fused(ids, attention_mask=mask)
+    assert calls == [(4, 1, None if padding_side is None else 2)] * 2
+    conversion.reverse(fused)
+    assert fused.config._attn_implementation == "sdpa"
+
+
+def flash_attention_4_runs() -> bool:
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (9, 0):
+        return False
+    try:
+        import flash_attn.cute  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not flash_attention_4_runs(), reason="needs a Hopper/Blackwell GPU and flash-attn-4")
+@pytest.mark.parametrize("padding_side", [None, "left"])
+def test_fa4_on_falcon_agrees_with_eager_forward_and_generate(padding_side):
+    """Falcon-7b's layout (multi-query) at head dim 64 in bf16: the converted attention on FlashAttention-4 (loaded
+    as SDPA, as Transformers 5.17 requires) agrees with eager in forward and greedy generation."""
+    config = FalconConfig(
+        hidden_size=256, num_hidden_layers=2, num_attention_heads=4, multi_query=True, new_decoder_architecture=False,
+        parallel_attn=True, bias=False, vocab_size=256, initializer_range=0.2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
+        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
+    fused.load_state_dict(eager.state_dict())
+    ids = torch.randint(0, 256, (3, 128), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
+    mask = torch.ones_like(ids)
+    if padding_side == "left":
+        mask[0, :40], mask[2, :7] = 0, 0
+    conversion = falcon_attention.convert(fused.eval(), "flash_attention_4")
+    try:
+        with torch.no_grad():
+            got = fused(ids, attention_mask=mask).logits.float()
+            expected = eager.eval()(ids, attention_mask=mask).logits.float()
+            options = {"attention_mask": mask, "max_new_tokens": 8, "do_sample": False, "pad_token_id": 0}
+            tokens = fused.generate(ids, **options)[:, ids.shape[1] :]
+            reference = eager.generate(ids, **options)[:, ids.shape[1] :]
+    finally:
+        conversion.reverse(fused)
+    real = mask.bool()
+    relative = (got - expected)[real].abs().max() / expected[real].abs().max()
+    assert relative <= TOLERANCE[torch.bfloat16], f"relative max diff {relative:.3g}"
+    # bf16 greedy decoding may part ways on a near tie; most tokens must still be eager's
+    assert (tokens == reference).float().mean() >= 0.75

@@ -139,6 +139,17 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
     else:
         encoder_fast_path = False
     padded = _inputs_have_padding(cfg)
+    from runner.convert import attention as conversions  # imported here: only forced kernels on CUDA ask
+
+    bias = conversions.always_masked(cfg)
+    if bias:
+        usable = [k for k in usable if k not in NO_MASK_ON_CUDA]
+        if not usable:
+            raise ConfigError(
+                f"attention={name} forces SDPA kernel(s) {allowed}, and model={cfg.model.name} {bias}, while "
+                "PyTorch's flash kernel takes no attention mask on CUDA, so this run needs attention=sdpa_efficient "
+                f"or attention=sdpa_cudnn, or a fallback: attention.sdpa_kernels=[{','.join([*allowed, 'efficient'])}]"
+            )
     if not padded and cfg.model.task == Task.causal_lm and (groups := _query_groups(cfg)):
         usable = [k for k in usable if k not in NO_GQA]
         if not usable:
@@ -162,8 +173,16 @@ def forced_kernels_can_run(cfg: RunConfig) -> None:
 
 @check
 def architecture_supports_attention(cfg: RunConfig) -> None:
+    from runner.convert import attention as conversions  # Falcon's and Bloom's own conversions
+
     cls = model_class(cfg.model)
-    if cls is None or supports(cls, cfg.attention.implementation):
+    why = conversions.refusal(cfg)
+    if why:
+        raise ConfigError(
+            f"attention={cfg.attention.name} cannot run model={cfg.model.name}: {why}. Use attention=sdpa (a fused "
+            "SDPA kernel on the GPU) or attention=eager"
+        )
+    if cls is None or supports(cls, cfg.attention.implementation) or conversions.provides(cfg):
         return
     options = supported_options(cls)
     fix = "use attention=eager" if options == ["eager"] else f"use one it has: attention={' | '.join(options)}"

@@ -10,7 +10,12 @@ implementations when the model runs them. The weights are untouched (quantized p
 are), so reversing is removing the instance attributes: the state dict and the forward are the original ones.
 
 Applied by the convert stage whenever a Falcon model runs an attention other than eager (eager is the reference).
-ALiBi Falcons (falcon-rw) keep Transformers' path: their bias is a dense mask whichever kernel runs it."""
+A FlashAttention implementation that Transformers' Falcon class refuses at load (fa3/fa4 in 5.17, whose Falcon
+knows FlashAttention-2 only) is loaded as SDPA and switched on by the conversion: the converted forward calls
+Transformers' FlashAttention function, which takes the shared key/value heads as they are, runs causal without a
+mask and unpads a padded batch through the kernel's varlen entry.
+ALiBi Falcons (falcon-rw) keep Transformers' path: their bias is a dense mask whichever kernel runs it, and
+Transformers' own SDPA path already hands it to SDPA as one."""
 
 from __future__ import annotations
 
@@ -24,12 +29,13 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.falcon import modeling_falcon
 
-from runner.attention.implementations import EAGER
+from runner.attention.implementations import EAGER, FLASH_ATTENTION, SDPA
 from runner.errors import OptimizationNotApplied
 
 log = logging.getLogger(__name__)
 
 KIND = "fused_attention"
+ALWAYS_MASKED = None  # without padding the converted attention is causal without a mask
 # Instance attributes the conversion sets on each FalconAttention; reversing deletes exactly these.
 ADDED = ("forward", "num_key_value_groups")
 
@@ -54,14 +60,36 @@ def key_value_heads(config) -> int:
     return 1 if config.multi_query else config.num_attention_heads
 
 
-def why_not(model: nn.Module) -> str | None:
-    """Why this loaded model is not converted, or None when it is a Falcon the conversion applies to."""
+def provides(config, implementation: str, cls: type | None) -> bool:
+    """The conversion runs `implementation`, which Transformers' Falcon class refuses at load (see load_as)."""
+    from runner.attention.support import supports
+
+    if config.alibi or implementation not in FLASH_ATTENTION or cls is None:
+        return False
+    return not supports(cls, implementation)
+
+
+def load_as(config, implementation: str, cls: type | None) -> str:
+    """The attn_implementation to load with: SDPA for a FlashAttention the class refuses (the conversion then
+    switches to it), else the one asked for."""
+    return SDPA if provides(config, implementation, cls) else implementation
+
+
+def refusal(config, implementation: str) -> str | None:
+    if config.alibi and implementation in FLASH_ATTENTION:
+        return "this Falcon uses ALiBi, an additive bias that FlashAttention takes no argument for"
+    return None
+
+
+def why_not(model: nn.Module, implementation: str | None = None) -> str | None:
+    """Why this loaded model is not converted for `implementation` (the run's attention; by default the one it
+    was loaded with), or None when it is a Falcon the conversion applies to."""
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) != "falcon":
         return "not a Falcon model"
     if config.alibi:
         return "ALiBi Falcon: the bias is a dense mask whichever kernel runs it; Transformers' own path is kept"
-    if config._attn_implementation == EAGER:
+    if (implementation or config._attn_implementation) == EAGER:
         return "attention=eager is the reference and stays as it is"
     return None
 
@@ -112,6 +140,7 @@ def fused_forward(
     if layer_past is not None:
         key, value = layer_past.update(key, value, self.layer_idx)
     attention = ALL_ATTENTION_FUNCTIONS[implementation]
+    # causal from FalconAttention.is_causal, which Transformers' SDPA and FlashAttention functions read
     output, _ = attention(self, query, key, value, attention_mask, dropout=0.0, scaling=self.inv_norm_factor)
     return self.dense(output.reshape(batch, seq, self.num_heads * self.head_dim)), None
 
@@ -140,12 +169,14 @@ class FusedAttention:
         return self.record
 
 
-def convert(model: nn.Module) -> FusedAttention:
-    """Route every FalconAttention of `model` through Transformers' attention interface (see why_not first)."""
+def convert(model: nn.Module, implementation: str | None = None) -> FusedAttention:
+    """Route every FalconAttention of `model` through Transformers' attention interface (see why_not first), with
+    `implementation` when it differs from the one the model was loaded with (fa4 loaded as SDPA)."""
     from runner.convert.bettertransformer import fingerprint
 
     before = fingerprint(model)
     config = model.config
+    loaded = config._attn_implementation
     modules = attention_modules(model)
     if not modules:
         raise OptimizationNotApplied(f"{KIND}: {type(model).__name__} has no FalconAttention module")
@@ -155,8 +186,11 @@ def convert(model: nn.Module) -> FusedAttention:
         module.num_key_value_groups = groups  # what Transformers' SDPA reads for enable_gqa / repeat_kv
     _converted_configs[id(config)] = _converted_configs.get(id(config), 0) + 1
     modeling_falcon.create_causal_mask = _create_causal_mask
+    if implementation and implementation != loaded:
+        config._attn_implementation = implementation  # read per call by the converted forward and the mask
 
     def undo() -> bool:
+        config._attn_implementation = loaded
         for module in modules:
             for name in ADDED:
                 vars(module).pop(name, None)
@@ -165,7 +199,9 @@ def convert(model: nn.Module) -> FusedAttention:
             _converted_configs[id(config)] = count
         if not _converted_configs:
             modeling_falcon.create_causal_mask = _original_create_causal_mask
-        return all(not set(ADDED) & vars(m).keys() for m in attention_modules(model))
+        return config._attn_implementation == loaded and all(
+            not set(ADDED) & vars(m).keys() for m in attention_modules(model)
+        )
 
     record = {
         "kind": KIND,
@@ -174,6 +210,7 @@ def convert(model: nn.Module) -> FusedAttention:
         "the kernel takes them",
         "layers": len(modules),
         "implementation": config._attn_implementation,
+        "loaded_with": loaded,
         "query_heads": config.num_attention_heads,
         "key_value_heads": key_value_heads(config),
     }

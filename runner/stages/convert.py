@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runner.context import RunContext
-from runner.convert import falcon_attention
+from runner.convert import attention
 from runner.convert.bettertransformer import Conversion, convert
 from runner.stages.base import Stage, stage
 
@@ -12,7 +14,7 @@ from runner.stages.base import Stage, stage
 @stage("convert")
 class Convert(Stage):
     conversion: Conversion | None = None
-    fused_attention: falcon_attention.FusedAttention | None = None
+    fused_attention: Any = None  # a conversion's FusedAttention (runner/convert/attention.py)
 
     def run(self, ctx: RunContext) -> RunContext:
         model = getattr(ctx.backend, "model", None)
@@ -22,18 +24,19 @@ class Convert(Stage):
             self.conversion = convert(model, ctx.cfg)
             record["applied"].append("bettertransformer")
             record["bettertransformer"] = self.conversion.record
-        # automatic: what attention=sdpa (or fa*) means on Falcon, whose own attention reaches only SDPA's math kernel
-        if ctx.cfg.backend.runs_torch_modules and model is not None and not falcon_attention.why_not(model):
-            self.fused_attention = falcon_attention.convert(model)
-            record["applied"].append(falcon_attention.KIND)
-            record[falcon_attention.KIND] = self.fused_attention.record
+        # automatic: what attention=sdpa (or fa*) means on Falcon, whose own attention reaches only SDPA's math
+        # kernel, and on Bloom, whose ALiBi attention is eager-only in Transformers
+        if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
+            self.fused_attention = fused
+            record["applied"].append(fused.record["kind"])
+            record[fused.record["kind"]] = fused.record
         record.update(ctx.backend.prepare())  # the backend's own: backend=onnxruntime exports to ONNX
         return ctx
 
     def reverse(self, ctx: RunContext) -> None:
         if self.fused_attention is not None:
             record = self.fused_attention.reverse(ctx.backend.model)
-            ctx.section("convert")[falcon_attention.KIND] = record
+            ctx.section("convert")[record["kind"]] = record
             self.fused_attention = None
         if self.conversion is not None:
             ctx.section("convert")["bettertransformer"] = self.conversion.reverse(ctx.backend.model)

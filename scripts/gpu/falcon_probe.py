@@ -1,6 +1,8 @@
 """Falcon-7b shapes on one GPU, random bf16 weights: one forward pass at 4096 tokens, batch 1 and 4, for eager,
 Transformers' own `sdpa` (math kernel), and the runner's converted attention (runner/convert/falcon_attention.py)
-with PyTorch's choice of kernel and each forced kernel. Prints ms, TFLOP/s, share of the dense bf16 peak, the
+with PyTorch's choice of kernel, each forced kernel, and FlashAttention-4 (the converted forward calls Transformers'
+flash_attention_4 function, which Transformers 5.17's Falcon class refuses at load; skipped without flash_attn.cute).
+Prints ms, TFLOP/s, share of the dense bf16 peak, the
 speedup over eager, which SDPA kernel ran (from the profiler, as the runner's attention probe reads it), and the
 converted model's agreement with eager at batch 1.
 
@@ -52,7 +54,7 @@ def kernels(model, ids) -> str:
         model(ids)
     synchronize()
     calls = Counter(SDPA_KERNEL_OPS[e.name] for e in prof.events() if e.name in SDPA_KERNEL_OPS)
-    return ",".join(f"{k}x{n}" for k, n in calls.items()) or "none (eager softmax)"
+    return ",".join(f"{k}x{n}" for k, n in calls.items()) or "no SDPA op (eager, or FlashAttention's kernel)"
 
 
 def synchronize() -> None:
@@ -138,6 +140,34 @@ def main() -> None:
     t0 = time.perf_counter()
     conversion.reverse(model)
     print(f"reversed in {1e3 * (time.perf_counter() - t0):.1f} ms: {conversion.record['reversed']}")
+    fa4_rows(model, ids, args, run, eager_ms)
+
+
+def fa4_rows(model, ids, args, run, eager_ms) -> None:
+    """The converted attention on FlashAttention-4: agreement with eager at batch 1, then the timed rows."""
+    try:
+        import flash_attn.cute  # noqa: F401
+    except ImportError as error:
+        print(f"fa4 converted: skipped ({error}; pip install flash-attn-4)")
+        return
+    model.config._attn_implementation = "eager"
+    with torch.no_grad():
+        reference = model(ids).logits.float()
+    model.config._attn_implementation = "sdpa"  # what the runner loads Falcon with for attention=fa4
+    conversion = falcon_attention.convert(model, "flash_attention_4")
+    try:
+        with torch.no_grad():
+            got = model(ids).logits.float()
+        relative = ((got - reference).abs().max() / reference.abs().max()).item()
+        top1 = (got.argmax(-1) == reference.argmax(-1)).float().mean().item()
+        print(
+            f"fa4 converted vs eager, batch 1: relative max diff {relative:.3g} (bf16 tolerance 5e-2), top-1 {top1:.4f}"
+        )
+        del got, reference
+        for batch in args.batches:
+            run("fa4 converted", batch, eager_ms)
+    finally:
+        conversion.reverse(model)
 
 
 if __name__ == "__main__":

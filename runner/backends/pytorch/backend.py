@@ -20,6 +20,7 @@ from runner.backends.pytorch.compile import (
     use_persistent_cache,
 )
 from runner.config.model import Task
+from runner.convert.attention import load_implementation
 from runner.distributed import tp
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
@@ -51,8 +52,8 @@ class PyTorchBackend(Backend):
         start = time.perf_counter()
         with plain_linears(cfg):  # so the quantizer sees every Linear layer (runner/quant/compat.py)
             self.model = build_model(
-                cfg.model, source, cfg.attention.implementation, self.ctx.device, **load_options.from_pretrained(cfg)
-            )
+                cfg.model, source, load_implementation(cfg), self.ctx.device, **load_options.from_pretrained(cfg)
+            )  # a conversion may supply the configured attention after loading (runner/convert/attention.py)
         for device in self.devices():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
