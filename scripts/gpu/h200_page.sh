@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The single-GPU runs that docs/benchmarks.md (the H200 page) still lacks, each in its own folder with its own
 # time limit, packed as it goes: one <study>.tgz per study in OUT (records, logs, reports, charts; no model files),
-# plus h200_page.log. The GPU host returns at most 8 files of 16 MiB, 2 folder levels: this writes at most 7.
+# plus h200_page.log and inductor.tgz. The GPU host returns at most 8 files of 16 MiB, 2 folder levels: run at most 6
+# studies per call.
 #   bash scripts/gpu/h200_page.sh [--dry-run | --pack-only] [OUT] [STUDY...]
 # OUT: default $OUT, else /tmp/out. STUDY (default: all, in this order; limit in seconds, expected time on an H200):
 #   padding         experiment=padding_speedup (fa4 cells run if flash-attn-4 is installed)   200  ~120
@@ -10,14 +11,24 @@
 #   overhead        python scripts/overhead.py                                                  90  ~70
 #   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
+#   decode          experiment=decode_limit: fp8wo, int4wo, fp8dq at batch 1, then bf16 at 4/16/64  560  compile-bound
+#   quality         experiment=quality: nf4, fp8wo, flex, convert.compile=true (smollm2)       300  ~250
+#   quality_minilm  experiment=quality_minilm (needs the minilm package)                        240  ~150
+# Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
+# more than 330 s (fp8wo) before decoding for seconds. The inductor cache survives between calls only inside
+# RUNNER_CACHE on a warm machine, so the script carries it across machines: a call ends by packing
+# $RUNNER_CACHE/inductor into OUT/inductor.tgz (when it fits in 16 MiB); put that file in an ignored folder of the
+# checkout (default .inductor-cache/inductor.tgz, or CACHE_IN=...), carry the folder, and the next call unpacks it
+# before its studies, so the same shapes skip compilation and autotuning.
 # All of them take longer than one 600 s call of the device tool: split them, e.g. `padding seed combinations
 # overhead` in one call and `pytest_gpu measure` in the next. The wheel kits must be installed first
 # (bash .kitA/batch1/install.sh ...). --dry-run prints each study's limit and commands and runs nothing;
 # --pack-only packs what an earlier call left in WORK (default /tmp/h200-page) into OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
-ALL=(padding seed combinations overhead pytest_gpu measure)
-declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300)
+ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm)
+declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300
+  [decode]=560 [quality]=300 [quality_minilm]=240)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -42,6 +53,14 @@ commands() {
     overhead) echo 'python3 scripts/overhead.py > {W}/overhead.json' ;;
     pytest_gpu) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider > {W}/pytest_gpu.log' ;;
     measure) echo 'OUT={W} bash scripts/gpu/measure.sh' ;;
+    decode)
+      echo "python3 -m runner -m experiment=decode_limit 'quant=fp8wo,int4wo,fp8dq' hydra.sweep.dir={W}/sweep"
+      echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/batch" ;;
+    quality)
+      echo "python3 -m runner -m experiment=quality attention=sdpa 'quant=nf4,fp8wo' convert.compile=false hydra.sweep.dir={W}/sweep"
+      echo "python3 -m runner -m experiment=quality attention=flex quant=none convert.compile=false hydra.sweep.dir={W}/flex"
+      echo "python3 -m runner -m experiment=quality attention=sdpa 'quant=none,int8wo' convert.compile=true hydra.sweep.dir={W}/compiled" ;;
+    quality_minilm) echo "python3 -m runner -m experiment=quality_minilm 'attention=eager,sdpa' 'quant=none,8bit,nf4' hydra.sweep.dir={W}/sweep" ;;
   esac
 }
 
@@ -74,6 +93,10 @@ fi
   python3 -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__)"
   python3 -c "import flash_attn.cute" 2>/dev/null && echo "flash-attn-4: installed" || echo "flash-attn-4: not installed"
 } 2>&1 | tee -a "$LOG"
+CACHE_IN=${CACHE_IN:-.inductor-cache/inductor.tgz}
+if [ -f "$CACHE_IN" ]; then
+  mkdir -p "$RUNNER_CACHE" && tar xzf "$CACHE_IN" -C "$RUNNER_CACHE" && echo "inductor cache: unpacked $CACHE_IN" | tee -a "$LOG"
+fi
 for s in "${STUDIES[@]}"; do
   dir=$WORK/$s; mkdir -p "$dir"
   if [ "$s" = combinations ] && ! python3 -c "import flash_attn.cute" 2>/dev/null; then
@@ -90,15 +113,20 @@ for s in "${STUDIES[@]}"; do
     rc=$?
     echo "   rc=$rc, $(($(date +%s) - t0)) s$([ $rc -eq 124 ] && echo ', CUT AT THE LIMIT')" | tee -a "$LOG"
   done < <(commands "$s")
-  # a sweep cut by its limit has no report yet: write it over the jobs that finished
-  if [ -d "$dir/sweep" ] && [ ! -f "$dir/sweep/summary.md" ]; then
-    python3 -m runner.report "$dir/sweep" >>"$dir/console.log" 2>&1
-  fi
-  [ -f "$dir/sweep/summary.md" ] && cut -c1-300 "$dir/sweep/summary.md" | grep '^|' | tee -a "$LOG" >/dev/null
+  # a sweep cut by its limit has no report yet: write it over the jobs that finished (every sweep of the study)
+  for sweep in "$dir"/*/; do
+    [ -f "$sweep/multirun.yaml" ] || continue
+    [ -f "$sweep/summary.md" ] || python3 -m runner.report "$sweep" >>"$dir/console.log" 2>&1
+    [ -f "$sweep/summary.md" ] && cut -c1-300 "$sweep/summary.md" | grep '^|' | tee -a "$LOG" >/dev/null
+  done
   [ -f "$dir/overhead.json" ] && grep -E '"(overhead|sampler_effect|within_2_percent)"' "$dir/overhead.json" | tee -a "$LOG"
   [ -f "$dir/pytest_gpu.log" ] && tail -12 "$dir/pytest_gpu.log" | tee -a "$LOG" >/dev/null
   [ -f "$dir/checks.txt" ] && tee -a "$LOG" <"$dir/checks.txt" >/dev/null
   echo "   $s: $(($(date +%s) - start)) s in all" | tee -a "$LOG"
   pack "$s"  # after every study: what finished comes back even if a later one runs out of time
 done
+if [ -d "$RUNNER_CACHE/inductor" ]; then  # for the next machine: see the header
+  tar czf "$OUT/inductor.tgz" -C "$RUNNER_CACHE" inductor
+  [ "$(stat -c %s "$OUT/inductor.tgz")" -le $((16 * 1024 * 1024)) ] || { echo "inductor cache over 16 MiB: not returned" | tee -a "$LOG"; rm -f "$OUT/inductor.tgz"; }
+fi
 ls -la "$OUT"
