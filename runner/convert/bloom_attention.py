@@ -17,7 +17,6 @@ Applied by the convert stage when a Bloom model runs with attention=sdpa (or a f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +27,11 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from transformers.models.bloom import modeling_bloom
 
 from runner.attention.implementations import EAGER, SDPA
+from runner.convert.fused_attention import KIND, FusedAttention
 from runner.errors import OptimizationNotApplied
 
 log = logging.getLogger(__name__)
 
-KIND = "fused_attention"
 MODEL_TYPE = "bloom"
 ADDED = ("forward", "fused_bias")  # instance attributes the conversion sets; reversing deletes exactly these
 ALWAYS_MASKED = (
@@ -147,26 +146,6 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, modeling_bloom.BloomAttention)]
 
 
-@dataclass
-class FusedAttention:
-    record: dict[str, Any]
-    undo: Callable[[], bool]
-    before: dict[str, object]
-
-    def reverse(self, model: nn.Module) -> dict[str, Any]:
-        from runner.convert.bettertransformer import fingerprint
-
-        forward_restored = self.undo()
-        state_dict_restored = fingerprint(model) == self.before
-        if not (forward_restored and state_dict_restored):
-            raise OptimizationNotApplied(
-                f"{KIND}: reversing left Bloom converted (forward restored: {forward_restored}, state dict "
-                f"restored: {state_dict_restored}); the model must not be saved"
-            )
-        self.record["reversed"] = {"state_dict_restored": True, "forward_restored": True}
-        return self.record
-
-
 def convert(model: nn.Module, implementation: str = SDPA) -> FusedAttention:
     """Give every BloomAttention of `model` SDPA with ALiBi as its float mask (see why_not first)."""
     from runner.convert.bettertransformer import fingerprint
@@ -208,4 +187,4 @@ def convert(model: nn.Module, implementation: str = SDPA) -> FusedAttention:
         len(modules),
         loaded,
     )
-    return FusedAttention(record, undo, before)
+    return FusedAttention(record, undo, before, "Bloom")

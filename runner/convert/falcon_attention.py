@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -30,11 +28,11 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.falcon import modeling_falcon
 
 from runner.attention.implementations import EAGER, FLASH_ATTENTION, SDPA
+from runner.convert.fused_attention import KIND, FusedAttention
 from runner.errors import OptimizationNotApplied
 
 log = logging.getLogger(__name__)
 
-KIND = "fused_attention"
 ALWAYS_MASKED = None  # without padding the converted attention is causal without a mask
 # Instance attributes the conversion sets on each FalconAttention; reversing deletes exactly these.
 ADDED = ("forward", "num_key_value_groups")
@@ -149,26 +147,6 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, modeling_falcon.FalconAttention)]
 
 
-@dataclass
-class FusedAttention:
-    record: dict[str, Any]
-    undo: Callable[[], bool]
-    before: dict[str, object]
-
-    def reverse(self, model: nn.Module) -> dict[str, Any]:
-        from runner.convert.bettertransformer import fingerprint
-
-        forward_restored = self.undo()
-        state_dict_restored = fingerprint(model) == self.before
-        if not (forward_restored and state_dict_restored):
-            raise OptimizationNotApplied(
-                f"{KIND}: reversing left Falcon converted (forward restored: {forward_restored}, state dict "
-                f"restored: {state_dict_restored}); the model must not be saved"
-            )
-        self.record["reversed"] = {"state_dict_restored": True, "forward_restored": True}
-        return self.record
-
-
 def convert(model: nn.Module, implementation: str | None = None) -> FusedAttention:
     """Route every FalconAttention of `model` through Transformers' attention interface (see why_not first), with
     `implementation` when it differs from the one the model was loaded with (fa4 loaded as SDPA)."""
@@ -223,4 +201,4 @@ def convert(model: nn.Module, implementation: str | None = None) -> FusedAttenti
         record["query_heads"],
         record["key_value_heads"],
     )
-    return FusedAttention(record, undo, before)
+    return FusedAttention(record, undo, before, "Falcon")
