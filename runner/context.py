@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from runner.config.run import RunConfig
+from runner.record import Record
 
 
 @dataclass
@@ -18,9 +19,7 @@ class RunContext:
     device: torch.device  # where inputs go (the first device of the model)
     backend: Any = None  # a runner.backends.base.Backend, set by the load stage
     inputs: dict[str, Any] | None = None  # the measured batch, built once
-    record: dict[str, Any] = field(default_factory=dict)  # sections that end up in results.json
+    # results.json as it fills: each section is assigned, as its dataclass, by the one stage that owns it
+    record: Record = field(default_factory=Record)
     completed: list = field(default_factory=list)  # stages that finished, in order
     reversed: bool = False  # set once every stage's changes to the model have been undone
-
-    def section(self, name: str) -> dict[str, Any]:
-        return self.record.setdefault(name, {})

@@ -36,7 +36,7 @@ def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
 
 def run_pipeline(ctx: RunContext) -> RunContext:
     names = list(ctx.cfg.pipeline.stages)
-    ctx.record["stages"] = names
+    ctx.record.stages = names
     try:
         ctx = run_stages(ctx, names)
     finally:

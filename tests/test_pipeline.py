@@ -9,6 +9,7 @@ from unittest.mock import patch
 import pytest
 from transformers import AutoModelForCausalLM
 
+from runner.record import Record
 from runner.stages import STAGES, Stage
 
 
@@ -100,7 +101,7 @@ def test_the_pipeline_reverses_conversions_once_newest_first_before_a_stage_that
     plugins = {"a": Converts, "b": Later, "c": NeedsUnconverted, "d": Fails}
     ctx = SimpleNamespace(
         cfg=SimpleNamespace(pipeline=SimpleNamespace(stages=list(plugins))),
-        record={},
+        record=Record(),
         completed=[],
         reversed=False,
         backend=object(),
@@ -133,7 +134,7 @@ def test_a_failure_before_any_reversing_stage_still_reverses():
 
     ctx = SimpleNamespace(
         cfg=SimpleNamespace(pipeline=SimpleNamespace(stages=["a", "d"])),
-        record={},
+        record=Record(),
         completed=[],
         reversed=False,
         backend=object(),

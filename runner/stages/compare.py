@@ -9,6 +9,7 @@ from runner.agreement import compare_outputs, reference_changes, reference_confi
 from runner.backends.pytorch.backend import PyTorchBackend
 from runner.config.model import Task
 from runner.context import RunContext
+from runner.record import Agreement
 from runner.stages.base import Stage, stage
 
 log = logging.getLogger(__name__)
@@ -19,10 +20,10 @@ class Compare(Stage):
     def run(self, ctx: RunContext) -> RunContext:
         changes = reference_changes(ctx.cfg)
         if not ctx.cfg.compare.enabled:
-            ctx.record["agreement"] = {"skipped": "compare.enabled=false"}
+            ctx.record.agreement = Agreement(skipped="compare.enabled=false")
             return ctx
         if not changes:
-            ctx.record["agreement"] = {"skipped": "this run is the reference"}
+            ctx.record.agreement = Agreement(skipped="this run is the reference")
             return ctx
         with ctx.backend.inference_context():
             output = ctx.backend.forward(ctx.inputs).float().cpu()
@@ -43,7 +44,7 @@ class Compare(Stage):
         )
         result["against"] = "eager, unquantized, unconverted PyTorch model"
         result["changes"] = changes
-        ctx.record["agreement"] = result
+        ctx.record.agreement = Agreement.from_dict(result)
         if not result["agrees"]:
             log.warning(
                 "outputs disagree with the reference: relative max diff %.3g > tolerance %.3g",

@@ -14,6 +14,7 @@ from runner.distributed.tp import enabled as tp_enabled
 from runner.models.tokenizer import load_tokenizer
 from runner.quality import causal, encoder, reference
 from runner.quality.text import evaluation_text
+from runner.record import Quality as QualitySection
 from runner.stages.base import Stage, stage
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,10 @@ AGAINST = "eager, unquantized, unconverted PyTorch model"
 class Quality(Stage):
     def run(self, ctx: RunContext) -> RunContext:
         reason = skip_reason(ctx)
-        section = {"skipped": reason} if reason else measure(ctx)
-        ctx.record["quality"] = section
-        if section.get("passed") is False:
-            log.warning("quality check failed: %s", section["check"])
+        section = QualitySection.from_dict({"skipped": reason} if reason else measure(ctx))
+        ctx.record.quality = section
+        if section.passed is False:
+            log.warning("quality check failed: %s", section.check)
         return ctx
 
 
@@ -35,7 +36,7 @@ def skip_reason(ctx: RunContext) -> str | None:
     cfg = ctx.cfg
     if not cfg.quality.enabled:
         return "quality.enabled=false"
-    if (ctx.record.get("model") or {}).get("weights") != "pretrained":
+    if (ctx.record.model and ctx.record.model.weights) != "pretrained":
         return "random weights: their perplexity and agreement say nothing about an optimization (docs/quality.md)"
     if tp_enabled(cfg.hardware):
         return "tensor parallel: each rank holds a shard of the logits"
@@ -57,7 +58,7 @@ def reference_backend(ctx: RunContext):
 
 def _key(ctx: RunContext, **more) -> dict:
     return {
-        "weights": ctx.record["model"].get("weights_source"),
+        "weights": ctx.record.model.weights_source,
         "task": ctx.cfg.model.task.value,
         "device": ctx.device.type,
         **more,

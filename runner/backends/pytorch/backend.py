@@ -113,7 +113,7 @@ class PyTorchBackend(Backend):
             require_compiled(self.model)
             self.compiled_calls += 1
         if first_compile:  # compilation (or a cache hit), CUDA-graph capture and one generation
-            self.ctx.section("convert")["compile"] = {
+            self.compiled = {
                 "first_call_s": self._synchronized_clock() - start,
                 "mode": self.cfg.convert.compile_options.mode,
                 "inductor_options": inductor_options(self.cfg),
