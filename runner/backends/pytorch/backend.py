@@ -24,8 +24,9 @@ from runner.distributed import tp
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
-from runner.quant import is_quantized, quantization_report
+from runner.quant import is_quantized
 from runner.quant.compat import plain_linears
+from runner.quant.report import quantization_report
 
 
 class _OnStep(LogitsProcessor):
