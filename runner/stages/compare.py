@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from runner.agreement import compare_outputs, reference_changes, reference_config, tolerance_for
-from runner.backends.pytorch.backend import PyTorchBackend
+from runner.agreement import compare_outputs, reference_changes, tolerance_for
 from runner.config.model import Task
 from runner.context import RunContext
 from runner.record import Agreement
@@ -17,6 +16,8 @@ log = logging.getLogger(__name__)
 
 @stage("compare")
 class Compare(Stage):
+    uses_reference = True
+
     def run(self, ctx: RunContext) -> RunContext:
         changes = reference_changes(ctx.cfg)
         if not ctx.cfg.compare.enabled:
@@ -27,14 +28,9 @@ class Compare(Stage):
             return ctx
         with ctx.backend.inference_context():
             output = ctx.backend.forward(ctx.inputs).float().cpu()
-        reference_ctx = RunContext(cfg=reference_config(ctx.cfg), run_dir=ctx.run_dir, device=ctx.device)
-        reference = PyTorchBackend(reference_ctx)
-        reference.load()
-        try:
-            where = reference.input_device()
-            expected = reference.forward({k: v.to(where) for k, v in ctx.inputs.items()}).float().cpu()
-        finally:
-            reference.unload()
+        reference = ctx.reference()  # loaded once per job, shared with the quality stage
+        where = reference.input_device()
+        expected = reference.forward({k: v.to(where) for k, v in ctx.inputs.items()}).float().cpu()
         result = compare_outputs(
             output,
             expected,
