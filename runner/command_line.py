@@ -129,13 +129,15 @@ def prepare(argv: list[str]) -> list[str]:
     if mode == RunMode.RUN:
         if swept:  # Hydra's own "ambiguous value ... add --multirun" message, exit 2
             compose(args, args.overrides, RunMode.RUN)
-        from runner.config.load import to_run_config
+        from runner.config.load import check_for_the_job
 
         job = cfg.copy()
         with open_dict(job):
             del job["hydra"]  # its sweep-only fields cannot resolve in a single run
         try:
-            to_run_config(job)  # every check, before anything loads; a sweep's jobs are checked one by one as they run
+            # every check, before anything loads, once: the job takes this typed config (Job.at_the_door); a
+            # sweep's jobs are checked one by one as they run
+            check_for_the_job(job)
         except OmegaConfBaseException as e:  # a value that does not resolve (a missing one, a bad interpolation)
             raise ConfigError(_message(e)) from e
     return claim_folder(argv, parsed, cfg, mode)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from runner.record import LatencyStats, Record
+from runner.record import LatencyStats, Quality, Record
 
 MiB = 1024**2
 
@@ -58,8 +58,8 @@ def print_summary(record: Record, console: Console | None = None) -> None:
         console.print(
             f"  peak RSS ({memory.cpu_rss_peak_scope or 'process lifetime'}): "
             f"{memory.cpu_rss_peak_bytes / MiB:.0f} MiB; "
-            f"model footprint {((model and model.footprint_bytes) or 0) / MiB:.1f} MiB; "
-            f"load {((model and model.load_time_s) or 0):.2f} s"
+            f"model footprint {(record.footprint_bytes() or 0) / MiB:.1f} MiB; "
+            f"load {(record.load_time_s() or 0):.2f} s"
         )
     agreement = record.agreement
     if agreement and agreement.has("agrees"):
@@ -68,26 +68,26 @@ def print_summary(record: Record, console: Console | None = None) -> None:
             f"  vs reference: {verdict} (max abs diff {agreement.max_abs_diff:.3g}, "
             f"relative {agreement.relative_max_diff:.3g}, tolerance {agreement.tolerance:.3g})"
         )
-    quality_line(record.get("quality") or {}, console)
+    quality_line(record.quality or Quality(), console)
     console.print(f"  record: {record.run_dir}/results.json")
 
 
-def quality_line(quality: dict, console: Console) -> None:
+def quality_line(quality: Quality, console: Console) -> None:
     """Perplexity next to the reference's and the difference; cosine / labels for encoders."""
-    if "skipped" in quality or not quality:
+    if quality.has("skipped") or not quality.has("passed"):
         return
-    verdict = "within" if quality.get("passed") else "[red]OUTSIDE[/]"
-    if "perplexity" in quality:
-        text = quality["text"]
+    verdict = "within" if quality.passed else "[red]OUTSIDE[/]"
+    if quality.has("perplexity"):
+        text = quality.text
         console.print(
-            f"  quality: perplexity {quality['perplexity']:.4f}, reference {quality['reference_perplexity']:.4f}, "
-            f"difference {quality['perplexity_increase']:+.4f} ({quality['perplexity_increase_relative']:+.2%}); "
-            f"top-1 {quality['top1_agreement']:.3f}, KL {quality['kl_divergence']:.4g} over {text['tokens']} tokens "
+            f"  quality: perplexity {quality.perplexity:.4f}, reference {quality.reference_perplexity:.4f}, "
+            f"difference {quality.perplexity_increase:+.4f} ({quality.perplexity_increase_relative:+.2%}); "
+            f"top-1 {quality.top1_agreement:.3f}, KL {quality.kl_divergence:.4g} over {text['tokens']} tokens "
             f"of {text['source']}; {verdict} tolerance"
         )
     else:
-        labels = f", labels {quality['label_agreement']:.3f}" if "label_agreement" in quality else ""
+        labels = f", labels {quality.label_agreement:.3f}" if quality.has("label_agreement") else ""
         console.print(
-            f"  quality: pooled cosine mean {quality['cosine_similarity_mean']:.5f}, min "
-            f"{quality['cosine_similarity_min']:.5f}{labels} over {quality['sentences']} sentences; {verdict} tolerance"
+            f"  quality: pooled cosine mean {quality.cosine_similarity_mean:.5f}, min "
+            f"{quality.cosine_similarity_min:.5f}{labels} over {quality.sentences} sentences; {verdict} tolerance"
         )

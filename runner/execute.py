@@ -38,20 +38,17 @@ def execute(job: Job, record_path: Path | None = None) -> Record:
         if job.cfg.hardware.threads:
             torch.set_num_threads(job.cfg.hardware.threads)
         record.environment = environment()
-        ctx = RunContext(cfg=job.cfg, run_dir=job.run_dir, device=resolve_device(job.cfg.hardware))
-        ctx.record = {"environment": record.environment, "device": str(ctx.device)}
-        run_pipeline(ctx)
-        record = Record.from_dict({**record.to_dict(), **ctx.record})  # the stages' sections, typed
+        ctx = RunContext(cfg=job.cfg, run_dir=job.run_dir, device=resolve_device(job.cfg.hardware), record=record)
+        record.device = str(ctx.device)
+        run_pipeline(ctx)  # each stage assigns its own sections of `record`
         finish(record)  # implausible figures fail the run here instead of reaching a report
         record.status = "ok"
-    except Exception as error:  # recorded with its reason; the caller decides whether to stop
-        record = _with_sections(record, ctx)
+    except Exception as error:  # recorded with its reason (and what the stages recorded before it)
         record.status = "failed"
         record.error = failure(error)
         if not isinstance(error, RunnerError):
             log.error("run failed: %s", record.error.traceback)
     except KeyboardInterrupt:  # recorded as failed (so resume reruns it), then the interrupt goes on
-        record = _with_sections(record, ctx)
         record.status = "failed"
         record.error = Error(type="Interrupted", message="interrupted (Ctrl-C) before the run finished")
         raise
@@ -63,13 +60,6 @@ def execute(job: Job, record_path: Path | None = None) -> Record:
         finally:
             release(ctx)
     return record
-
-
-def _with_sections(record: Record, ctx: RunContext | None) -> Record:
-    """A failed run keeps what its stages recorded before the failure."""
-    if ctx is None or record.status != "running":
-        return record
-    return Record.from_dict({**record.to_dict(), **ctx.record})
 
 
 def release(ctx: RunContext | None) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.config.load import to_container, to_run_config
+from runner.config.load import to_container, typed_at_the_door
 from runner.config.run import RunConfig
 from runner.record import SCHEMA_VERSION, Error, Record
 
@@ -30,7 +30,7 @@ class Job:
 
         config = to_container(cfg)
         try:
-            return cls(to_run_config(config), config, Path(run_dir), list(overrides))
+            return cls(typed_at_the_door(config), config, Path(run_dir), list(overrides))
         except ConfigError as error:
             return cls(None, config, Path(run_dir), list(overrides), config_error=error)
 

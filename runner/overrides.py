@@ -6,7 +6,6 @@ key fails with the valid keys named and the closest one suggested (Hydra alone n
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hydra.errors import OverrideParseException
 
 from runner.config import SCHEMAS
 from runner.config.run import RunConfig
-from runner.errors import ConfigError
+from runner.errors import ConfigError, did_you_mean
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FREE_FORM_HEADS = ("hydra", "experiment")  # Hydra's own node (checked once composed) and the experiment group
@@ -46,8 +45,8 @@ def unknown_key(key: str) -> str | None:
     for depth, part in enumerate(path):
         if part not in fields:
             shown = ".".join(([head] if head in SCHEMAS else []) + path[:depth])
-            close = difflib.get_close_matches(part, fields, n=1)
-            hint = f" Did you mean {(shown + '.' if shown else '') + close[0]!r}?" if close else ""
+            prefix = shown + "." if shown else ""
+            hint = did_you_mean(part, fields, as_text=lambda close, prefix=prefix: repr(prefix + close))
             return (
                 f"unknown key {key!r}: {where} has no {part!r}.{hint} "
                 f"Valid keys{' of ' + shown if shown else ''}: {', '.join(sorted(fields))}"

@@ -26,6 +26,8 @@ def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
     fails before any stage runs."""
     stages = [STAGES.get(name)() for name in names]
     for stage in stages:
+        if not stage.uses_reference:
+            ctx.release_reference()  # consecutive stages share the reference model; no other stage sees it
         if stage.needs_unconverted_model:
             reverse_all(ctx)
         log.info("stage %s", stage.name)
@@ -36,10 +38,11 @@ def run_stages(ctx: RunContext, names: list[str]) -> RunContext:
 
 def run_pipeline(ctx: RunContext) -> RunContext:
     names = list(ctx.cfg.pipeline.stages)
-    ctx.record["stages"] = names
+    ctx.record.stages = names
     try:
         ctx = run_stages(ctx, names)
     finally:
+        ctx.release_reference()
         if ctx.backend is not None:
             reverse_all(ctx)
     return ctx

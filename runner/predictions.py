@@ -48,7 +48,7 @@ def predictions(ctx: RunContext, mask: torch.Tensor, output: torch.Tensor, id2la
     task = ctx.cfg.model.task
     text = ctx.cfg.scenario.text
     section: dict[str, Any] = {"task": task.value, **({"text": text} if text is not None else {"inputs": "random ids"})}
-    if ctx.record.get("model", {}).get("weights") == "random":
+    if ctx.record.model is not None and ctx.record.model.weights == "random":
         section["note"] = "random weights: the values show the mechanism, not a meaningful answer"
     if task == Task.sequence_classification:
         section["rows"] = _classification(output, {int(k): v for k, v in (id2label or {}).items()})
@@ -57,12 +57,12 @@ def predictions(ctx: RunContext, mask: torch.Tensor, output: torch.Tensor, id2la
     return section
 
 
-def record(ctx: RunContext) -> None:
-    """Record the predictions of one forward pass over the measured batch, made after the measured calls so that
+def predict(ctx: RunContext) -> dict[str, Any] | None:
+    """The predictions of one forward pass over the measured batch, made after the measured calls so that
     the softmax and the copy to the host stay out of them. A causal LM's answer is its generated tokens, which
-    one forward pass does not give: it records none."""
+    one forward pass does not give: None. The infer stage records them."""
     if ctx.cfg.model.task == Task.causal_lm:
-        return
+        return None
     with ctx.backend.inference_context():
         output = ctx.backend.forward(ctx.inputs)
-    ctx.record["predictions"] = predictions(ctx, ctx.inputs["attention_mask"], output, ctx.backend.label_names())
+    return predictions(ctx, ctx.inputs["attention_mask"], output, ctx.backend.label_names())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -27,8 +26,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            close = difflib.get_close_matches(name, self._items, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, self._items)
             raise ConfigError(f"unknown {self.kind} {name!r}.{hint} Valid choices: {', '.join(sorted(self._items))}")
         return self._items[name]
 

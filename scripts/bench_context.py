@@ -39,7 +39,7 @@ def run_config(overrides: list[str]) -> RunConfig:
 def prepared(run_cfg: RunConfig, run_dir: Path, stages: tuple[str, ...] = ("load", "convert", "warmup")) -> RunContext:
     """A context after the runner's load, convert and warmup stages: the model, the inputs, warm. Undo it with
     `runner.pipeline.reverse_all(ctx)`."""
-    ctx = RunContext(cfg=run_cfg, run_dir=run_dir, device=resolve_device(run_cfg.hardware), record={})
+    ctx = RunContext(cfg=run_cfg, run_dir=run_dir, device=resolve_device(run_cfg.hardware))
     return run_stages(ctx, list(stages))
 
 

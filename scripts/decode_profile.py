@@ -177,7 +177,7 @@ def main() -> None:
         # which decode_bytes gives for short+long new tokens
         model = ctx.backend.model
         shape = Shape.of(model, run_cfg.model.task == Task.causal_lm)
-        weights = ctx.record["model"].get("footprint_bytes") or 0
+        weights = ctx.record.footprint_bytes() or 0
         scenario = run_cfg.scenario
         moved = decode_bytes(
             model, shape, weights, scenario.batch_size, scenario.sequence_length, args.short + args.long

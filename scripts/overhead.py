@@ -96,9 +96,9 @@ def hand_block(ctx: RunContext, calls: int) -> tuple[list[float], float | None]:
 
 def runner_block(ctx: RunContext) -> tuple[list[float], float | None]:
     ctx = STAGES.get("infer")().run(ctx)
-    latency = ctx.record["measurements"]["forward"]["latency"]
+    latency = ctx.record.measurements.forward.phase("latency")
     # the stage keeps the summary, not each call
-    return [latency["mean"]] * latency["count"], sm_clock(ctx.record["memory"], ctx)
+    return [latency.mean] * latency.count, sm_clock(ctx.record.get("memory"), ctx)
 
 
 def bare_block(ctx: RunContext, calls: int) -> tuple[list[float], float | None]:

@@ -41,6 +41,24 @@ def test_an_existing_run_folder_is_refused_unless_overwrite(tmp_path, monkeypatc
     assert _folder(prepare(["hardware=cpu", f"hydra.run.dir={run}", "overwrite=true"])) == str(run)
 
 
+def test_a_single_run_is_checked_once_at_the_door(tmp_path, monkeypatch):
+    """The command line checks a single run before it claims the run's folder; the job Hydra then starts takes that
+    typed config instead of checking it (a GGUF header read included) a second time."""
+    import runner.checks
+    from runner.job import Job
+
+    monkeypatch.chdir(tmp_path)
+    checked = []
+    validate = runner.checks.validate
+    monkeypatch.setattr(runner.checks, "validate", lambda run: checked.append(run) or validate(run))
+    overrides = ["hardware=cpu", "scenario.batch_size=3"]
+    prepare(overrides)
+    job = Job.at_the_door(compose_config(overrides), tmp_path / "run", overrides)
+    assert len(checked) == 1 and job.cfg is checked[0] and job.cfg.scenario.batch_size == 3
+    again = Job.at_the_door(compose_config(overrides), tmp_path / "run2", overrides)  # not the command line's
+    assert len(checked) == 2 and again.cfg is checked[1]
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

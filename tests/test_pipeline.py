@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 from types import SimpleNamespace
 from unittest.mock import patch
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM
 
+from runner.config.load import to_run_config
+from runner.context import RunContext
+from runner.record import Record
 from runner.stages import STAGES, Stage
+from tests.conftest import compose_config
 
 
 def test_every_stage_is_registered():
@@ -66,6 +72,11 @@ def test_a_failed_job_frees_its_model_before_the_next_job_loads(run_job, monkeyp
     assert models and models[0]() is None
 
 
+def _context(stages: list[str]) -> RunContext:
+    cfg = SimpleNamespace(pipeline=SimpleNamespace(stages=stages))
+    return RunContext(cfg=cfg, run_dir=Path("."), device=torch.device("cpu"), record=Record(), backend=object())
+
+
 def test_the_pipeline_reverses_conversions_once_newest_first_before_a_stage_that_needs_the_unconverted_model():
     from runner.pipeline import run_pipeline
 
@@ -98,13 +109,7 @@ def test_the_pipeline_reverses_conversions_once_newest_first_before_a_stage_that
             raise RuntimeError("boom")
 
     plugins = {"a": Converts, "b": Later, "c": NeedsUnconverted, "d": Fails}
-    ctx = SimpleNamespace(
-        cfg=SimpleNamespace(pipeline=SimpleNamespace(stages=list(plugins))),
-        record={},
-        completed=[],
-        reversed=False,
-        backend=object(),
-    )
+    ctx = _context(list(plugins))
     with patch.object(STAGES, "get", plugins.__getitem__), pytest.raises(RuntimeError, match="boom"):
         run_pipeline(ctx)
     assert seen_by_save == [["b", "a"]]  # reversed before the stage, newest first
@@ -131,13 +136,46 @@ def test_a_failure_before_any_reversing_stage_still_reverses():
         def run(self, ctx):
             raise RuntimeError("boom")
 
-    ctx = SimpleNamespace(
-        cfg=SimpleNamespace(pipeline=SimpleNamespace(stages=["a", "d"])),
-        record={},
-        completed=[],
-        reversed=False,
-        backend=object(),
-    )
+    ctx = _context(["a", "d"])
     with patch.object(STAGES, "get", {"a": Converts, "d": Fails}.__getitem__), pytest.raises(RuntimeError):
         run_pipeline(ctx)
     assert undone == ["a"]
+
+
+def test_consecutive_stages_share_one_reference_model_freed_before_any_other_stage(monkeypatch, tmp_path):
+    """compare and quality each ran the reference model: one job loaded it twice. Now it loads once for the stages
+    that use it in a row, and is gone before a stage that does not (never in memory during measured calls)."""
+    from runner.backends.pytorch.backend import PyTorchBackend
+    from runner.pipeline import run_pipeline
+    from runner.stages.compare import Compare
+    from runner.stages.quality import Quality
+
+    assert Compare.uses_reference and Quality.uses_reference
+    events = []
+    monkeypatch.setattr(PyTorchBackend, "load", lambda self: events.append("load"))
+    monkeypatch.setattr(PyTorchBackend, "unload", lambda self: events.append("unload"))
+
+    class UsesReference(Stage):
+        name = "uses_reference"
+        uses_reference = True
+
+        def run(self, ctx):
+            events.append(id(ctx.reference()))
+            return ctx
+
+    class Other(Stage):
+        name = "other"
+
+        def run(self, ctx):
+            events.append("other")
+            return ctx
+
+    plugins = {"a": UsesReference, "b": UsesReference, "c": Other, "d": UsesReference}
+    cfg = to_run_config(compose_config(["hardware=cpu", "quant=none"]))
+    cfg.pipeline.stages = list(plugins)
+    ctx = RunContext(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu"))
+    with patch.object(STAGES, "get", plugins.__getitem__):
+        run_pipeline(ctx)
+    first, second = events[1], events[2]
+    assert first == second  # a and b ran the same reference model
+    assert events == ["load", first, second, "unload", "other", "load", events[6], "unload"]

@@ -77,6 +77,30 @@ def test_validating_a_config_imports_no_stage_scenario_or_backend_code():
     assert not loaded & execution
 
 
+@pytest.mark.parametrize("quant", ["8bit", "int8wo"])
+def test_validating_a_quantized_config_imports_no_quantization_or_model_code(quant):
+    """The checks read the methods' declarations: bitsandbytes, torchao, the census and model building stay out."""
+    loaded = _modules_after(
+        "from hydra import compose, initialize_config_dir\n"
+        "from runner.config import register_configs\n"
+        "from runner.config.load import to_run_config\n"
+        "from runner.errors import ConfigError\n"
+        "register_configs()\n"
+        f"with initialize_config_dir(config_dir='{ROOT / 'conf'}', version_base='1.3'):\n"
+        f"    cfg = compose(config_name='config', overrides=['quant={quant}', 'hardware=cpu', 'model=tiny-llama'])\n"
+        "try:\n"
+        "    to_run_config(cfg)\n"
+        "except ConfigError:\n"  # refused on this host or not: every check ran
+        "    pass\n"
+    )
+    assert {"runner.checks.quant", "runner.checks.attention", "runner.quant.base"} <= loaded
+    # (torchao itself may load: Transformers' modeling_utils imports it when installed, and the attention check
+    # reads the model class's flags; the runner's quantization code must not)
+    heavy = {"bitsandbytes", "runner.quant.report", "runner.quant.sizes", "runner.quant.compat"}
+    heavy |= {"runner.models.build", "runner.stages", "runner.backends.pytorch.backend", "runner.execute"}
+    assert not loaded & heavy
+
+
 def test_unknown_stage_is_named_with_a_suggestion():
     from runner.checks.core import plugins_exist
     from runner.errors import ConfigError

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from runner.backends.onnxruntime.config import OnnxRuntimeBackendConfig
 from runner.checks.quant import method_runs_on_the_backend
 from runner.config.load import to_run_config
 from runner.config.model import DType
 from runner.config.quant import FourBitType, QuantConfig
 from runner.errors import ConfigError
-from runner.quant import bnb_config
+from runner.quant.methods.bnb import bnb_config
 from tests.conftest import CONF, compose_config
 
 # tiny-llama: 2 layers x (q, k, v, o, gate, up, down) Linear layers; lm_head stays unquantized by default
@@ -184,10 +184,10 @@ def test_design_example_validates():
 
 
 def test_quantization_on_another_backend_fails_at_validation():
-    message = "quant=4bit is 4-bit bitsandbytes quantization.*backend=onnxruntime cannot run it"
+    message = "quant=4bit is 4-bit bitsandbytes quantization.*backend=onnxruntime cannot run it. Use backend=pytorch"
     cfg = to_run_config(compose_config(["quant=4bit", "hardware=cpu"]))
-    with pytest.raises(ConfigError, match=message):
-        method_runs_on_the_backend(dataclasses.replace(cfg, backend=SimpleNamespace(name="onnxruntime")))
+    with pytest.raises(ConfigError, match=message):  # asked of what the backend declares, not of its name
+        method_runs_on_the_backend(dataclasses.replace(cfg, backend=OnnxRuntimeBackendConfig()))
     if (CONF / "backend" / "onnxruntime.yaml").exists():  # the whole path, once that backend is configured
         with pytest.raises(ConfigError, match=message):
             to_run_config(compose_config(["quant=4bit", "backend=onnxruntime", "hardware=cpu"]))

@@ -7,7 +7,7 @@ import sys
 
 from runner.attention.implementations import EAGER, FLASH_ATTENTION, FLEX, SDPA, uses_flash_attention
 from runner.config.model import ModelConfig
-from runner.models.build import architecture_config, auto_class
+from runner.models.architecture import architecture_config, auto_class
 
 
 def model_class(model: ModelConfig) -> type | None:

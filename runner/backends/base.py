@@ -16,6 +16,9 @@ from runner.registry import Registry
 
 class Backend:
     name: ClassVar[str]
+    # torch.compile's first call (compilation, graph capture, one generation), as the backend that compiles lazily
+    # saw it; the convert stage records it in the `convert` section
+    compiled: dict[str, Any] | None = None
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -45,7 +48,8 @@ class Backend:
 
     def prepare(self) -> dict[str, Any]:
         """The backend's own preparation of the loaded model, run by the convert stage (backend=onnxruntime exports
-        it to ONNX and opens the session); returns what it adds to the `convert` section of the record."""
+        it to ONNX and opens the session); returns what it adds to the `convert` section of the record, which the
+        convert stage writes (a backend writes no section itself)."""
         return {}
 
     def input_device(self) -> torch.device:

@@ -23,7 +23,7 @@ from runner.config.model import DType, Task
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.errors import ConfigError
-from runner.models.build import architecture_config
+from runner.models.architecture import architecture_config
 
 
 def _capability(device: torch.device) -> tuple[int, int]:
@@ -88,10 +88,10 @@ def _query_groups(cfg: RunConfig) -> tuple[int, int] | None:
     except ConfigError:
         return None
     heads, kv_heads = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
-    if getattr(config, "model_type", None) == "falcon" and not config.alibi:
-        # the conversion's own count of shared heads; imported here, as only a Falcon preset needs it
-        from runner.convert import falcon_attention
+    # the conversion's own rule and count of shared heads (only forced kernels on CUDA get here)
+    from runner.convert import falcon_attention
 
+    if falcon_attention.why_not_for(config, cfg.attention.implementation) is None:
         kv_heads = falcon_attention.key_value_heads(config)  # its converted attention passes enable_gqa too
     return (heads, kv_heads) if heads and kv_heads and kv_heads < heads else None
 

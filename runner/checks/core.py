@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
-
 from runner.checks.base import check, raise_all
 from runner.config.backend import BACKEND_CONFIGS
 from runner.config.run import RunConfig
 from runner.config.scenario import SCENARIO_SUPPORT, ScenarioSupport
 from runner.devices import resolve_device
 from runner.discovery import plugin_names
-from runner.errors import ConfigError
+from runner.errors import ConfigError, did_you_mean
 
 
 def _known(kind: str, name: str, names: list[str]) -> None:
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, names)
         raise ConfigError(f"unknown {kind} {name!r}.{hint} Valid choices: {', '.join(names)}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from transformers import CONFIG_MAPPING
 
 from runner.checks.base import check
+from runner.config.backend import torch_module_backends
 from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
 from runner.devices import none_seen, visible_gpus
@@ -87,7 +88,8 @@ def tp_combinations(cfg: RunConfig) -> None:
     if not tp.enabled(cfg.hardware):
         return
     if not cfg.backend.runs_torch_modules:
-        raise ConfigError(f"hardware=tp shards a PyTorch model; backend={cfg.backend.name} cannot: use backend=pytorch")
+        fix = " or ".join(torch_module_backends())
+        raise ConfigError(f"hardware=tp shards a PyTorch model; backend={cfg.backend.name} cannot: use backend={fix}")
     if is_quantized(cfg.quant):
         raise ConfigError(
             f"quant={cfg.quant.name} with hardware=tp: transformers' tensor-parallel plan shards plain weights, not "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import psutil
 
 from runner.checks.base import check
+from runner.config.backend import torch_module_backends
 from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
 from runner.devices import visible_gpus
@@ -35,7 +36,7 @@ def multi_gpu_needs_pytorch(cfg: RunConfig) -> None:
     if _multi_gpu(cfg) and not cfg.backend.runs_torch_modules:
         raise ConfigError(
             f"hardware=multi_gpu places a PyTorch model with accelerate's device_map; backend={cfg.backend.name} "
-            "cannot use it. Use hardware=cuda, or backend=pytorch"
+            f"cannot use it. Use hardware=cuda, or backend={' or '.join(torch_module_backends())}"
         )
 
 

@@ -4,7 +4,6 @@ whose keys the transformers config class has and whose sizes are positive, input
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import inspect
 import os
@@ -16,8 +15,8 @@ from transformers import CONFIG_MAPPING
 
 from runner.checks.base import check
 from runner.config.run import RunConfig
-from runner.errors import ConfigError
-from runner.models.build import architecture_config
+from runner.errors import ConfigError, did_you_mean
+from runner.models.architecture import architecture_config
 
 MODEL_PRESETS = Path(__file__).resolve().parents[2] / "conf" / "model"
 ALLOWED_PACKAGES_ENV = "RUNNER_ALLOWED_PACKAGES"  # comma-separated packages allowed beyond the presets'
@@ -64,8 +63,7 @@ def known_attributes(config_class: type) -> frozenset[str]:
 def architecture_keys(cfg: RunConfig) -> None:
     model = cfg.model
     if model.model_type not in CONFIG_MAPPING:
-        close = difflib.get_close_matches(model.model_type, list(CONFIG_MAPPING), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(model.model_type, CONFIG_MAPPING)
         raise ConfigError(f"model.model_type={model.model_type!r} is not a transformers model type.{hint}")
     config_class = CONFIG_MAPPING[model.model_type]
     known = known_attributes(config_class)
@@ -84,8 +82,7 @@ def architecture_keys(cfg: RunConfig) -> None:
         # a key the class does not declare but consumes (legacy rope_theta -> rope_parameters) is understood;
         # one it merely keeps as an extra attribute is a typo nothing reads
         if key not in known and key in kept:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean model.architecture.{close[0]}?" if close else ""
+            hint = did_you_mean(key, known, as_text=lambda close: f"model.architecture.{close}")
             problems.append(f"model.architecture.{key} is not a {config_class.__name__} setting.{hint}")
     if problems:
         raise ConfigError("; ".join(problems))

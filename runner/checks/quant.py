@@ -6,9 +6,10 @@ from __future__ import annotations
 import importlib.util
 
 from runner.checks.base import check, raise_all
+from runner.config.backend import torch_module_backends
 from runner.config.run import RunConfig
 from runner.errors import ConfigError
-from runner.quant import QUANT_METHODS, is_quantized, method_of
+from runner.quant import QUANT_METHODS, is_quantized, method_of  # the methods' declarations: no model code
 
 
 @check
@@ -24,11 +25,11 @@ def _method(cfg: RunConfig):
 @check
 def method_runs_on_the_backend(cfg: RunConfig) -> None:
     method = _method(cfg)
-    if method is not None and cfg.backend.name not in method.backends:
+    if method is not None and method.needs_torch_modules and not cfg.backend.runs_torch_modules:
         raise ConfigError(
             f"quant={cfg.quant.name} is {method.describe(cfg.quant)} quantization of PyTorch Linear layers; "
-            f"backend={cfg.backend.name} cannot run it. Use backend={' or '.join(method.backends)}, or quant=none "
-            f"with backend={cfg.backend.name}"
+            f"backend={cfg.backend.name} cannot run it. Use backend={' or '.join(torch_module_backends())}, or "
+            f"quant=none with backend={cfg.backend.name}"
         )
 
 

@@ -53,6 +53,12 @@ def import_backend_modules(module: str) -> None:
             importlib.import_module(f"{BACKEND_PACKAGE}.{folder}.{module}")
 
 
+def torch_module_backends() -> list[str]:
+    """The backends that declare `runs_torch_modules`: what a fix names when an option needs a PyTorch model."""
+    backend_schemas()
+    return [name for name in BACKEND_CONFIGS.names() if BACKEND_CONFIGS.get(name).runs_torch_modules]
+
+
 def backend_schemas() -> dict[str, type[BackendConfig]]:
     """Schema name (`base_<name>`) -> schema, for every backend folder."""
     import_backend_modules("config")

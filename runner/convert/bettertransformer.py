@@ -121,6 +121,10 @@ class Conversion:
     before: dict[str, object]
     values: dict[str, torch.Tensor]
 
+    def note_padding_skipped(self, skipped: bool) -> None:
+        """What the verify stage's probe saw (nested tensors ran); the convert stage records it with the rest."""
+        self.record["padding_skipped"] = skipped
+
     def reverse(self, model: nn.Module) -> dict[str, Any]:
         self.undo()
         if fingerprint(model) != self.before:

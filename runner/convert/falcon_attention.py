@@ -83,11 +83,16 @@ def why_not(model: nn.Module, implementation: str | None = None) -> str | None:
     """Why this loaded model is not converted for `implementation` (the run's attention; by default the one it
     was loaded with), or None when it is a Falcon the conversion applies to."""
     config = getattr(model, "config", None)
+    return why_not_for(config, implementation or getattr(config, "_attn_implementation", None))
+
+
+def why_not_for(config, implementation: str | None) -> str | None:
+    """The rule, on a model config and the attention implementation it runs (the checks ask it of a preset)."""
     if getattr(config, "model_type", None) != "falcon":
         return "not a Falcon model"
     if config.alibi:
         return "ALiBi Falcon: the bias is a dense mask whichever kernel runs it; Transformers' own path is kept"
-    if (implementation or config._attn_implementation) == EAGER:
+    if implementation == EAGER:
         return "attention=eager is the reference and stays as it is"
     return None
 

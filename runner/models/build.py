@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -11,36 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 
-from runner.config.model import DType, ModelConfig, Task
-from runner.errors import ConfigError
+from runner.config.model import DType, ModelConfig
+from runner.models.architecture import architecture_config, auto_class
 from runner.models.source import WeightsSource
 
 log = logging.getLogger(__name__)
 
-AUTO_CLASSES = {
-    Task.causal_lm: "AutoModelForCausalLM",
-    Task.sequence_classification: "AutoModelForSequenceClassification",
-    Task.feature_extraction: "AutoModel",
-}
 TORCH_DTYPES = {DType.float32: torch.float32, DType.float16: torch.float16, DType.bfloat16: torch.bfloat16}
 
 
 def torch_dtype(dtype: DType) -> torch.dtype:
     return TORCH_DTYPES[dtype]
-
-
-def auto_class(task: Task):
-    return getattr(transformers, AUTO_CLASSES[task])
-
-
-def architecture_config(model: ModelConfig) -> PretrainedConfig:
-    try:
-        return AutoConfig.for_model(model.model_type, **copy.deepcopy(dict(model.architecture)))
-    except ValueError as e:
-        raise ConfigError(f"model.model_type={model.model_type!r}: {e}") from e
 
 
 def cache_folder(kind: str, model: ModelConfig, key) -> Path:

@@ -1,13 +1,11 @@
-"""Quantization methods, one plugin module each (none, bitsandbytes, torchao), and the proof that one happened.
+"""Quantization: the methods (runner/quant/methods/, one plugin module each: none, bitsandbytes, torchao), found by
+name in QUANT_METHODS, and the proof that one happened (report.py, sizes.py, compat.py: imported by the code that
+loads a model, never by the checks).
 
-Every module here is imported once, so a method's `@quant_method` decorator registers it: adding a method is
-one module and one `conf/quant/*.yaml` (docs/quantization.md)."""
+Importing this package registers every method and nothing heavier: adding a method is one module in methods/ and
+one `conf/quant/*.yaml` (docs/quantization.md)."""
 
-from runner.discovery import import_all
+import runner.quant.methods  # noqa: F401  (registers every method)
 from runner.quant.base import QUANT_METHODS, QuantMethod, is_quantized, method_of
-from runner.quant.bnb import bnb_config
-from runner.quant.report import quantization_report
 
-import_all(__name__)
-
-__all__ = ["QUANT_METHODS", "QuantMethod", "bnb_config", "is_quantized", "method_of", "quantization_report"]
+__all__ = ["QUANT_METHODS", "QuantMethod", "is_quantized", "method_of"]

@@ -3,27 +3,31 @@
 A method answers for itself (vLLM's QuantizationConfig pattern): what transformers loads it with, where it runs
 and why not elsewhere, whether the decode step can be compiled, and how to prove on the loaded model that it
 happened. Nothing outside a plugin tests `quant.method == "..."`. Adding a method: `conf/quant/<name>.yaml` with
-`method: <name>`, and one module in runner/quant/ that registers a QuantMethod subclass (docs/quantization.md).
+`method: <name>`, and one module in runner/quant/methods/ that registers a QuantMethod subclass
+(docs/quantization.md). The module imports configs and this interface only (the checks read it before anything
+loads); its library is imported inside the methods that quantize or measure.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import torch
-from transformers import PreTrainedModel
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runner.config.model import DType
 from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
 from runner.registry import Registry
 
+if TYPE_CHECKING:  # the interface is read by the checks, which import no model code
+    import torch
+    from transformers import PreTrainedModel
+
 
 class QuantMethod:
     name: ClassVar[str]
     package: ClassVar[str | None] = None  # import name the method needs, None: nothing
     extra: ClassVar[str | None] = None  # `pip install 'runner[<extra>]'` installs it
-    backends: ClassVar[tuple[str, ...]] = ("pytorch",)  # backends that can run its layers
+    # it replaces PyTorch layers, so it runs on a backend that declares `runs_torch_modules`
+    needs_torch_modules: ClassVar[bool] = True
 
     def quantizes(self, quant: QuantConfig) -> bool:
         return True

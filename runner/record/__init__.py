@@ -16,10 +16,15 @@ from runner.record.sections import (
     Model,
     Nvml,
     NvmlDevice,
+    Predictions,
+    Quality,
     RankSummary,
     Rate,
     Roofline,
+    Save,
     ScenarioMeasurements,
+    TokenCounts,
+    Warmup,
 )
 
 __all__ = [
@@ -38,10 +43,15 @@ __all__ = [
     "Model",
     "Nvml",
     "NvmlDevice",
+    "Predictions",
+    "Quality",
     "RankSummary",
     "Rate",
     "Record",
     "Roofline",
+    "Save",
     "ScenarioMeasurements",
     "Section",
+    "TokenCounts",
+    "Warmup",
 ]

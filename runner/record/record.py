@@ -1,5 +1,6 @@
 """The whole run record, as results.json holds it: run-level fields, then one typed section per stage or
-instrument. Sections it does not declare (a new stage's, say `quality`) pass through as dicts."""
+instrument, each written by its owner alone (the owners are named below). Sections it does not declare (a
+plugin's own) pass through as dicts."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from runner.record.sections import (
     Measurements,
     Memory,
     Model,
+    Predictions,
+    Quality,
     Roofline,
+    Save,
     TokenCounts,
+    Warmup,
 )
 
 # 1: the first typed record. Records without the field were written before it and load as version 0.
@@ -37,19 +42,24 @@ class Record(Section):
     replay: str = UNSET
     overrides: list[str] = UNSET
     config: dict[str, Any] = UNSET  # the composed config as a plain dict
-    environment: Environment = UNSET
-    device: str = UNSET
-    stages: list[str] = UNSET
-    model: Model = UNSET
-    inputs: TokenCounts = UNSET
-    convert: Convert = UNSET
-    measurements: Measurements = UNSET
-    memory: Memory = UNSET
-    roofline: Roofline = UNSET
-    agreement: Agreement = UNSET
-    attention: Attention = UNSET
-    energy: Energy = UNSET
-    distributed: Distributed = UNSET
+    environment: Environment = UNSET  # runner/execute.py
+    device: str = UNSET  # runner/execute.py
+    stages: list[str] = UNSET  # runner/pipeline.py
+    model: Model = UNSET  # the load stage
+    inputs: TokenCounts = UNSET  # the load stage
+    warnings: list[str] = UNSET  # the load stage
+    convert: Convert = UNSET  # the convert stage
+    warmup: Warmup = UNSET  # the warmup stage
+    measurements: Measurements = UNSET  # the infer stage (the scenario's measure)
+    memory: Memory = UNSET  # the infer stage (MemoryTracker)
+    roofline: Roofline = UNSET  # the infer stage (runner/roofline)
+    predictions: Predictions = UNSET  # the infer stage (runner/predictions.py)
+    attention: Attention = UNSET  # the verify stage
+    agreement: Agreement = UNSET  # the compare stage
+    quality: Quality = UNSET  # the quality stage
+    save: Save = UNSET  # the save stage
+    energy: Energy = UNSET  # runner/measure/derived.py
+    distributed: Distributed = UNSET  # runner/distributed/merge.py
     error: Error | None = UNSET
     exitcode: int | None = UNSET  # a job in its own process that could not write its record
     exit_note: str = UNSET  # its process (or torchrun) exited non-zero after the record was written
@@ -65,8 +75,26 @@ class Record(Section):
         return self.status == "ok"
 
     def get(self, name: str, default: Any = None) -> Any:
-        """A section as results.json holds it: how to read one the record does not type (a new stage's)."""
-        return self.to_dict().get(name, default)
+        """One section as results.json holds it (a plain dict): how to read one the record does not type."""
+        if name in self.extra:
+            return self.extra[name]
+        if name in type(self).__dataclass_fields__ and self.has(name):
+            value = getattr(self, name)
+            return value.to_dict() if isinstance(value, Section) else value
+        return default
+
+    def footprint_bytes(self) -> int | None:
+        """The size of the model the run measured: the loaded weights (`model`), or for a backend that runs its
+        own prepared model, that model (`convert.onnx.bytes`, ONNX Runtime's graph)."""
+        if self.model is not None and self.model.footprint_bytes is not None:
+            return self.model.footprint_bytes
+        return ((self.convert and self.convert.onnx) or {}).get("bytes")
+
+    def load_time_s(self) -> float | None:
+        """How long loading the measured model took (ONNX Runtime: opening its session)."""
+        if self.model is not None and self.model.load_time_s is not None:
+            return self.model.load_time_s
+        return ((self.convert and self.convert.onnx) or {}).get("session_load_time_s")
 
     def scenario_config(self) -> dict[str, Any]:
         return (self.config or {}).get("scenario") or {}

@@ -62,6 +62,9 @@ class TokenCounts(Section):
     real_tokens: int = UNSET
     padded_tokens: int = UNSET
     total_tokens: int = UNSET
+    text_tokens: int = UNSET  # the inputs of a run given scenario.text: its length, and whether it was cut
+    text_truncated: bool = UNSET
+    new_tokens_per_row: int = UNSET  # measurements.tokens of a generate run
 
 
 @dataclass
@@ -117,10 +120,14 @@ class Placement(Section):
 
 @dataclass
 class Model(Section):
-    """What loaded. `quantization` stays a dict: its shape belongs to the quantization plugins."""
+    """What loaded, written by the load stage alone. `quantization` stays a dict: its shape belongs to the
+    quantization plugins. A backend whose runnable model only exists after its own preparation (ONNX Runtime's
+    session) records that model's size and load time in `convert.onnx` (see Record.footprint_bytes)."""
 
     name: str = UNSET
     weights: str = UNSET
+    weights_source: str | None = UNSET
+    weights_reason: str | None = UNSET
     dtype: str = UNSET
     footprint_bytes: int = UNSET
     load_time_s: float = UNSET
@@ -140,9 +147,55 @@ class Attention(Section):
 
 @dataclass
 class Convert(Section):
+    """Written by the convert stage alone (runner/stages/convert.py), from its conversions and the backend's
+    preparation; `compile` is the backend's account of torch.compile's first call."""
+
     applied: list[str] = UNSET
     bettertransformer: dict[str, Any] | None = UNSET
+    fused_attention: dict[str, Any] | None = UNSET  # runner/convert/fused_attention.py (Falcon, Bloom)
     onnx: dict[str, Any] | None = UNSET
+    compile: dict[str, Any] | None = UNSET
+
+
+@dataclass
+class Warmup(Section):
+    runs: int = UNSET
+
+
+@dataclass
+class Save(Section):
+    saved: bool = UNSET
+    directory: str = UNSET
+
+
+@dataclass
+class Predictions(Section):
+    """One forward pass's answer for a classifier or an encoder (runner/predictions.py); its rows in `extra`."""
+
+    task: str = UNSET
+    note: str = UNSET
+
+
+@dataclass
+class Quality(Section):
+    """Output quality against the reference model (runner/stages/quality.py); absent figures stay UNSET."""
+
+    skipped: str = UNSET
+    kind: str = UNSET
+    perplexity: float = UNSET
+    reference_perplexity: float = UNSET
+    perplexity_increase: float = UNSET
+    perplexity_increase_relative: float = UNSET
+    top1_agreement: float = UNSET
+    kl_divergence: float = UNSET
+    cosine_similarity_mean: float = UNSET
+    cosine_similarity_min: float = UNSET
+    label_agreement: float = UNSET
+    sentences: int = UNSET
+    text: dict[str, Any] = UNSET
+    greedy: dict[str, Any] = UNSET
+    check: str = UNSET
+    passed: bool = UNSET
 
 
 @dataclass

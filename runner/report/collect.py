@@ -67,7 +67,7 @@ def flatten(record: Record) -> dict[str, Any]:
         "attn_implementation": model.attn_implementation,
         "ran": _ran(record.attention or Attention()),
         "conversions": ", ".join(convert.applied or []) or None,
-        "footprint_MiB": _mib(model.footprint_bytes),
+        "footprint_MiB": _mib(record.footprint_bytes()),
     }
     row.update(_quantization(model.quantization or {}))
     devices = (model.placement.devices if model.placement else None) or {}
@@ -111,7 +111,7 @@ def flatten(record: Record) -> dict[str, Any]:
         row["max_abs_diff"] = agreement.max_abs_diff
         for key in ("relative_max_diff", "tolerance", "top1_agreement", "kl_divergence"):
             row[key] = getattr(agreement, key)
-    row.update(quality_columns(record.get("quality") or {}))
+    row.update(quality_columns(record.quality))
     if onnx := convert.onnx:
         row["onnx_export"] = onnx.get("cache")
         row["onnx_export_s"] = onnx.get("export_time_s")

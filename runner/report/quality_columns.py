@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.record import Quality
+
 QUALITY_COLUMNS = (
     "perplexity",
     "reference_perplexity",
@@ -17,13 +19,13 @@ QUALITY_COLUMNS = (
 )
 
 
-def quality_columns(section: dict) -> dict[str, Any]:
+def quality_columns(section: Quality | None) -> dict[str, Any]:
     """The figures of a record's quality section, prefixed `quality_` (the agreement columns have similar names)."""
-    if not section or "skipped" in section:
+    if section is None or not section.to_dict() or section.has("skipped"):
         return {}
-    row = {f"quality_{key}": section[key] for key in QUALITY_COLUMNS if key in section}
-    greedy = section.get("greedy") or {}
+    row = {f"quality_{key}": getattr(section, key) for key in QUALITY_COLUMNS if section.has(key)}
+    greedy = section.greedy or {}
     if greedy.get("identical_token_share") is not None:
         row["quality_greedy_identical"] = greedy["identical_token_share"]
-    row["quality_passed"] = section.get("passed")
+    row["quality_passed"] = section.passed
     return row

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from runner.record import Measurements, Record
 from runner.roofline.cost import Shape, decode_bytes_per_step, decode_flops, forward_flops
 from runner.roofline.gpus import ceilings_for
 
@@ -16,7 +17,7 @@ def _share(value: float, ceiling: float | None) -> float | None:
 
 def roofline(
     model: torch.nn.Module,
-    record: dict[str, Any],
+    record: Record,
     *,
     causal: bool,
     batch: int,
@@ -30,16 +31,16 @@ def roofline(
     peak, bandwidth = limits["peak_tflops"], limits["bandwidth_gbs"]
     shape = Shape.of(model, causal)
     section: dict[str, Any] = {"device": device_name, "ceilings": limits}
-    measurements = record.get("measurements", {})
-    if forward := measurements.get("forward"):
+    measurements = record.measurements or Measurements()
+    if (forward := measurements.forward) and (latency := forward.phase("latency")):
         flops = forward_flops(shape, batch, seq)
-        achieved = flops / forward["latency"]["mean"] / 1e12
+        achieved = flops / latency.mean / 1e12
         section["forward"] = {"flops": flops, "achieved_tflops": achieved, "share_of_peak": _share(achieved, peak)}
-    if (generate := measurements.get("generate")) and generate.get("per_token"):
-        new_tokens = measurements["tokens"]["new_tokens_per_row"]
-        weight_bytes = record.get("model", {}).get("footprint_bytes") or 0
+    if (generate := measurements.generate) and (per_token := generate.phase("per_token")):
+        new_tokens = measurements.tokens.new_tokens_per_row
+        weight_bytes = record.footprint_bytes() or 0
         moved = decode_bytes(model, shape, weight_bytes, batch, seq, new_tokens)
-        achieved = moved / generate["per_token"]["mean"] / 1e9
+        achieved = moved / per_token.mean / 1e9
         prefill_flops = forward_flops(shape, batch, seq)
         section["decode"] = {
             "bytes_per_token_step": moved,
@@ -48,9 +49,9 @@ def roofline(
             "floor_ms_per_token": moved / bandwidth / 1e6 if bandwidth else None,
             **decode_bound(moved, weight_bytes, shape, batch, seq + new_tokens / 2, limits),
         }
-        decode_tflops = section["decode"]["flops_per_token_step"] / generate["per_token"]["mean"] / 1e12
+        decode_tflops = section["decode"]["flops_per_token_step"] / per_token.mean / 1e12
         section["decode"]["share_of_peak"] = _share(decode_tflops, peak)
-        prefill_tflops = prefill_flops / generate["prefill"]["mean"] / 1e12
+        prefill_tflops = prefill_flops / generate.phase("prefill").mean / 1e12
         section["prefill"] = {
             "flops": prefill_flops,
             "achieved_tflops": prefill_tflops,

@@ -12,6 +12,9 @@ class Stage:
     name: ClassVar[str]
     # the stage runs on the model without conversions: the pipeline reverses every earlier stage before it
     needs_unconverted_model: ClassVar[bool] = False
+    # the stage runs the reference model (`ctx.reference()`): loaded once for consecutive such stages, and freed
+    # by the pipeline before a stage that does not use it, so that it never sits in memory during measured calls
+    uses_reference: ClassVar[bool] = False
 
     def run(self, ctx: RunContext) -> RunContext:
         raise NotImplementedError

@@ -1,5 +1,5 @@
-"""convert: model conversions (BetterTransformer, Falcon's fused attention, a backend's own export), undone by
-`reverse` in the opposite order."""
+"""convert: model conversions (BetterTransformer, Falcon's fused attention, a backend's own preparation), undone by
+`reverse` in the opposite order. This stage alone writes the `convert` section of the record (`write`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from runner.context import RunContext
 from runner.convert import attention
 from runner.convert.bettertransformer import Conversion, convert
+from runner.record import Convert as ConvertSection
 from runner.stages.base import Stage, stage
 
 
@@ -18,26 +19,34 @@ class Convert(Stage):
 
     def run(self, ctx: RunContext) -> RunContext:
         model = getattr(ctx.backend, "model", None)
-        record = ctx.section("convert")
-        record["applied"] = []
+        self.records: dict[str, dict[str, Any]] = {}  # each conversion's own record, in the order applied
         if ctx.cfg.convert.bettertransformer:
             self.conversion = convert(model, ctx.cfg)
-            record["applied"].append("bettertransformer")
-            record["bettertransformer"] = self.conversion.record
+            self.records["bettertransformer"] = self.conversion.record
         # automatic: what attention=sdpa (or fa*) means on Falcon, whose own attention reaches only SDPA's math
         # kernel, and on Bloom, whose ALiBi attention is eager-only in Transformers
         if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
             self.fused_attention = fused
-            record["applied"].append(fused.record["kind"])
-            record[fused.record["kind"]] = fused.record
-        record.update(ctx.backend.prepare())  # the backend's own: backend=onnxruntime exports to ONNX
+            self.records[fused.record["kind"]] = fused.record
+        self.prepared = ctx.backend.prepare()  # the backend's own: backend=onnxruntime exports to ONNX
+        self.write(ctx)
         return ctx
 
     def reverse(self, ctx: RunContext) -> None:
         if self.fused_attention is not None:
             record = self.fused_attention.reverse(ctx.backend.model)
-            ctx.section("convert")[record["kind"]] = record
+            self.records[record["kind"]] = record
             self.fused_attention = None
         if self.conversion is not None:
-            ctx.section("convert")["bettertransformer"] = self.conversion.reverse(ctx.backend.model)
+            self.records["bettertransformer"] = self.conversion.reverse(ctx.backend.model)
             self.conversion = None
+        self.write(ctx)  # after the measured calls: what the conversions and torch.compile's first call added
+
+    def write(self, ctx: RunContext) -> None:
+        """The `convert` section, whole, from this stage's conversions and the backend's account of itself."""
+        section = ConvertSection.from_dict(
+            {"applied": list(self.records), **{k: dict(v) for k, v in self.records.items()}, **self.prepared}
+        )
+        if (compiled := ctx.backend.compiled) is not None:
+            section.compile = dict(compiled)
+        ctx.record.convert = section

@@ -8,6 +8,7 @@ from runner import predictions
 from runner.config.model import Task
 from runner.context import RunContext
 from runner.measure.memory import MemoryTracker
+from runner.record import Measurements, Memory, Predictions, Roofline
 from runner.roofline import gpus_in_use, roofline
 from runner.scenarios import SCENARIOS
 from runner.stages.base import Stage, stage
@@ -19,10 +20,11 @@ class Infer(Stage):
         scenario = SCENARIOS.get(ctx.cfg.scenario.name)(ctx)
         memory = MemoryTracker(ctx.backend.devices())
         memory.start()
-        ctx.record["measurements"] = scenario.measure()
-        ctx.record["memory"] = memory.stop()
-        ctx.record["roofline"] = roofline_section(ctx)
-        predictions.record(ctx)  # after the measured calls: its softmax and host copy are not timed
+        ctx.record.measurements = Measurements.from_dict(scenario.measure())
+        ctx.record.memory = Memory.from_dict(memory.stop())
+        ctx.record.roofline = Roofline.from_dict(roofline_section(ctx))
+        if (answer := predictions.predict(ctx)) is not None:  # after the measured calls: not timed
+            ctx.record.predictions = Predictions.from_dict(answer)
         return ctx
 
 

@@ -5,15 +5,15 @@ KL divergence, greedy continuations; encoders: pooled-embedding cosine and label
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 
-from runner.agreement import quality_tolerance, reference_changes, reference_config
+from runner.agreement import quality_tolerance, reference_changes
 from runner.config.model import Task
 from runner.context import RunContext
 from runner.distributed.tp import enabled as tp_enabled
 from runner.models.tokenizer import load_tokenizer
 from runner.quality import causal, encoder, reference
 from runner.quality.text import evaluation_text
+from runner.record import Quality as QualitySection
 from runner.stages.base import Stage, stage
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,14 @@ AGAINST = "eager, unquantized, unconverted PyTorch model"
 
 @stage("quality")
 class Quality(Stage):
+    uses_reference = True
+
     def run(self, ctx: RunContext) -> RunContext:
         reason = skip_reason(ctx)
-        section = {"skipped": reason} if reason else measure(ctx)
-        ctx.record["quality"] = section
-        if section.get("passed") is False:
-            log.warning("quality check failed: %s", section["check"])
+        section = QualitySection.from_dict({"skipped": reason} if reason else measure(ctx))
+        ctx.record.quality = section
+        if section.passed is False:
+            log.warning("quality check failed: %s", section.check)
         return ctx
 
 
@@ -35,29 +37,16 @@ def skip_reason(ctx: RunContext) -> str | None:
     cfg = ctx.cfg
     if not cfg.quality.enabled:
         return "quality.enabled=false"
-    if (ctx.record.get("model") or {}).get("weights") != "pretrained":
+    if (ctx.record.model and ctx.record.model.weights) != "pretrained":
         return "random weights: their perplexity and agreement say nothing about an optimization (docs/quality.md)"
     if tp_enabled(cfg.hardware):
         return "tensor parallel: each rank holds a shard of the logits"
     return None
 
 
-@contextmanager
-def reference_backend(ctx: RunContext):
-    """The reference model, loaded next to this run's (as the compare stage does) and freed afterwards."""
-    from runner.backends.pytorch.backend import PyTorchBackend
-
-    backend = PyTorchBackend(RunContext(cfg=reference_config(ctx.cfg), run_dir=ctx.run_dir, device=ctx.device))
-    backend.load()
-    try:
-        yield backend
-    finally:
-        backend.unload()
-
-
 def _key(ctx: RunContext, **more) -> dict:
     return {
-        "weights": ctx.record["model"].get("weights_source"),
+        "weights": ctx.record.model.weights_source,
         "task": ctx.cfg.model.task.value,
         "device": ctx.device.type,
         **more,
@@ -111,8 +100,8 @@ def _causal(ctx: RunContext, tokenizer, is_reference: bool) -> dict:
         if is_reference:
             scores = _causal_scores(ctx.backend, windows, cfg.scenario.batch_size, tokenizer, settings.new_tokens)
         else:
-            with reference_backend(ctx) as backend:
-                scores = _causal_scores(backend, windows, cfg.scenario.batch_size, tokenizer, settings.new_tokens)
+            backend = ctx.reference()  # the compare stage's, when it ran just before
+            scores = _causal_scores(backend, windows, cfg.scenario.batch_size, tokenizer, settings.new_tokens)
         stored = {k: getattr(scores, k) for k in ("nll", "top_ids", "top_logprobs", "continuations")}
         reference.store(path, stored)
     ref = causal.CausalScores(**stored)
@@ -145,8 +134,7 @@ def _encoder(ctx: RunContext, tokenizer, is_reference: bool) -> dict:
         if is_reference:
             stored = {"outputs": run}
         else:
-            with reference_backend(ctx) as backend:
-                stored = {"outputs": encoder.outputs(backend, tokenizer, classifier)}
+            stored = {"outputs": encoder.outputs(ctx.reference(), tokenizer, classifier)}
         reference.store(path, stored)
     result = encoder.compare(run, stored["outputs"], classifier)
     return {"kind": "classifier" if classifier else "embeddings", "reference_cached": cached, **result}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from runner.context import RunContext
 from runner.errors import ConfigError
+from runner.record import Save as SaveSection
 from runner.stages.base import Stage, stage
 
 
@@ -14,12 +15,12 @@ class Save(Stage):
 
     def run(self, ctx: RunContext) -> RunContext:
         if not ctx.cfg.save.model:
-            ctx.record["save"] = {"saved": False}
+            ctx.record.save = SaveSection(saved=False)
             return ctx
         run_dir = ctx.run_dir.resolve()
         directory = (run_dir / ctx.cfg.save.directory).resolve()  # a symlink inside the run could point out of it
         if directory == run_dir or not directory.is_relative_to(run_dir):
             raise ConfigError(f"save.directory={ctx.cfg.save.directory!r} resolves to {directory}, outside {run_dir}")
         ctx.backend.save(directory)
-        ctx.record["save"] = {"saved": True, "directory": str(directory)}
+        ctx.record.save = SaveSection(saved=True, directory=str(directory))
         return ctx

@@ -11,6 +11,7 @@ from runner.context import RunContext
 from runner.convert.bettertransformer import FUSED_ENCODER, NATIVE_SDPA, Conversion
 from runner.errors import OptimizationNotApplied
 from runner.models.inputs import token_counts
+from runner.record import Attention
 from runner.stages.base import Stage, stage
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,13 @@ def record_attention(ctx: RunContext, conversion: Conversion | None) -> None:
     padded = token_counts(ctx.inputs)["padded_tokens"] > 0
     fused = kind == FUSED_ENCODER
     if fused:
-        conversion.record["padding_skipped"] = padded and section["nested_tensors"]
+        conversion.note_padding_skipped(padded and section["nested_tensors"])
         if padded and not conversion.record["skips_padding"]:
             log.warning("bettertransformer: an odd head count keeps PyTorch from skipping padding (layers still fuse)")
     expects_nested = fused and padded and conversion.record["skips_padding"]
     found = probe.problems(section, names, expected, fused, expects_nested)
     section["as_configured"] = not found
-    ctx.record["attention"] = section
+    ctx.record.attention = Attention.from_dict(section)
     log.info(
         "attention: %s ran (SDPA kernels: %s)",
         section["implementation"],

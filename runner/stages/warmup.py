@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runner.context import RunContext
+from runner.record import Warmup as WarmupSection
 from runner.scenarios import SCENARIOS
 from runner.stages.base import Stage, stage
 
@@ -11,5 +12,5 @@ from runner.stages.base import Stage, stage
 class Warmup(Stage):
     def run(self, ctx: RunContext) -> RunContext:
         SCENARIOS.get(ctx.cfg.scenario.name)(ctx).warmup()
-        ctx.record["warmup"] = {"runs": ctx.cfg.scenario.warmup_runs}
+        ctx.record.warmup = WarmupSection(runs=ctx.cfg.scenario.warmup_runs)
         return ctx

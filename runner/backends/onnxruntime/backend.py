@@ -62,7 +62,9 @@ class OnnxRuntimeBackend(Backend):
         }
 
     def prepare(self) -> dict[str, Any]:
-        """Export (or reuse the cached export) and open the session; returns the `convert.onnx` record."""
+        """Export (or reuse the cached export) and open the session; returns the `convert.onnx` record, which
+        holds the runnable model's size (`bytes`), parameters and session load time: the `model` section is the
+        load stage's, written before this model exists."""
         cached = (self.folder / META_FILE).exists() and (self.folder / GRAPH_FILE).exists()
         self.graph = (
             Graph.load(self.folder) if cached else export.export(self.cfg, self.source, self.ctx.device, self.folder)
@@ -74,17 +76,11 @@ class OnnxRuntimeBackend(Backend):
             self.folder, self.graph, self.cfg, device, self.providers, stream.cuda_stream if stream else None
         )
         self.session = BoundSession(session, device, stream)
-        size = export.graph_bytes(self.folder)
-        self.ctx.section("model").update(
-            parameters=self.graph.export.get("parameters"),
-            footprint_bytes=size,
-            load_time_s=info["session_load_time_s"],
-        )
         return {
             "onnx": {
                 "path": str(self.folder / GRAPH_FILE),
                 "cache": "reused" if cached else "exported",
-                "bytes": size,
+                "bytes": export.graph_bytes(self.folder),
                 "with_kv_cache": self.graph.with_cache,
                 **self.graph.export,
                 **info,

@@ -25,8 +25,9 @@ from runner.distributed import tp
 from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.placement import placement_summary
-from runner.quant import is_quantized, quantization_report
+from runner.quant import is_quantized
 from runner.quant.compat import plain_linears
+from runner.quant.report import quantization_report
 
 
 class _OnStep(LogitsProcessor):
@@ -114,7 +115,7 @@ class PyTorchBackend(Backend):
             require_compiled(self.model)
             self.compiled_calls += 1
         if first_compile:  # compilation (or a cache hit), CUDA-graph capture and one generation
-            self.ctx.section("convert")["compile"] = {
+            self.compiled = {
                 "first_call_s": self._synchronized_clock() - start,
                 "mode": self.cfg.convert.compile_options.mode,
                 "inductor_options": inductor_options(self.cfg),

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
-from accelerate.utils import CustomDtype
-from transformers import BitsAndBytesConfig
 
 from runner.config.model import DType
 from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.quant.base import QuantMethod, is_quantized, quant_method
+
+if TYPE_CHECKING:
+    from transformers import BitsAndBytesConfig
 
 CPU_4BIT_BLOCK = 64
 
@@ -31,7 +33,7 @@ class _Once(logging.Filter):
         return first
 
 
-logging.getLogger("bitsandbytes.autograd._functions").addFilter(_Once())
+_ONCE = _Once()
 
 
 def compute_dtype(quant: QuantConfig, model_dtype: DType) -> str:
@@ -43,6 +45,9 @@ def compute_dtype(quant: QuantConfig, model_dtype: DType) -> str:
 def bnb_config(quant: QuantConfig, model_dtype: DType) -> BitsAndBytesConfig | None:
     if not is_quantized(quant):
         return None
+    from transformers import BitsAndBytesConfig
+
+    logging.getLogger("bitsandbytes.autograd._functions").addFilter(_ONCE)  # the same filter once, however often
     return BitsAndBytesConfig(
         load_in_8bit=quant.bits == 8,
         load_in_4bit=quant.bits == 4,
@@ -83,6 +88,8 @@ class BitsAndBytes(QuantMethod):
         return None
 
     def weight_storage(self, quant: QuantConfig):
+        from accelerate.utils import CustomDtype
+
         return torch.int8 if quant.bits == 8 else CustomDtype.INT4
 
     def state_bytes(self, model: torch.nn.Module) -> int:
@@ -125,7 +132,7 @@ class BitsAndBytes(QuantMethod):
     def _cpu_4bit_blocks(self, cfg: RunConfig) -> list[str]:
         """bitsandbytes' CPU 4-bit kernel groups each weight row in blocks of 64: a Linear layer whose input size
         is not a multiple of 64 quantizes, then fails at its first forward pass with a reshape error."""
-        from runner.quant.sizes import empty_preset, quantizable_linears
+        from runner.quant.sizes import empty_preset, quantizable_linears  # an empty model: CPU 4-bit runs only
 
         device = device_or_none(cfg.hardware)
         if not cfg.backend.runs_torch_modules or device is None or device.type != "cpu":

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel
 
 from runner.config.model import DType
 from runner.config.quant import Int4Packing, Int4QParams, QuantConfig, TorchAoScheme
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.quant.base import QuantMethod, quant_method
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 GROUP_SIZES = (32, 64, 128, 256)
 # scheme -> (least CUDA compute capability, what needs it), or absent: any CUDA GPU
