@@ -71,8 +71,10 @@ def test_validating_a_config_imports_no_stage_scenario_or_backend_code():
     )
     assert {"runner.checks.core", "runner.backends.onnxruntime.checks"} <= loaded
     execution = {"runner.stages", "runner.scenarios", "runner.pipeline", "runner.backends.base", "runner.execute"}
-    # the conversions and the inputs: the attention checks import them only for the options that need them
-    execution |= {"runner.convert", "runner.convert.bettertransformer", "runner.convert.falcon_attention"}
+    # the conversions and the inputs: the attention checks import them only for the options and model types that
+    # need them (runner.convert.attention, the table of conversions by model type, is a declaration)
+    execution |= {"runner.convert.bettertransformer", "runner.convert.falcon_attention"}
+    execution |= {"runner.convert.bloom_attention", "runner.convert.fused_attention", "runner.models.build"}
     execution |= {"runner.models.inputs"}
     assert not loaded & execution
 

@@ -5,22 +5,28 @@ a conversion supplies, and why one cannot be) and the convert stage. Each module
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from runner.config.run import RunConfig
-from runner.convert import bloom_attention, falcon_attention
 
-CONVERSIONS: dict[str, ModuleType] = {"falcon": falcon_attention, "bloom": bloom_attention}
+# model type -> the module of its conversion, imported only for a run of that type (the checks ask this table)
+CONVERSIONS: dict[str, str] = {"falcon": "runner.convert.falcon_attention", "bloom": "runner.convert.bloom_attention"}
+
+
+def conversion_for(model_type: str | None) -> ModuleType | None:
+    name = CONVERSIONS.get(model_type or "")
+    return None if name is None else importlib.import_module(name)
 
 
 def for_run(cfg: RunConfig) -> tuple[ModuleType, object, type | None] | None:
     """(conversion, Transformers config, model class) for a preset with a conversion run on PyTorch modules."""
-    conversion = CONVERSIONS.get(cfg.model.model_type)
-    if conversion is None or not cfg.backend.runs_torch_modules:
+    if cfg.model.model_type not in CONVERSIONS or not cfg.backend.runs_torch_modules:
         return None
+    conversion = conversion_for(cfg.model.model_type)
     from runner.attention.support import model_class
     from runner.errors import ConfigError
-    from runner.models.build import architecture_config
+    from runner.models.architecture import architecture_config
 
     try:
         config = architecture_config(cfg.model)
@@ -58,7 +64,7 @@ def always_masked(cfg: RunConfig) -> str | None:
 
 def convert(model, cfg: RunConfig):
     """Convert a loaded model for the configured attention; None when no conversion applies to it."""
-    conversion = CONVERSIONS.get(getattr(getattr(model, "config", None), "model_type", None))
+    conversion = conversion_for(getattr(getattr(model, "config", None), "model_type", None))
     if conversion is None or not cfg.backend.runs_torch_modules:
         return None
     if conversion.why_not(model, cfg.attention.implementation):
