@@ -5,6 +5,7 @@ runner's cache as a float safetensors checkpoint plus tokenizer, so that every l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
 from pathlib import Path
@@ -47,22 +48,29 @@ def locate(model: ModelConfig) -> Path:
 
 def inspect(path: Path) -> str:
     """The file's architecture, read from its header by the gguf package (no tensors); ConfigError with the reason
-    where the file is not GGUF or transformers' GGUF loader has no mapping for its architecture."""
+    where the file is not GGUF or transformers' GGUF loader has no mapping for its architecture. Read once per
+    file version: GGUFReader parses every metadata field (smollm2: seconds); a sweep checks each job."""
+    stat = path.stat()
+    return _architecture(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _architecture(path: str, _size: int, _mtime_ns: int) -> str:
     try:
         from gguf import GGUFReader
         from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
     except ImportError as e:
         raise ConfigError(f"model.gguf_file needs the gguf package: pip install 'runner[gguf]' ({e})") from e
     try:
-        field = GGUFReader(str(path)).fields["general.architecture"]
+        field = GGUFReader(path).fields["general.architecture"]
         architecture = bytes(field.parts[field.data[0]]).decode()
     except Exception as e:  # not GGUF at all, truncated, no architecture field
-        raise ConfigError(f"model.gguf_file={str(path)!r} cannot be read by transformers' GGUF loader: {e}") from e
+        raise ConfigError(f"model.gguf_file={path!r} cannot be read by transformers' GGUF loader: {e}") from e
     # the loader's own renames of llama.cpp's architecture names (modeling_gguf_pytorch_utils.load_gguf_checkpoint)
     names = {architecture, architecture.replace("moe", "_moe").replace("-", "_"), architecture.removesuffix("encoder")}
     if not names & set(GGUF_SUPPORTED_ARCHITECTURES):
         raise ConfigError(
-            f"model.gguf_file={str(path)!r} cannot be read by transformers' GGUF loader: architecture "
+            f"model.gguf_file={path!r} cannot be read by transformers' GGUF loader: architecture "
             f"{architecture!r} is not one it supports ({', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))})"
         )
     return architecture
