@@ -116,3 +116,18 @@ def test_minilm_loads_the_packaged_real_weights():
 def test_dtype_is_part_of_the_model_group(run_job, dtype):
     record = run_job(f"model.dtype={dtype}")
     assert record["model"]["dtype"] == dtype
+
+
+def test_a_cache_folder_filled_twice_at_once_keeps_one_whole_copy(tmp_path):
+    """Two processes (parallel test workers, two sweeps) converting the same checkpoint: the first to finish wins,
+    the other's copy is dropped, and no half-written folder is left behind."""
+    from runner.models.build import filling
+
+    folder = tmp_path / "smollm2-float32-abc"
+    with filling(folder) as first:
+        (first / "config.json").write_text('{"who": "first"}')
+        with filling(folder) as second:  # finishes first
+            (second / "config.json").write_text('{"who": "second"}')
+        assert (folder / "config.json").read_text() == '{"who": "second"}'
+    assert (folder / "config.json").read_text() == '{"who": "second"}'
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,24 @@ def cache_folder(kind: str, model: ModelConfig, key) -> Path:
     return root / kind / f"{model.name}-{model.dtype.value}-{digest}"
 
 
+@contextlib.contextmanager
+def filling(folder: Path) -> Iterator[Path]:
+    """A private folder to write a cache folder's files into, which becomes `folder` in one rename when the block
+    ends: a reader never sees half a checkpoint, and two processes filling the same folder at once (parallel test
+    workers, two sweeps) do not mix their files; the first to finish wins and the other's copy is dropped."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def random_checkpoint(model: ModelConfig, device: torch.device) -> Path:
     """A saved random-weight checkpoint of the preset, made once and reused.
 
@@ -44,10 +66,9 @@ def random_checkpoint(model: ModelConfig, device: torch.device) -> Path:
         return folder
     log.info("writing a random-weight checkpoint of %s to %s (once)", model.name, folder)
     built = build_random(model, "eager", device)
-    tmp = folder.with_name(folder.name + ".tmp")
-    built.save_pretrained(tmp)
+    with filling(folder) as tmp:
+        built.save_pretrained(tmp)
     del built
-    tmp.rename(folder)
     return folder
 
 

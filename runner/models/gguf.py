@@ -78,7 +78,7 @@ def _architecture(path: str, _size: int, _mtime_ns: int) -> str:
 
 def checkpoint(model: ModelConfig, path: Path) -> Path:
     """The converted checkpoint folder of the GGUF file, written on first use (float32: each run casts it)."""
-    from runner.models.build import auto_class, cache_folder
+    from runner.models.build import auto_class, cache_folder, filling
 
     stat = path.stat()
     key = [str(path), stat.st_size, stat.st_mtime_ns, model.task.value, transformers.__version__]
@@ -98,10 +98,9 @@ def checkpoint(model: ModelConfig, path: Path) -> Path:
         plain = auto_class(model.task).from_config(config, dtype=torch.float32)
     plain.load_state_dict(state, assign=True)
     plain.tie_weights()
-    tmp = folder.with_name(folder.name + ".tmp")
-    plain.save_pretrained(tmp)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
-    tokenizer.save_pretrained(tmp)
+    with filling(folder) as tmp:
+        plain.save_pretrained(tmp)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
+        tokenizer.save_pretrained(tmp)
     del loaded, plain, state
-    tmp.rename(folder)
     return folder
