@@ -22,7 +22,13 @@ CONF = ROOT / "conf"
 register_configs()
 
 
+# the files that take longest on a 2-core CPU (real-weight quality jobs, launcher subprocesses, sweeps) run first:
+# with `-n auto --dist loadfile` each starts on its own worker at once instead of one of them being left for last
+SLOW_FILES = ("test_quality.py", "test_launchers.py", "test_sweep.py", "test_hardening.py", "test_quant.py")
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: SLOW_FILES.index(item.path.name) if item.path.name in SLOW_FILES else len(SLOW_FILES))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
