@@ -48,7 +48,7 @@ def filling(folder: Path) -> Iterator[Path]:
         try:
             tmp.rename(folder)
         except OSError:
-            if not (folder / "config.json").exists():
+            if not folder.exists():  # not another process's finished copy: a real failure
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

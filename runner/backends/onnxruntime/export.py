@@ -10,8 +10,6 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -212,15 +210,19 @@ def export(cfg: RunConfig, source: WeightsSource, device: torch.device, folder: 
     export leaves no half-written cache, and of two runs exporting the same model at once, the first one wins."""
     backend = cfg.backend
     what = f"model={cfg.model.name} (exporter={backend.exporter.value}, opset {backend.opset})"
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     log.info("exporting %s to ONNX in %s (once; later runs reuse it)", what, folder)
     start = time.perf_counter()
+    with build.filling(folder) as tmp:  # renamed into place when the block ends; removed if it fails
+        graph = _export_into(tmp, cfg, source, device, what, start)
+        graph.save(tmp)
+    return graph
+
+
+def _export_into(tmp: Path, cfg: RunConfig, source: WeightsSource, device: torch.device, what: str, start: float):
+    backend = cfg.backend
     try:
         traced = _trace_into(tmp, cfg, source, device)
     except Exception as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         cache = " with its KV cache" if cfg.model.task == Task.causal_lm else ""
         first_line = (str(e).splitlines() or [""])[0][:500]
         hint = (
@@ -250,11 +252,6 @@ def export(cfg: RunConfig, source: WeightsSource, device: torch.device, folder: 
             "export_time_s": time.perf_counter() - start,
         },
     )
-    graph.save(tmp)
-    if folder.exists():  # another run finished the same export first: keep its files
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.rename(folder)
     return graph
 
 
