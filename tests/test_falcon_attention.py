@@ -244,6 +244,53 @@ def test_falcon_7b_shapes_on_gpu_agree_and_run_a_fused_kernel(padding_side):
     assert relative <= TOLERANCE[torch.bfloat16]
 
 
+def kv_cache_steps_agree(eager, fused, ids, mask, new_tokens: int = 8) -> float:
+    """Greedy generation on the converted model (KV cache), then eager over the whole generated sequence in one
+    forward: the relative max difference of the logits at each generated position (no padded positions)."""
+    options = {"max_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
+    with torch.no_grad():
+        out = fused.generate(ids, attention_mask=mask, output_logits=True, return_dict_in_generate=True, **options)
+        steps = torch.stack(out.logits, dim=1).float()
+        full_mask = torch.cat([mask, torch.ones_like(mask[:, :new_tokens])], dim=1)
+        expected = eager(out.sequences, attention_mask=full_mask).logits[:, ids.shape[1] - 1 : -1].float()
+    return ((steps - expected).abs().max() / expected.abs().max()).item()
+
+
+@pytest.mark.parametrize("padding_side", [None, "left"])
+def test_kv_cache_steps_agree_with_eager_over_the_generated_sequence(padding_side, converted):
+    eager, fused = pair("7b")
+    converted(fused)
+    ids, mask = batch(padding_side)
+    assert kv_cache_steps_agree(eager, fused, ids, mask) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("padding_side", [None, "left"])
+def test_falcon_7b_shapes_on_gpu_generate_with_kv_cache_agrees(padding_side):
+    """falcon-7b's attention shapes, 2 layers, bf16: greedy generation on the converted model (KV cache) against
+    eager over the same tokens, step by step."""
+    config = FalconConfig(
+        hidden_size=4544, num_hidden_layers=2, num_attention_heads=71, multi_query=True,
+        new_decoder_architecture=False, parallel_attn=True, bias=False, vocab_size=65024,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
+        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
+    fused.load_state_dict(eager.state_dict())
+    ids = torch.randint(0, 65024, (2, 512), device="cuda")
+    mask = torch.ones_like(ids)
+    if padding_side:
+        mask[0, :128] = 0
+    conversion = falcon_attention.convert(fused.eval())
+    try:
+        relative = kv_cache_steps_agree(eager.eval(), fused, ids, mask)
+    finally:
+        conversion.reverse(fused)
+    assert relative <= TOLERANCE[torch.bfloat16]
+
+
 # --- fa4: Transformers 5.17's Falcon refuses it at load; the conversion switches to it after loading SDPA ----------
 
 

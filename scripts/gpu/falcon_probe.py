@@ -109,9 +109,9 @@ def main() -> None:
             return
         tflops = forward_flops(shape, batch, args.seq) / (ms / 1e3) / 1e12
         share = f"{100 * tflops / peak:.1f}" if peak else "?"
-        speedup = f"{eager_ms[batch] / ms:.2f}" if batch in eager_ms else "1.00"
         if variant == "eager":
             eager_ms[batch] = ms
+        speedup = f"{eager_ms[batch] / ms:.2f}" if batch in eager_ms else "-"  # "-": eager failed (out of memory)
         print(f"{variant:<28}{batch:>6}{ms:>10.1f}{tflops:>10.1f}{share:>8}{speedup:>9}  {ran}", flush=True)
 
     eager_ms: dict[int, float] = {}
