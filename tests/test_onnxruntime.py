@@ -55,9 +55,12 @@ def test_tiny_bert_forward_exports_once_and_agrees_with_pytorch(run_job):
     assert onnx["cache"] == "exported" and Path(onnx["path"]).is_file()
     assert onnx["providers"] == ["CPUExecutionProvider"]
     assert onnx["exporter"] == "torchscript" and onnx["opset"] == 17 and not onnx["with_kv_cache"]
-    # the graph is the measured model: its size is the report's footprint, recorded by the convert stage alone
-    assert Record.from_dict(first).footprint_bytes() == onnx["bytes"] > 0
-    assert "footprint_bytes" not in first["model"]  # the model section is the load stage's
+    # the session is the measured model: the load stage records its graph's size, parameters and load time in
+    # `model`, as for a PyTorch model (the figures records had before the typed record)
+    model = first["model"]
+    assert model["footprint_bytes"] == onnx["bytes"] == Record.from_dict(first).footprint_bytes() > 0
+    assert model["load_time_s"] == onnx["session_load_time_s"] > 0
+    assert model["parameters"] == onnx["parameters"] > 0
     assert first["measurements"]["forward"]["latency"]["count"] == 3
     agreement = first["agreement"]
     assert agreement["agrees"] and "backend=onnxruntime" in agreement["changes"]
@@ -235,14 +238,19 @@ def test_session_without_the_provider_asked_for_fails_with_the_reason(tmp_path, 
         (["backend.opset=30"], "opsets 9 to 20"),
         (["+backend.session_options.intra_op_threads=2"], "not an onnxruntime.SessionOptions attribute"),
         (["+backend.provider_options.rocm={}"], "keyed by provider"),
-        (["pipeline.stages=[load,warmup,infer]"], "keep convert in pipeline.stages"),
-        (["pipeline.stages=[load,quality]"], "keep convert in pipeline.stages"),  # quality runs the model too
     ],
 )
 def test_configurations_onnx_cannot_run_fail_at_the_door(overrides, expected):
     with pytest.raises(ConfigError) as error:
         to_run_config(compose_config([*ORT, "hardware=cpu", *overrides]))
     assert expected in str(error.value)
+
+
+def test_session_is_built_at_load_so_a_pipeline_without_convert_measures_it(run_job):
+    result = run_job(*ORT, "model=tiny-bert", *SMALL, "pipeline.stages=[load,warmup,infer]")
+    assert result["status"] == "ok", result.get("error")
+    assert result["model"]["footprint_bytes"] > 0 and "convert" not in result
+    assert result["measurements"]["forward"]["latency"]["count"] == 3
 
 
 def test_export_failure_fails_the_run_without_falling_back(run_job, monkeypatch):

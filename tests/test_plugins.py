@@ -32,7 +32,6 @@ def test_every_backend_folder_is_a_registered_schema_and_a_backend():
 def test_backends_declare_what_they_support():
     pytorch, onnxruntime = BACKEND_CONFIGS.get("pytorch"), BACKEND_CONFIGS.get("onnxruntime")
     assert pytorch.runs_torch_modules and not onnxruntime.runs_torch_modules
-    assert onnxruntime.prepares_in_convert and not pytorch.prepares_in_convert
 
 
 def test_every_scenario_declares_what_it_supports():

@@ -46,10 +46,9 @@ class Backend:
         """The measured generation, its one-off setup done here; the result takes `on_step` as `generate` does."""
         return lambda on_step: self.generate(inputs, new_tokens, on_step)
 
-    def prepare(self) -> dict[str, Any]:
-        """The backend's own preparation of the loaded model, run by the convert stage (backend=onnxruntime exports
-        it to ONNX and opens the session); returns what it adds to the `convert` section of the record, which the
-        convert stage writes (a backend writes no section itself)."""
+    def convert_record(self) -> dict[str, Any]:
+        """What the backend adds to the `convert` section of the record, which the convert stage writes (a backend
+        writes no section itself): backend=onnxruntime, its export (`onnx`)."""
         return {}
 
     def input_device(self) -> torch.device:

@@ -27,9 +27,6 @@ class BackendConfig:
     # the run's model is a torch.nn.Module the runner can change: quantization, conversions (convert.*),
     # convert.compile, device maps (hardware=multi_gpu), tensor parallelism, the attention probe
     runs_torch_modules: ClassVar[bool] = False
-    # the backend builds its runnable model in the convert stage (ONNX export and session), so pipelines that run
-    # the model need that stage
-    prepares_in_convert: ClassVar[bool] = False
 
 
 BACKEND_CONFIGS: Registry[type[BackendConfig]] = Registry("backend")

@@ -121,8 +121,9 @@ class Placement(Section):
 @dataclass
 class Model(Section):
     """What loaded, written by the load stage alone. `quantization` stays a dict: its shape belongs to the
-    quantization plugins. A backend whose runnable model only exists after its own preparation (ONNX Runtime's
-    session) records that model's size and load time in `convert.onnx` (see Record.footprint_bytes)."""
+    quantization plugins. For ONNX Runtime the measured model is the session its load opens: its graph's size
+    and the session's load time (records written at 5a403aa..cf6b52c have them in `convert.onnx` only: see
+    Record.footprint_bytes)."""
 
     name: str = UNSET
     weights: str = UNSET
@@ -148,7 +149,7 @@ class Attention(Section):
 @dataclass
 class Convert(Section):
     """Written by the convert stage alone (runner/stages/convert.py), from its conversions and the backend's
-    preparation; `compile` is the backend's account of torch.compile's first call."""
+    account of itself (Backend.convert_record); `compile` is the backend's account of torch.compile's first call."""
 
     applied: list[str] = UNSET
     bettertransformer: dict[str, Any] | None = UNSET

@@ -1,5 +1,6 @@
-"""convert: model conversions (BetterTransformer, Falcon's fused attention, a backend's own preparation), undone by
-`reverse` in the opposite order. This stage alone writes the `convert` section of the record (`write`)."""
+"""convert: model conversions (BetterTransformer, Falcon's fused attention, Bloom's ALiBi through SDPA), undone by
+`reverse` in the opposite order, and the record of a backend's own export. This stage alone writes the `convert`
+section of the record (`write`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class Convert(Stage):
         if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
-        self.prepared = ctx.backend.prepare()  # the backend's own: backend=onnxruntime exports to ONNX
+        self.prepared = ctx.backend.convert_record()  # the backend's own: backend=onnxruntime's export
         self.write(ctx)
         return ctx
 

@@ -1,11 +1,12 @@
 """ONNX Runtime execution of a Transformers model exported with `torch.onnx.export`.
 
-load: where the weights come from and the model's config (no weights are loaded). convert (called by the
-convert stage): export to ONNX unless the cache has the graph, then open the session on the providers asked
-for. forward and generate run with I/O binding on the run's device; on a GPU the provider computes on a torch
-stream of the backend's, which its inference context makes current, so the clock's CUDA events bracket ONNX
-Runtime's work as they do PyTorch's. `prepare_forward` and `prepare_generate` bind and allocate outside the
-timed window."""
+load: export to ONNX unless the cache has the graph, then open the session on the providers asked for: the
+session is the measured model, so the load stage records its size, parameters and load time in `model`, as it
+does a PyTorch model's. convert_record (read by the convert stage) is the export's account for `convert.onnx`.
+forward and generate run with I/O binding on the run's device; on a GPU the provider computes on a torch stream
+of the backend's, which its inference context makes current, so the clock's CUDA events bracket ONNX Runtime's
+work as they do PyTorch's. `prepare_forward` and `prepare_generate` bind and allocate outside the timed
+window."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class OnnxRuntimeBackend(Backend):
         self.folder = export.cache_folder(cfg, self.source)
         self.providers = providers.requested(cfg.backend, self.ctx.device)
         self.eos_token_ids = self._eos_token_ids() if cfg.model.task == Task.causal_lm else []
+        self.onnx = self._open()
         return {
             **self.source.record(cfg.model),
             "class": "onnxruntime.InferenceSession",
@@ -59,12 +61,14 @@ class OnnxRuntimeBackend(Backend):
             "attn_implementation": cfg.attention.implementation,  # what the exported graph was traced with
             "vocab_size": getattr(self.config, "vocab_size", None),
             "onnx_folder": str(self.folder),
+            # the measured model is the session: the graph's size and parameters, and the session's load time
+            "parameters": self.onnx.get("parameters"),
+            "footprint_bytes": self.onnx["bytes"],
+            "load_time_s": self.onnx["session_load_time_s"],
         }
 
-    def prepare(self) -> dict[str, Any]:
-        """Export (or reuse the cached export) and open the session; returns the `convert.onnx` record, which
-        holds the runnable model's size (`bytes`), parameters and session load time: the `model` section is the
-        load stage's, written before this model exists."""
+    def _open(self) -> dict[str, Any]:
+        """Export (or reuse the cached export) and open the session; returns the `convert.onnx` record."""
         cached = (self.folder / META_FILE).exists() and (self.folder / GRAPH_FILE).exists()
         self.graph = (
             Graph.load(self.folder) if cached else export.export(self.cfg, self.source, self.ctx.device, self.folder)
@@ -77,15 +81,17 @@ class OnnxRuntimeBackend(Backend):
         )
         self.session = BoundSession(session, device, stream)
         return {
-            "onnx": {
-                "path": str(self.folder / GRAPH_FILE),
-                "cache": "reused" if cached else "exported",
-                "bytes": export.graph_bytes(self.folder),
-                "with_kv_cache": self.graph.with_cache,
-                **self.graph.export,
-                **info,
-            }
+            "path": str(self.folder / GRAPH_FILE),
+            "cache": "reused" if cached else "exported",
+            "bytes": export.graph_bytes(self.folder),
+            "with_kv_cache": self.graph.with_cache,
+            **self.graph.export,
+            **info,
         }
+
+    def convert_record(self) -> dict[str, Any]:
+        """The export's account, for the convert stage's `convert.onnx` (the session opened at load)."""
+        return {"onnx": self.onnx}
 
     def _eos_token_ids(self) -> list[int]:
         eos = GenerationConfig.from_model_config(self.config).eos_token_id

@@ -15,7 +15,6 @@ from runner.devices import device_or_none
 from runner.errors import ConfigError
 
 EXPORTABLE_ATTENTION = ("eager", "sdpa")
-RUNS_THE_MODEL = ("warmup", "infer", "compare", "quality")
 ONE_DEVICE = (DeviceKind.cpu, DeviceKind.cuda, DeviceKind.auto)  # not multi_gpu, tensor parallel, ...
 
 
@@ -108,15 +107,6 @@ def exportable(cfg: RunConfig) -> None:
             "add model.dtype=float16 (GPU) or model.dtype=float32"
         )
     problems += _exporter_problems(cfg)
-    if (
-        cfg.backend.prepares_in_convert
-        and "convert" not in cfg.pipeline.stages
-        and any(s in cfg.pipeline.stages for s in RUNS_THE_MODEL)
-    ):
-        problems.append(
-            "backend=onnxruntime exports the model and opens its session in the convert stage: keep convert in "
-            "pipeline.stages"
-        )
     raise_all(problems)
 
 

@@ -3,7 +3,7 @@ up, and how the model is exported."""
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any
 
 from runner.config.backend import BackendConfig, backend_config
 
@@ -31,7 +31,6 @@ class Exporter(str, Enum):
 @dataclass
 class OnnxRuntimeBackendConfig(BackendConfig):
     name: str = "onnxruntime"
-    prepares_in_convert: ClassVar[bool] = True  # the convert stage exports the model and opens the session
     provider: Provider = Provider.auto  # the provider that must run the model
     # more providers after `provider`, in priority order, for the nodes it cannot take (tensorrt -> [cuda]);
     # ORT always keeps the CPU provider last for shape computations
