@@ -12,8 +12,10 @@
 #   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
 #   decode          experiment=decode_limit: fp8wo, int4wo, fp8dq at batch 1, then bf16 at 4/16/64  560  compile-bound
-#   quality         experiment=quality: nf4, fp8wo, flex, convert.compile=true (smollm2)       300  ~250
-#   quality_minilm  experiment=quality_minilm (needs the minilm package)                        240  ~150
+#   quality         experiment=quality: fa4, fp8dq (smollm2; the rest ran at 565a018)          200  ~120
+#   quality_minilm  experiment=quality_minilm: 8bit, 4bit and the SDPA kernels (minilm package)  240  ~150
+#   int8wo          why int8wo decodes slowly: decode_profile, 4 layers, no autotuning; perf hints  240  ~150
+#   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
 # more than 330 s (fp8wo) before decoding for seconds. The inductor cache survives between calls only inside
 # RUNNER_CACHE on a warm machine, so the script carries it across machines: a call ends by packing
@@ -26,9 +28,9 @@
 # --pack-only packs what an earlier call left in WORK (default /tmp/h200-page) into OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
-ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm)
+ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm int8wo falcon_generate)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300
-  [decode]=560 [quality]=300 [quality_minilm]=240)
+  [decode]=560 [quality]=200 [quality_minilm]=240 [int8wo]=240 [falcon_generate]=90)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -57,10 +59,15 @@ commands() {
       echo "python3 -m runner -m experiment=decode_limit 'quant=fp8wo,int4wo,fp8dq' hydra.sweep.dir={W}/sweep"
       echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/batch" ;;
     quality)
-      echo "python3 -m runner -m experiment=quality attention=sdpa 'quant=nf4,fp8wo' convert.compile=false hydra.sweep.dir={W}/sweep"
-      echo "python3 -m runner -m experiment=quality attention=flex quant=none convert.compile=false hydra.sweep.dir={W}/flex"
-      echo "python3 -m runner -m experiment=quality attention=sdpa 'quant=none,int8wo' convert.compile=true hydra.sweep.dir={W}/compiled" ;;
-    quality_minilm) echo "python3 -m runner -m experiment=quality_minilm 'attention=eager,sdpa' 'quant=none,8bit,nf4' hydra.sweep.dir={W}/sweep" ;;
+      echo "python3 -m runner -m experiment=quality attention=fa4 quant=none convert.compile=false hydra.sweep.dir={W}/fa4"
+      echo "python3 -m runner -m experiment=quality attention=sdpa quant=fp8dq convert.compile=false hydra.sweep.dir={W}/fp8dq" ;;
+    quality_minilm) echo "python3 -m runner -m experiment=quality_minilm 'attention=sdpa_math,sdpa_flash,sdpa_efficient,flex' 'quant=none,8bit,4bit' convert.bettertransformer=false hydra.sweep.dir={W}/sweep" ;;
+    int8wo)
+      # reduce-overhead: CUDA graphs without autotuning, which alone took over 170 s for 4 layers at 565a018
+      for q in none int8wo; do
+        echo "TORCH_LOGS=perf_hints python3 scripts/decode_profile.py quant=$q model.architecture.num_hidden_layers=4 convert.compile_options.mode=reduce-overhead convert.compile_options.coordinate_descent_tuning=false --repeats 3 > {W}/profile_$q.json 2> {W}/profile_$q.log"
+      done ;;
+    falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
 }
 
@@ -121,6 +128,9 @@ for s in "${STUDIES[@]}"; do
   done
   [ -f "$dir/overhead.json" ] && grep -E '"(overhead|sampler_effect|within_2_percent)"' "$dir/overhead.json" | tee -a "$LOG"
   [ -f "$dir/pytest_gpu.log" ] && tail -12 "$dir/pytest_gpu.log" | tee -a "$LOG" >/dev/null
+  [ -f "$dir/pytest_falcon.log" ] && tail -4 "$dir/pytest_falcon.log" | tee -a "$LOG" >/dev/null
+  for f in "$dir"/profile_*.json; do [ -s "$f" ] && grep -E '"(wall_ms|gpu_busy_ms|gpu_idle_ms)"' "$f" | tee -a "$LOG" >/dev/null; done
+  for f in "$dir"/profile_*.log; do [ -f "$f" ] && grep -i -E "cudagraph|skipping" "$f" | sort | uniq -c | head -5 | tee -a "$LOG" >/dev/null; done
   [ -f "$dir/checks.txt" ] && tee -a "$LOG" <"$dir/checks.txt" >/dev/null
   echo "   $s: $(($(date +%s) - start)) s in all" | tee -a "$LOG"
   pack "$s"  # after every study: what finished comes back even if a later one runs out of time
