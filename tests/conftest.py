@@ -27,6 +27,16 @@ register_configs()
 SLOW_FILES = ("test_quality.py", "test_launchers.py", "test_sweep.py", "test_hardening.py", "test_quant.py")
 
 
+def pytest_configure(config):
+    # under `-n auto` every core already runs a worker: torch's default of one intra-op thread per core in each worker
+    # (and in the jobs they start) oversubscribes the CPU, and OpenMP's spinning threads then slow everything down
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # subprocesses: CLI runs, launcher jobs
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: SLOW_FILES.index(item.path.name) if item.path.name in SLOW_FILES else len(SLOW_FILES))
     if torch.cuda.is_available():
