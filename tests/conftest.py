@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -25,6 +26,16 @@ register_configs()
 # the files that take longest on a 2-core CPU (real-weight quality jobs, launcher subprocesses, sweeps) run first:
 # with `-n auto --dist loadfile` each starts on its own worker at once instead of one of them being left for last
 SLOW_FILES = ("test_quality.py", "test_launchers.py", "test_sweep.py", "test_hardening.py", "test_quant.py")
+
+
+def pytest_configure(config):
+    # under `-n auto` every core already runs a worker: torch's default of one intra-op thread per core in each worker
+    # (and in the jobs they start) oversubscribes the CPU, and OpenMP's spinning threads then slow everything down
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # subprocesses: CLI runs, launcher jobs
+        torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -78,8 +89,14 @@ def cli(tmp_path):
 @pytest.fixture(scope="session")
 def real_weights_cache(tmp_path_factory) -> Path:
     """RUNNER_CACHE of the real-weight tests: the converted GGUF checkpoint and the reference's quality figures are
-    made once per session (or kept between CI runs in the folder RUNNER_TEST_CACHE names)."""
-    return Path(os.environ.get("RUNNER_TEST_CACHE") or tmp_path_factory.mktemp("real-weights-cache"))
+    made once per session, for all of its xdist workers (or kept between CI runs in the folder RUNNER_TEST_CACHE
+    names)."""
+    if os.environ.get("RUNNER_TEST_CACHE"):
+        return Path(os.environ["RUNNER_TEST_CACHE"])
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "real-weights-cache"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +109,9 @@ def smollm2_checkpoint(real_weights_cache) -> Path:
     from runner.config.load import to_run_config
     from runner.models.source import resolve_weights
 
-    with pytest.MonkeyPatch.context() as patch:
+    # one worker converts while the others wait for its checkpoint, instead of each converting its own copy
+    with pytest.MonkeyPatch.context() as patch, open(real_weights_cache / ".smollm2.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         patch.setenv("RUNNER_CACHE", str(real_weights_cache))
         return Path(resolve_weights(to_run_config(compose_config(["model=smollm2"])).model).location)
 

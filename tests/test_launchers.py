@@ -4,6 +4,7 @@ Ray cluster, each job asking for the GPUs of its own hardware group, the sweep r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -126,21 +127,35 @@ def test_ray_sweep_runs_each_job_and_writes_the_report(cli, tmp_path):
     assert "'num_gpus': 0" in result.stderr + result.stdout  # each job's request, from hardware=cpu
 
 
+def _cli_in(folder, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNNER_CACHE": str(folder / "cache")}
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=folder, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def failed_sweep(tmp_path_factory):
+    """One sweep per launcher whose second job fails (hidden_size=60 gives Llama an odd head size: a load failure),
+    run once and shared by the tests that read it; returns (sweep folder, CompletedProcess)."""
+    done = {}
+
+    def run(launcher: str):
+        if launcher not in done:
+            work = tmp_path_factory.mktemp(f"failed-{launcher}")
+            sweep = ["-m", f"hydra/launcher={launcher}", "model.architecture.hidden_size=64,60", *TINY]
+            done[launcher] = work / "sweep", _cli_in(work, *sweep, f"hydra.sweep.dir={work / 'sweep'}")
+        return done[launcher]
+
+    return run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["slurm_local", "ray_cluster"])
-def test_a_failed_job_on_a_cluster_launcher_fails_the_command(cli, tmp_path, launcher):
+def test_a_failed_job_on_a_cluster_launcher_fails_the_command(failed_sweep, launcher):
     # the jobs run in other processes (on a cluster: other machines), yet the exit status must still say that one
-    # failed, for scripts and CI that launch sweeps. hidden_size=60 gives Llama an odd head size: a load failure.
+    # failed, for scripts and CI that launch sweeps
     if launcher == "ray_cluster":
         pytest.importorskip("ray")
-    sweep_dir = tmp_path / "sweep"
-    result = cli(
-        "-m",
-        f"hydra/launcher={launcher}",
-        "model.architecture.hidden_size=64,60",
-        *TINY,
-        f"hydra.sweep.dir={sweep_dir}",
-    )
+    sweep_dir, result = failed_sweep(launcher)
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"1 job(s) failed: {sweep_dir / '1'};" in result.stderr and "Traceback" not in result.stderr
     assert [read_results(sweep_dir / str(n))["status"] for n in range(2)] == ["ok", "failed"]
@@ -148,14 +163,15 @@ def test_a_failed_job_on_a_cluster_launcher_fails_the_command(cli, tmp_path, lau
 
 
 @pytest.mark.slow
-def test_a_failed_job_of_an_earlier_sweep_in_the_same_folder_does_not_fail_this_one(cli, tmp_path):
-    # the first sweep's job 2 fails; a second, smaller sweep into the same folder runs only jobs 0 and 1
-    sweep = ["-m", "hydra/launcher=slurm_local", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    first = cli(*sweep, "model.architecture.hidden_size=64,32,60")
+def test_a_failed_job_of_an_earlier_sweep_in_the_same_folder_does_not_fail_this_one(failed_sweep, tmp_path):
+    # the earlier sweep's job 1 failed; a second, smaller sweep into (a copy of) the same folder runs only job 0
+    earlier, first = failed_sweep("slurm_local")
     assert first.returncode == 1 and "1 job(s) failed" in first.stderr
-    second = cli(*sweep, "model.architecture.hidden_size=64,32", "overwrite=true")  # a used sweep folder: say so
+    shutil.copytree(earlier, tmp_path / "sweep")
+    sweep = ["-m", "hydra/launcher=slurm_local", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    second = _cli_in(tmp_path, *sweep, "model.architecture.hidden_size=64", "overwrite=true")  # a used folder: say so
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "3 job(s), 2 ok, 1 failed" in (tmp_path / "sweep" / "summary.md").read_text()  # the report shows all
+    assert "2 job(s), 1 ok, 1 failed" in (tmp_path / "sweep" / "summary.md").read_text()  # the report shows all
 
 
 @pytest.mark.slow
