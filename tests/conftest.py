@@ -86,6 +86,22 @@ def cli(tmp_path):
     return run
 
 
+@pytest.fixture
+def reversed_at_teardown():
+    """Register an attention conversion (falcon_attention, bloom_attention) a test made; the ones the test did not
+    reverse itself are reversed when it ends, so a model is never left converted. Returns the conversion."""
+    conversions = []
+
+    def register(model, conversion):
+        conversions.append((model, conversion))
+        return conversion
+
+    yield register
+    for model, conversion in conversions:
+        if "reversed" not in conversion.record:
+            conversion.reverse(model)
+
+
 @pytest.fixture(scope="session")
 def real_weights_cache(tmp_path_factory) -> Path:
     """RUNNER_CACHE of the real-weight tests: the converted GGUF checkpoint and the reference's quality figures are

@@ -29,17 +29,8 @@ def pair(dtype=torch.float32, heads: int = 4) -> tuple[BloomForCausalLM, BloomFo
 
 
 @pytest.fixture
-def converted():
-    conversions = []
-
-    def convert(model):
-        conversions.append((model, bloom_attention.convert(model)))
-        return conversions[-1][1]
-
-    yield convert
-    for model, conversion in conversions:
-        if "reversed" not in conversion.record:
-            conversion.reverse(model)
+def converted(reversed_at_teardown):
+    return lambda model: reversed_at_teardown(model, bloom_attention.convert(model))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -24,19 +24,34 @@ LAYOUTS = {
 TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2}  # relative to the reference's largest value, as `compare`
 
 
-def pair(layout: str, dtype=torch.float32) -> tuple[FalconForCausalLM, FalconForCausalLM]:
-    """Eager Falcon and the same weights on SDPA, converted."""
+# falcon-7b's attention shapes (hidden 4544, 71 query heads of 64, 1 key/value head), 2 layers: the GPU tests
+FALCON_7B_2_LAYERS = {
+    "hidden_size": 4544, "num_hidden_layers": 2, "num_attention_heads": 71, "multi_query": True,
+    "new_decoder_architecture": False, "parallel_attn": True, "bias": False, "vocab_size": 65024,
+}  # fmt: skip
+
+
+def twins(
+    config: FalconConfig, dtype=torch.float32, device: str = "cpu"
+) -> tuple[FalconForCausalLM, FalconForCausalLM]:
+    """Eager Falcon and the same weights loaded with SDPA (not converted yet), both in eval mode."""
     torch.manual_seed(0)
+    # each model its own config: _from_config keeps the object, and the implementation is read from it per call
+    with torch.device(device):
+        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=dtype).eval()
+        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=dtype).eval()
+    assert (eager.config._attn_implementation, fused.config._attn_implementation) == ("eager", "sdpa")
+    fused.load_state_dict(eager.state_dict())
+    return eager, fused
+
+
+def pair(layout: str, dtype=torch.float32) -> tuple[FalconForCausalLM, FalconForCausalLM]:
+    """Eager Falcon and the same weights on SDPA, at a tiny size with the given key/value layout."""
     config = FalconConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, parallel_attn=True, bias=False,
         vocab_size=256, initializer_range=0.2, **LAYOUTS[layout],
     )  # fmt: skip
-    # each model its own config: _from_config keeps the object, and the implementation is read from it per call
-    eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=dtype).eval()
-    fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=dtype).eval()
-    assert (eager.config._attn_implementation, fused.config._attn_implementation) == ("eager", "sdpa")
-    fused.load_state_dict(eager.state_dict())
-    return eager, fused
+    return twins(config, dtype)
 
 
 def batch(padding_side: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,17 +65,8 @@ def batch(padding_side: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture
-def converted():
-    conversions = []
-
-    def convert(model):
-        conversions.append((model, falcon_attention.convert(model)))
-        return conversions[-1][1]
-
-    yield convert
-    for model, conversion in conversions:
-        if "reversed" not in conversion.record:
-            conversion.reverse(model)
+def converted(reversed_at_teardown):
+    return lambda model: reversed_at_teardown(model, falcon_attention.convert(model))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -213,29 +219,21 @@ def test_fa4_refused_on_cpu_and_float32():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("padding_side", [None, "left"])
 def test_falcon_7b_shapes_on_gpu_agree_and_run_a_fused_kernel(padding_side):
-    """falcon-7b's attention shapes (hidden 4544, 71 query heads of 64, 1 key/value head), 2 layers, bf16."""
+    """falcon-7b's attention shapes, 2 layers, bf16."""
     from torch.profiler import ProfilerActivity, profile
 
     from runner.attention.probe import SDPA_KERNEL_OPS
 
-    config = FalconConfig(
-        hidden_size=4544, num_hidden_layers=2, num_attention_heads=71, multi_query=True,
-        new_decoder_architecture=False, parallel_attn=True, bias=False, vocab_size=65024,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
-        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
-    fused.load_state_dict(eager.state_dict())
+    eager, fused = twins(FalconConfig(**FALCON_7B_2_LAYERS), torch.bfloat16, "cuda")
     ids = torch.randint(0, 65024, (2, 1024), device="cuda")
     mask = torch.ones_like(ids)
     if padding_side:
         mask[0, :256] = 0
-    conversion = falcon_attention.convert(fused.eval())
+    conversion = falcon_attention.convert(fused)
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
         got = fused(ids, attention_mask=mask).logits.float()
     with torch.no_grad():
-        expected = eager.eval()(ids, attention_mask=mask).logits.float()
+        expected = eager(ids, attention_mask=mask).logits.float()
     conversion.reverse(fused)
     kernels = {SDPA_KERNEL_OPS[e.name] for e in prof.events() if e.name in SDPA_KERNEL_OPS}
     assert kernels and "math" not in kernels, kernels  # flash, cudnn (preferred on Hopper) or efficient with a mask
@@ -270,22 +268,14 @@ def test_kv_cache_steps_agree_with_eager_over_the_generated_sequence(padding_sid
 def test_falcon_7b_shapes_on_gpu_generate_with_kv_cache_agrees(padding_side):
     """falcon-7b's attention shapes, 2 layers, bf16: greedy generation on the converted model (KV cache) against
     eager over the same tokens, step by step."""
-    config = FalconConfig(
-        hidden_size=4544, num_hidden_layers=2, num_attention_heads=71, multi_query=True,
-        new_decoder_architecture=False, parallel_attn=True, bias=False, vocab_size=65024,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
-        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
-    fused.load_state_dict(eager.state_dict())
+    eager, fused = twins(FalconConfig(**FALCON_7B_2_LAYERS), torch.bfloat16, "cuda")
     ids = torch.randint(0, 65024, (2, 512), device="cuda")
     mask = torch.ones_like(ids)
     if padding_side:
         mask[0, :128] = 0
-    conversion = falcon_attention.convert(fused.eval())
+    conversion = falcon_attention.convert(fused)
     try:
-        relative = kv_cache_steps_agree(eager.eval(), fused, ids, mask)
+        relative = kv_cache_steps_agree(eager, fused, ids, mask)
     finally:
         conversion.reverse(fused)
     assert relative <= TOLERANCE[torch.bfloat16]
@@ -358,20 +348,16 @@ def test_fa4_on_falcon_agrees_with_eager_forward_and_generate(padding_side):
         hidden_size=256, num_hidden_layers=2, num_attention_heads=4, multi_query=True, new_decoder_architecture=False,
         parallel_attn=True, bias=False, vocab_size=256, initializer_range=0.2,
     )  # fmt: skip
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        eager = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="eager", dtype=torch.bfloat16)
-        fused = FalconForCausalLM._from_config(copy.deepcopy(config), attn_implementation="sdpa", dtype=torch.bfloat16)
-    fused.load_state_dict(eager.state_dict())
+    eager, fused = twins(config, torch.bfloat16, "cuda")
     ids = torch.randint(0, 256, (3, 128), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
     mask = torch.ones_like(ids)
     if padding_side == "left":
         mask[0, :40], mask[2, :7] = 0, 0
-    conversion = falcon_attention.convert(fused.eval(), "flash_attention_4")
+    conversion = falcon_attention.convert(fused, "flash_attention_4")
     try:
         with torch.no_grad():
             got = fused(ids, attention_mask=mask).logits.float()
-            expected = eager.eval()(ids, attention_mask=mask).logits.float()
+            expected = eager(ids, attention_mask=mask).logits.float()
             options = {"attention_mask": mask, "max_new_tokens": 8, "do_sample": False, "pad_token_id": 0}
             tokens = fused.generate(ids, **options)[:, ids.shape[1] :]
             reference = eager.generate(ids, **options)[:, ids.shape[1] :]
