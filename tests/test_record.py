@@ -59,3 +59,13 @@ def test_old_records_make_the_same_report(tmp_path):
     assert float(generate["per_token_ms"]) == pytest.approx(phases["per_token"]["mean"] * 1e3)
     assert float(generate["decode_GBs"]) == pytest.approx(OLD["generate"]["roofline"]["decode"]["achieved_gbs"])
     assert forward["ran"] == "sdpa (flash)" and forward["agrees"] == "True"
+
+
+def test_onnx_runtime_records_that_kept_the_session_figures_in_convert_only_still_report_them():
+    """Records an ONNX Runtime run wrote at 5a403aa..cf6b52c: no model.footprint_bytes / load_time_s, the graph's
+    size and the session's load time in convert.onnx. The console and summary.csv read them from there."""
+    old = {"model": {"name": "tiny-bert"}, "convert": {"onnx": {"bytes": 12345, "session_load_time_s": 0.25}}}
+    record = Record.from_dict(copy.deepcopy(old))
+    assert (record.footprint_bytes(), record.load_time_s()) == (12345, 0.25)
+    now = {"model": {"name": "tiny-bert", "footprint_bytes": 999, "load_time_s": 0.5}, "convert": old["convert"]}
+    assert (Record.from_dict(now).footprint_bytes(), Record.from_dict(now).load_time_s()) == (999, 0.5)

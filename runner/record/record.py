@@ -84,14 +84,15 @@ class Record(Section):
         return default
 
     def footprint_bytes(self) -> int | None:
-        """The size of the model the run measured: the loaded weights (`model`), or for a backend that runs its
-        own prepared model, that model (`convert.onnx.bytes`, ONNX Runtime's graph)."""
+        """The size of the model the run measured (`model.footprint_bytes`; ONNX Runtime: its graph). Records an
+        ONNX Runtime run wrote at 5a403aa..cf6b52c have it in `convert.onnx.bytes` only."""
         if self.model is not None and self.model.footprint_bytes is not None:
             return self.model.footprint_bytes
         return ((self.convert and self.convert.onnx) or {}).get("bytes")
 
     def load_time_s(self) -> float | None:
-        """How long loading the measured model took (ONNX Runtime: opening its session)."""
+        """How long loading the measured model took (ONNX Runtime: opening its session; in records of
+        5a403aa..cf6b52c, `convert.onnx.session_load_time_s`)."""
         if self.model is not None and self.model.load_time_s is not None:
             return self.model.load_time_s
         return ((self.convert and self.convert.onnx) or {}).get("session_load_time_s")
