@@ -29,7 +29,7 @@ class Convert(Stage):
         if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
-        self.prepared = ctx.backend.convert_record()  # the backend's own: backend=onnxruntime's export
+        self.backend_record = ctx.backend.convert_record()  # backend=onnxruntime: its export
         self.write(ctx)
         return ctx
 
@@ -46,7 +46,7 @@ class Convert(Stage):
     def write(self, ctx: RunContext) -> None:
         """The `convert` section, whole, from this stage's conversions and the backend's account of itself."""
         section = ConvertSection.from_dict(
-            {"applied": list(self.records), **{k: dict(v) for k, v in self.records.items()}, **self.prepared}
+            {"applied": list(self.records), **{k: dict(v) for k, v in self.records.items()}, **self.backend_record}
         )
         if (compiled := ctx.backend.compiled) is not None:
             section.compile = dict(compiled)
