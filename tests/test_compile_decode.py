@@ -115,3 +115,55 @@ def test_compile_time_and_stop_check_are_recorded(run_job):
     assert compile_record["mode"] == "max-autotune"
     assert compile_record["stop_check"].startswith("deferred")
     assert compile_record["inductor_cache_dir"].endswith("inductor")
+
+
+def _stance():
+    from torch._dynamo import eval_frame
+
+    return eval_frame._stance.skip_guard_eval_unsafe
+
+
+def test_guards_are_skipped_only_for_shapes_compiled_before():
+    from runner.backends.pytorch.compile import known_shapes
+
+    cfg = with_compile(compiled())
+    with known_shapes(cfg, repeat=True):
+        assert _stance()  # the same shapes as an earlier compiled call: no guard checks
+    assert not _stance()
+    with known_shapes(cfg, repeat=False):
+        assert not _stance()  # new shapes: dynamo checks its guards and recompiles if it must
+    with known_shapes(with_compile(compiled("convert.compile_options.skip_guard_eval=false")), repeat=True):
+        assert not _stance()
+    with known_shapes(compiled(), repeat=True):  # no convert.compile
+        assert not _stance()
+
+
+def test_the_backend_skips_guards_from_the_second_call_with_the_same_shapes(monkeypatch):
+    """PyTorchBackend.generate: the first call with given input shapes and length checks guards, later ones with
+    the same shapes do not, a call with new shapes does again."""
+    from types import SimpleNamespace
+
+    from runner.backends.pytorch import backend as backend_module
+
+    seen = []
+
+    class Model:
+        generation_config = SimpleNamespace(pad_token_id=0, eos_token_id=None, bos_token_id=None)
+        _compiled_call = object()
+
+        def generate(self, **kwargs):
+            seen.append(_stance())
+            return kwargs["input_ids"]
+
+    monkeypatch.setattr(backend_module, "use_persistent_cache", lambda cfg: None)
+    backend = backend_module.PyTorchBackend.__new__(backend_module.PyTorchBackend)
+    backend.cfg, backend.model = with_compile(compiled()), Model()
+    backend._synchronized_clock = lambda: 0.0
+    short, long = (
+        {"input_ids": torch.zeros(1, 8, dtype=torch.long)},
+        {"input_ids": torch.zeros(1, 16, dtype=torch.long)},
+    )
+    for inputs, tokens in ((short, 4), (short, 4), (short, 4), (long, 4), (short, 8), (long, 4)):
+        backend.generate(inputs, tokens, on_step=lambda: None)
+    assert seen == [False, True, True, False, False, True]
+    assert backend.compiled["skip_guard_eval"] is True

@@ -143,10 +143,11 @@ def test_torchao_on_the_gpu(run_job, quant):
 
 
 @pytest.mark.gpu
-def test_compiled_int4_decode_on_the_gpu(run_job):
+@pytest.mark.parametrize("quant, subclass", [("int4wo", "Int4TilePackedTo4dTensor"), ("int8wo", "Int8Tensor")])
+def test_compiled_torchao_decode_on_the_gpu(run_job, quant, subclass):
     record = run_job(
         "hardware=cuda",
-        "quant=int4wo",
+        f"quant={quant}",
         *INT4_WIDTHS,
         "model.dtype=bfloat16",
         "scenario=generate",
@@ -156,4 +157,71 @@ def test_compiled_int4_decode_on_the_gpu(run_job):
         fast=False,
     )
     assert record["status"] == "ok", record.get("error")
-    assert record["model"]["quantization"]["by_scheme"] == {"Int4TilePackedTo4dTensor": TINY_LLAMA_LINEARS}
+    assert record["model"]["quantization"]["by_scheme"] == {subclass: TINY_LLAMA_LINEARS}
+    # compiled with plain-tensor weights, and the subclass weights put back afterwards
+    unwrapped = record["convert"]["unwrap_tensor_subclass"]
+    assert unwrapped == {"kind": "unwrap_tensor_subclass", "layers": TINY_LLAMA_LINEARS, "reversed": True}
+
+
+def _int8_tiny_llama():
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+    )
+    model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    quantize_(model, Int8WeightOnlyConfig())
+    return model
+
+
+def test_compiled_torchao_models_hold_plain_tensors_and_get_their_weights_back():
+    """convert.compile=true on a torchao model: the convert stage unwraps the quantized weights into plain tensors
+    (each compiled call would otherwise flatten and guard every subclass weight in Python), the census still sees
+    them as quantized, the forward is unchanged, and the reversal restores the same subclass tensors."""
+    from types import SimpleNamespace
+
+    from torchao.utils import TorchAOBaseTensor
+
+    from runner.stages.convert import Convert
+    from tests.test_compile_decode import with_compile
+
+    model = _int8_tiny_llama()
+    method = QUANT_METHODS.get("torchao")
+    before = {name: p for name, p in model.named_parameters() if isinstance(p, TorchAOBaseTensor)}
+    ids = torch.randint(0, 100, (1, 8))
+    reference = model(ids).logits
+    cfg = with_compile(to_run_config(compose_config(["hardware=cpu", "scenario=generate", "quant=int8wo"])))
+    ready = Convert._before_compile(model, SimpleNamespace(cfg=cfg))
+    assert ready.record == {"kind": "unwrap_tensor_subclass", "layers": len(before)} and len(before) == 15
+    assert not [p for p in model.parameters() if isinstance(p, TorchAOBaseTensor)]  # what dynamo sees
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [method.layer_scheme(m) for m in linears] == ["Int8Tensor"] * len(before)
+    assert torch.equal(model(ids).logits, reference)
+
+    assert ready.reverse(model) == {**ready.record, "reversed": True}
+    after = {name: p for name, p in model.named_parameters() if isinstance(p, TorchAOBaseTensor)}
+    assert after.keys() == before.keys()
+    assert all(after[name] is weight for name, weight in before.items())  # the same Parameter objects
+    assert torch.equal(model(ids).logits, reference)
+
+
+@pytest.mark.parametrize(
+    "overrides", [["convert.compile_options.unwrap_subclasses=false"], ["quant=none"], ["convert.compile=false"]]
+)
+def test_weights_stay_wrapped_unless_a_compiled_torchao_model_asks(overrides):
+    from types import SimpleNamespace
+
+    from runner.stages.convert import Convert
+    from tests.test_compile_decode import with_compile
+
+    cfg = to_run_config(compose_config(["hardware=cpu", "scenario=generate", "quant=int8wo", *overrides]))
+    if "convert.compile=false" not in overrides:
+        cfg = with_compile(cfg)
+    assert Convert._before_compile(_int8_tiny_llama(), SimpleNamespace(cfg=cfg)) is None

@@ -22,6 +22,12 @@ class CompileOptions:
     defer_stop_check: bool = True
     # inductor's FX-graph and autotuning caches in $RUNNER_CACHE/inductor, shared by every job of a sweep
     persistent_cache: bool = True
+    # torchao: the quantized weights become plain tensors (torchao's unwrap_tensor_subclass), which the compiled
+    # step rebuilds inside the graph, instead of tensor subclasses that every call flattens and guards in Python
+    unwrap_subclasses: bool = True
+    # a generate call with the same shapes as an earlier one runs the compiled step without re-checking dynamo's
+    # guards (torch.compiler.set_stance(skip_guard_eval_unsafe=True)); new shapes are checked as usual
+    skip_guard_eval: bool = True
     inductor: dict[str, Any] = field(default_factory=dict)  # further inductor options, e.g. {epilogue_fusion: false}
 
 

@@ -68,6 +68,11 @@ class QuantMethod:
         """The method's own options for the record's `model.quantization` section."""
         return {}
 
+    def before_compile(self, model: PreTrainedModel) -> CompileReady | None:
+        """What makes the quantized model cheap to call once compiled (`convert.compile=true`), done to `model`;
+        None: nothing to do. The convert stage records it and undoes it before `save`."""
+        return None
+
     nothing_quantized_hint: ClassVar[str] = ""  # what to check when the census finds no quantized layer
 
     def weight_storage(self, quant: QuantConfig) -> Any:
@@ -76,6 +81,15 @@ class QuantMethod:
 
     def describe(self, quant: QuantConfig) -> str:
         return f"{self.name} {quant.bits}-bit"
+
+
+class CompileReady:
+    """A reversible change that a method makes to its model before the decode step is compiled."""
+
+    record: dict[str, Any]
+
+    def reverse(self, model: PreTrainedModel) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 QUANT_METHODS: Registry[QuantMethod] = Registry("quantization method")

@@ -9,6 +9,8 @@ from typing import Any
 from runner.context import RunContext
 from runner.convert import attention
 from runner.convert.bettertransformer import Conversion, convert
+from runner.quant import is_quantized
+from runner.quant.base import CompileReady, method_of
 from runner.record import Convert as ConvertSection
 from runner.stages.base import Stage, stage
 
@@ -17,6 +19,7 @@ from runner.stages.base import Stage, stage
 class Convert(Stage):
     conversion: Conversion | None = None
     fused_attention: Any = None  # a conversion's FusedAttention (runner/convert/attention.py)
+    compile_ready: CompileReady | None = None  # the quantization method's preparation for convert.compile
 
     def run(self, ctx: RunContext) -> RunContext:
         model = getattr(ctx.backend, "model", None)
@@ -29,11 +32,25 @@ class Convert(Stage):
         if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
+        if model is not None and (ready := self._before_compile(model, ctx)) is not None:
+            self.compile_ready = ready
+            self.records[ready.record["kind"]] = ready.record
         self.backend_record = ctx.backend.convert_record()  # backend=onnxruntime: its export
         self.write(ctx)
         return ctx
 
+    @staticmethod
+    def _before_compile(model, ctx: RunContext) -> CompileReady | None:
+        cfg = ctx.cfg
+        if not (cfg.convert.compile and cfg.convert.compile_options.unwrap_subclasses and is_quantized(cfg.quant)):
+            return None
+        return method_of(cfg.quant).before_compile(model)
+
     def reverse(self, ctx: RunContext) -> None:
+        if self.compile_ready is not None:
+            record = self.compile_ready.reverse(ctx.backend.model)
+            self.records[record["kind"]] = record
+            self.compile_ready = None
         if self.fused_attention is not None:
             record = self.fused_attention.reverse(ctx.backend.model)
             self.records[record["kind"]] = record

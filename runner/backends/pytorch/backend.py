@@ -16,6 +16,7 @@ from runner.backends.pytorch.compile import (
     compile_options,
     deferred_stop_check,
     inductor_options,
+    known_shapes,
     require_compiled,
     use_persistent_cache,
 )
@@ -46,6 +47,7 @@ class PyTorchBackend(Backend):
     name = "pytorch"
     model: Any = None
     compiled_calls = 0  # generate calls since load; the first compiles when convert.compile=true
+    compiled_shapes: set = frozenset()  # (input shapes, new tokens) of compiled generate calls made since load
 
     def load(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -105,7 +107,9 @@ class PyTorchBackend(Backend):
         if first_compile:
             inductor_cache = use_persistent_cache(self.cfg)
             start = self._synchronized_clock()
-        with torch.inference_mode(), deferred_stop_check(self.cfg) as stop_check:
+        shapes = (tuple(sorted((k, tuple(v.shape)) for k, v in inputs.items() if hasattr(v, "shape"))), new_tokens)
+        repeat = shapes in self.compiled_shapes
+        with torch.inference_mode(), deferred_stop_check(self.cfg) as stop_check, known_shapes(self.cfg, repeat):
             output = self.model.generate(
                 **inputs,
                 generation_config=generation,
@@ -114,12 +118,14 @@ class PyTorchBackend(Backend):
         if self.cfg.convert.compile:
             require_compiled(self.model)
             self.compiled_calls += 1
+            self.compiled_shapes = self.compiled_shapes | {shapes}
         if first_compile:  # compilation (or a cache hit), CUDA-graph capture and one generation
             self.compiled = {
                 "first_call_s": self._synchronized_clock() - start,
                 "mode": self.cfg.convert.compile_options.mode,
                 "inductor_options": inductor_options(self.cfg),
                 "stop_check": stop_check,
+                "skip_guard_eval": self.cfg.convert.compile_options.skip_guard_eval,  # on repeated shapes
                 "inductor_cache_dir": inductor_cache,
             }
         return output
@@ -153,6 +159,7 @@ class PyTorchBackend(Backend):
     def unload(self) -> None:
         self.model = None
         self.compiled_calls = 0
+        self.compiled_shapes = frozenset()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

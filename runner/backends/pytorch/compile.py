@@ -93,6 +93,20 @@ def deferred_stop_check(cfg: RunConfig) -> Iterator[str]:
         check.is_supported = original
 
 
+@contextlib.contextmanager
+def known_shapes(cfg: RunConfig, repeat: bool) -> Iterator[None]:
+    """A generate call whose shapes an earlier call compiled (`repeat`) runs without dynamo's guard checks
+    (convert.compile_options.skip_guard_eval): they cost host time on every decode step, most with tensor-subclass
+    weights. Only repeats skip them: with a single compiled graph, unchecked new shapes would run the wrong one."""
+    if not (repeat and cfg.convert.compile and cfg.convert.compile_options.skip_guard_eval):
+        yield
+        return
+    import torch
+
+    with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+        yield
+
+
 def require_compiled(model) -> None:
     """Transformers only warns when it cannot compile (a quantizer that forbids it, CPU offload): fail instead."""
     if getattr(model, "_compiled_call", None) is None:

@@ -23,7 +23,7 @@ from runner.config.model import DType
 from runner.config.quant import Int4Packing, Int4QParams, QuantConfig, TorchAoScheme
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
-from runner.quant.base import QuantMethod, quant_method
+from runner.quant.base import CompileReady, QuantMethod, quant_method
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -76,6 +76,44 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return sum(tensor_bytes(getattr(tensor, name)) for name in names if getattr(tensor, name) is not None)
 
 
+class UnwrappedWeights(CompileReady):
+    """torchao's `unwrap_tensor_subclass`: each quantized Linear weight becomes a parametrization over its inner
+    plain tensors (int8 data, scales, ...), and the subclass is rebuilt where the weight is read, inside the
+    compiled graph. A subclass weight is a graph input that, on every call of the compiled step, AOTAutograd
+    flattens and dynamo guards in Python (`__tensor_flatten__` twice and a metadata check per layer, on the host,
+    while the GPU waits); plain tensors are checked in C++. Reversed by removing the parametrizations and putting
+    the original Parameter objects back."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        from torchao.utils import unwrap_tensor_subclass
+
+        weights = {m: m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and _is_ao_tensor(m.weight)}
+        unwrap_tensor_subclass(model)
+        self.weights = {m: w for m, w in weights.items() if _unwrapped(m)}  # the Parameter objects, to put back
+        self.record = {"kind": "unwrap_tensor_subclass", "layers": len(self.weights)}
+
+    def reverse(self, model: PreTrainedModel) -> dict:
+        from torch.nn.utils import parametrize
+
+        for module, weight in self.weights.items():
+            # removing the parametrization leaves the rebuilt weight as a buffer: the original Parameter goes back
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            module._buffers.pop("weight", None)
+            module._parameters.pop("weight", None)
+            module.register_parameter("weight", weight)
+        self.weights = {}
+        return {**self.record, "reversed": True}
+
+
+def _unwrapped(module: torch.nn.Module) -> bool:
+    from torch.nn.utils import parametrize
+    from torchao.utils import UnwrapTensorSubclass
+
+    return parametrize.is_parametrized(module, "weight") and any(
+        isinstance(p, UnwrapTensorSubclass) for p in module.parametrizations["weight"]
+    )
+
+
 @quant_method("torchao")
 class TorchAo(QuantMethod):
     package = "torchao"
@@ -118,6 +156,9 @@ class TorchAo(QuantMethod):
         if quant.scheme == TorchAoScheme.int4wo:
             return CustomDtype.INT4
         return torch.int8 if quant.scheme == TorchAoScheme.int8wo else torch.float8_e4m3fn
+
+    def before_compile(self, model: PreTrainedModel) -> CompileReady | None:
+        return UnwrappedWeights(model)
 
     def describe(self, quant: QuantConfig) -> str:
         return f"torchao {quant.scheme.value if quant.scheme else None}"
