@@ -187,10 +187,17 @@ def test_eager_falcon_run_is_left_alone(run_job):
     assert record["convert"]["applied"] == []
 
 
-def test_composes_with_bitsandbytes(run_job):
-    record = run_job("model=tiny-falcon", "quant=4bit")
+@pytest.mark.parametrize("quant", ["4bit", "int8wo"])  # bitsandbytes and torchao
+def test_composes_with_quantization(run_job, quant):
+    if quant == "int8wo":
+        pytest.importorskip("torchao")
+    record = run_job("model=tiny-falcon", f"quant={quant}")
+    assert record["status"] == "ok", record.get("error")
+    assert record["model"]["quantization"]["quantized_linear_layers"] > 0
     assert record["convert"]["applied"] == ["fused_attention"]
     assert record["convert"]["fused_attention"]["reversed"]["state_dict_restored"] is True
+    assert record["attention"]["sdpa_kernels"] == ["flash"]
+    assert record["agreement"]["agrees"] is True, record["agreement"]
 
 
 def test_efficient_kernel_refused_on_multi_query_falcon_without_padding(fake_gpu):  # noqa: F811
