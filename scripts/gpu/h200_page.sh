@@ -12,9 +12,10 @@
 #   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
 #   decode          experiment=decode_limit: fp8wo, int4wo, fp8dq at batch 1, then bf16 at 4/16/64  560  compile-bound
-#   quality         experiment=quality: fa4, fp8dq (smollm2; the rest ran at 565a018)          200  ~120
-#   quality_minilm  experiment=quality_minilm: 8bit, 4bit and the SDPA kernels (minilm package)  240  ~150
-#   int8wo          why int8wo decodes slowly: decode_profile, 4 layers, no autotuning; perf hints  240  ~150
+#   quality         experiment=quality: fa4, sdpa_efficient (smollm2; the rest ran up to 60121d6)  200  ~120
+#   quality_minilm  experiment=quality_minilm: flex with 4bit, the one job cut at 60121d6        120  ~40
+#   int8wo          where int8wo's step goes now (60121d6 removed its host cost): decode_profile on the 7B
+#                   shapes, int8wo then bf16 without skip_guard_eval (does skipping guards cost bf16?)  560  ~450
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
 # more than 330 s (fp8wo) before decoding for seconds. The inductor cache survives between calls only inside
@@ -30,7 +31,7 @@ set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
 ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm int8wo falcon_generate)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300
-  [decode]=560 [quality]=200 [quality_minilm]=240 [int8wo]=240 [falcon_generate]=90)
+  [decode]=560 [quality]=200 [quality_minilm]=120 [int8wo]=560 [falcon_generate]=90)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -59,14 +60,11 @@ commands() {
       echo "python3 -m runner -m experiment=decode_limit 'quant=fp8wo,int4wo,fp8dq' hydra.sweep.dir={W}/sweep"
       echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/batch" ;;
     quality)
-      echo "python3 -m runner -m experiment=quality attention=fa4 quant=none convert.compile=false hydra.sweep.dir={W}/fa4"
-      echo "python3 -m runner -m experiment=quality attention=sdpa quant=fp8dq convert.compile=false hydra.sweep.dir={W}/fp8dq" ;;
-    quality_minilm) echo "python3 -m runner -m experiment=quality_minilm 'attention=sdpa_math,sdpa_flash,sdpa_efficient,flex' 'quant=none,8bit,4bit' convert.bettertransformer=false hydra.sweep.dir={W}/sweep" ;;
+      echo "python3 -m runner -m experiment=quality 'attention=fa4,sdpa_efficient' quant=none convert.compile=false hydra.sweep.dir={W}/sweep" ;;
+    quality_minilm) echo "python3 -m runner -m experiment=quality_minilm attention=flex quant=4bit convert.bettertransformer=false hydra.sweep.dir={W}/sweep" ;;
     int8wo)
-      # reduce-overhead: CUDA graphs without autotuning, which alone took over 170 s for 4 layers at 565a018
-      for q in none int8wo; do
-        echo "TORCH_LOGS=perf_hints python3 scripts/decode_profile.py quant=$q model.architecture.num_hidden_layers=4 convert.compile_options.mode=reduce-overhead convert.compile_options.coordinate_descent_tuning=false --repeats 3 > {W}/profile_$q.json 2> {W}/profile_$q.log"
-      done ;;
+      echo "python3 scripts/decode_profile.py quant=int8wo --repeats 3 > {W}/profile_int8wo.json 2> {W}/profile_int8wo.log"
+      echo "python3 scripts/decode_profile.py quant=none convert.compile_options.skip_guard_eval=false --repeats 3 > {W}/profile_bf16_guards.json 2> {W}/profile_bf16_guards.log" ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
 }
