@@ -169,6 +169,7 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "quality",
         "quality_minilm",
         "int8wo",
+        "gemv",
         "falcon_generate",
     ]
     # each study fits one 600 s call of the device tool (all of them together take more than one session's 30 min)
@@ -213,3 +214,29 @@ def test_h200_page_packs_each_study_flat_and_without_model_files(tmp_path):
         names = archive.getnames()
     assert "seed/sweep/0/results.json" in names and "seed/sweep/0/.hydra/config.yaml" in names
     assert not any(n.endswith(".safetensors") for n in names)
+
+
+def test_gemv_probe_formats_hold_the_weights_they_claim():
+    """scripts/gpu/gemv_probe.py: the int4 layout packs two 4-bit values per byte and unpacks them in order, each
+    weight lands within about half a quantization step, and the compiled products match the float result (CPU run)."""
+    sys.path.insert(0, str(ROOT / "scripts" / "gpu"))
+    import gemv_probe
+
+    torch.manual_seed(0)
+    weight = torch.randn(64, 256, dtype=torch.bfloat16)
+    packed, scale, low = gemv_probe.quantize_int4(weight, 128)
+    assert packed.dtype == torch.uint8 and packed.shape == (64, 128)  # half a byte per weight
+    restored = gemv_probe.dequantize_int4(packed, scale, low, 128).float()
+    step = scale.float().repeat_interleave(128, dim=1)
+    # half a step, and bf16's rounding of the scale and zero point (a wrong nibble order is off by whole steps)
+    assert ((restored - weight.float()).abs() <= 0.6 * step).all()
+    q8, s8 = gemv_probe.quantize_int8(weight)
+    assert q8.dtype == torch.int8 and s8.shape == (64,)
+    x = torch.randn(1, 256, dtype=torch.bfloat16)
+    reference = x.float() @ weight.float().t()
+    for fn, args, tolerance in (
+        (gemv_probe.int8_gemv, (x, q8, s8), 0.02),
+        (gemv_probe.make_int4_gemv(128), (x, packed, scale, low), 0.15),
+    ):
+        got = fn(*args).float()
+        assert float((got - reference).norm() / reference.norm()) < tolerance

@@ -1,0 +1,180 @@
+"""Batch-1 decode's matrix-vector products, one kernel at a time: how much of the memory bandwidth each weight
+format reaches on the 7B llama Linear shapes, outside the model. Issue 12 asks why int8 weight-only reaches 37 % of
+4.8 TB/s in the compiled decode (bf16: 62 %) and whether any int4 kernel can beat bf16 by 1.6×; this answers the
+kernel half of both before anything is built into the runner.
+
+Formats, each `y = x @ W.T` for x of shape (1, K), all compiled as the runner compiles the decode step (inductor
+with coordinate descent, which turns a one-row matmul into a fused reduction; CUDA graphs left out):
+- bf16: plain weights;
+- int8: int8 weights and a scale per output row, dequantized inside the compiled function (torchao int8wo's math);
+- int4-inductor: two 4-bit values per byte with a scale and zero point per group of --group-size inputs,
+  unpacked and dequantized inside the compiled function, so inductor fuses unpacking, dequantization and the dot
+  product into one kernel that reads half a byte per weight (no library ships this layout for Hopper);
+- int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled.
+
+Each format's time per call is the median of --rounds CUDA-event timings over --calls calls. Prints one JSON
+object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum over one decoder layer's 7
+Linear layers times 32 layers, a floor for the Linear part of a 7B decode step.
+
+    python scripts/gpu/gemv_probe.py                      # an H200: about a minute, most of it compiling
+    python scripts/gpu/gemv_probe.py --device cpu --shapes 256x128 --calls 3 --rounds 1   # tries it on the CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+# one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
+LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
+LAYERS = 32
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8, one scale per output row (torchao Int8WeightOnlyConfig's per-row scheme)."""
+    scale = weight.abs().amax(dim=1, keepdim=True).float().clamp(min=1e-8) / 127
+    q = torch.round(weight.float() / scale).clamp(-128, 127).to(torch.int8)
+    return q, scale.squeeze(1).to(weight.dtype)
+
+
+def quantize_int4(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit per group of `group` inputs; two values per uint8 (low nibble first)."""
+    out, k = weight.shape
+    w = weight.float().reshape(out, k // group, group)
+    low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
+    scale = ((high - low) / 15).clamp(min=1e-8)
+    q = torch.round((w - low) / scale).clamp(0, 15).to(torch.uint8).reshape(out, k)
+    packed = q[:, 0::2] | (q[:, 1::2] << 4)
+    return packed, scale.squeeze(2).to(weight.dtype), low.squeeze(2).to(weight.dtype)
+
+
+def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group: int) -> torch.Tensor:
+    out = packed.shape[0]
+    q = torch.stack((packed & 0xF, packed >> 4), dim=2).reshape(out, -1, group)
+    return (q.to(scale.dtype) * scale.unsqueeze(2) + low.unsqueeze(2)).reshape(out, -1)
+
+
+def bf16_gemv(x, weight):
+    return x @ weight.t()
+
+
+def int8_gemv(x, q, scale):
+    return (x @ q.t().to(x.dtype)) * scale
+
+
+def make_int4_gemv(group: int):
+    def int4_gemv(x, packed, scale, low):
+        return x @ dequantize_int4(packed, scale, low, group).t()
+
+    return int4_gemv
+
+
+def timed_us(fn, args, calls: int, rounds: int, device: torch.device) -> float:
+    for _ in range(3):
+        fn(*args)
+    times = []
+    for _ in range(rounds):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                fn(*args)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1e3 / calls)
+        else:
+            begin = time.perf_counter()
+            for _ in range(calls):
+                fn(*args)
+            times.append((time.perf_counter() - begin) * 1e6 / calls)
+    return statistics.median(times)
+
+
+def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: dict) -> dict:
+    """name -> (function, its arguments (None: x), bytes of weights and scales it must read)."""
+    compiled = lambda fn: torch.compile(fn, dynamic=False, options=compile_options)  # noqa: E731
+    q8, s8 = quantize_int8(weight)
+    p4, s4, z4 = quantize_int4(weight, group)
+    found = {
+        "bf16": (compiled(bf16_gemv), (x, weight), weight.numel() * 2),
+        "int8": (compiled(int8_gemv), (x, q8, s8), q8.numel() + s8.numel() * 2),
+        "int4-inductor": (compiled(make_int4_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2),
+    }
+    if weight.is_cuda and hasattr(torch.ops.aten, "_weight_int4pack_mm"):
+        found["int4-tinygemm"] = tinygemm(weight, group)
+    return found
+
+
+def tinygemm(weight: torch.Tensor, group: int):
+    """torchao int4wo's default kernel, on the same weights (its own packing, bfloat16 scales and zeros)."""
+    out, k = weight.shape
+    w = weight.float().reshape(out, k // group, group)
+    low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
+    scale = ((high - low) / 15).clamp(min=1e-8)
+    q = torch.round((w - low) / scale).clamp(0, 15).to(torch.int32).reshape(out, k)
+    packed = torch.ops.aten._convert_weight_to_int4pack(((q[:, ::2] << 4) | q[:, 1::2]).to(torch.uint8), 8)
+    zeros = (low + 8 * scale).squeeze(2)  # tinygemm dequantizes (q - 8) * scale + zero
+    scales_and_zeros = torch.stack((scale.squeeze(2), zeros), dim=2).transpose(0, 1).contiguous().to(weight.dtype)
+
+    def run(x):
+        return torch.ops.aten._weight_int4pack_mm(x, packed, group, scales_and_zeros)
+
+    return run, (None,), packed.numel() * packed.element_size() + scales_and_zeros.numel() * 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--shapes", nargs="*", help="OUTxIN shapes (default: a 7B llama layer's three shapes)")
+    parser.add_argument("--group-size", type=int, default=128)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--bandwidth-gbs", type=float, default=4800.0, help="the card's memory bandwidth (H200)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes] if args.shapes else list(LLAMA_7B_LAYER)
+    compile_options = {"coordinate_descent_tuning": True} if device.type == "cuda" else {}
+    torch.manual_seed(0)
+    results: dict = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "group_size": args.group_size,
+        "shapes": {},
+    }
+    for out, k in shapes:
+        weight = torch.randn(out, k, device=device, dtype=torch.bfloat16) * 0.02
+        x = torch.randn(1, k, device=device, dtype=torch.bfloat16)
+        reference = x.float() @ weight.float().t()
+        row = {}
+        for name, (fn, fn_args, nbytes) in formats(weight, x, args.group_size, compile_options).items():
+            fn_args = tuple(x if a is None else a for a in fn_args)
+            got = fn(*fn_args).float()
+            us = timed_us(fn, fn_args, args.calls, args.rounds, device)
+            gbs = nbytes / us / 1e3
+            row[name] = {
+                "us": round(us, 2),
+                "gbs": round(gbs, 1),
+                "share_of_bandwidth": round(gbs / args.bandwidth_gbs, 3),
+                "relative_error": round(float((got - reference).norm() / reference.norm()), 4),
+            }
+        results["shapes"][f"{out}x{k}"] = row
+    if not args.shapes:  # a whole 7B decoder stack's Linear layers
+        names = next(iter(results["shapes"].values())).keys()
+        results["per_token_linear_ms_32_layers"] = {
+            name: round(
+                LAYERS
+                * sum(n * results["shapes"][f"{o}x{i}"][name]["us"] for (o, i), n in LLAMA_7B_LAYER.items())
+                / 1e3,
+                3,
+            )
+            for name in names
+        }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
