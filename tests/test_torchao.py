@@ -77,6 +77,9 @@ def test_int4_options_reach_the_torchao_config():
     assert ao.group_size == 64
     assert ao.int4_packing_format.value == "tile_packed_to_4d"
     assert ao.int4_choose_qparams_algorithm.value == "hqq"
+    own = QuantConfig(method="torchao", scheme=TorchAoScheme.int4wo, group_size=32, int4_packing_format="inductor")
+    assert type(method_of(own).quantization_config(own, DType.float32).quant_type).__name__ == "PackedInt4Config"
+    assert method_of(own).quantization_config(own, DType.float32).quant_type.group_size == 32
     fp8dq = method_of(quant).quantization_config(QuantConfig(method="torchao", scheme=TorchAoScheme.fp8dq), None)
     assert type(fp8dq.quant_type).__name__ == "Float8DynamicActivationFloat8WeightConfig"
 
@@ -98,6 +101,10 @@ def test_int4_options_reach_the_torchao_config():
         (
             ["quant=int4wo", "quant.int4_packing_format=plain", "quant.int4_choose_qparams_algorithm=hqq"],
             "hqq with quant.int4_packing_format=plain",
+        ),
+        (
+            ["quant=int4wo", "quant.int4_packing_format=inductor", "quant.int4_choose_qparams_algorithm=hqq"],
+            "hqq with quant.int4_packing_format=inductor",
         ),
         (["quant=int8wo", "quant.scheme=null"], "quant.method=torchao needs quant.scheme"),
         (["quant=int8wo", "quant.method=torchoa"], "unknown quantization method 'torchoa'. Did you mean 'torchao'"),
@@ -143,11 +150,18 @@ def test_torchao_on_the_gpu(run_job, quant):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("quant, subclass", [("int4wo", "Int4TilePackedTo4dTensor"), ("int8wo", "Int8Tensor")])
+@pytest.mark.parametrize(
+    "quant, subclass",
+    [
+        ("int4wo", "Int4TilePackedTo4dTensor"),
+        ("int8wo", "Int8Tensor"),
+        ("int4wo quant.int4_packing_format=inductor", "PackedInt4Tensor"),
+    ],
+)
 def test_compiled_torchao_decode_on_the_gpu(run_job, quant, subclass):
     record = run_job(
         "hardware=cuda",
-        f"quant={quant}",
+        *f"quant={quant}".split(),
         *INT4_WIDTHS,
         "model.dtype=bfloat16",
         "scenario=generate",
@@ -225,3 +239,36 @@ def test_weights_stay_wrapped_unless_a_compiled_torchao_model_asks(overrides):
     if "convert.compile=false" not in overrides:
         cfg = with_compile(cfg)
     assert Convert._before_compile(_int8_tiny_llama(), SimpleNamespace(cfg=cfg)) is None
+
+
+def test_the_runners_int4_layout_runs_on_the_cpu_in_any_float_dtype(run_job):
+    """quant.int4_packing_format=inductor: half a byte per weight plus a scale and zero per group, on the CPU and
+    in float32, where torchao's int4 layouts refuse; the model stays close to the unquantized one."""
+    record = run_job("quant=int4wo", "quant.int4_packing_format=inductor", *INT4_WIDTHS)
+    assert record["status"] == "ok", record.get("error")
+    q = record["model"]["quantization"]
+    assert q["by_scheme"] == {"PackedInt4Tensor": TINY_LLAMA_LINEARS}
+    # float32 weights: 4 bytes -> 0.5, plus a float32 scale and zero per 128 weights
+    assert 0.5 / 4 < q["linear_weight_ratio"] < (0.5 + 8 / 128) / 4 * 1.01
+    assert record["agreement"]["agrees"], record["agreement"]
+
+
+def test_packed_int4_weights_unpack_in_order_and_compile_as_one_graph():
+    from torchao.quantization import quantize_
+
+    from runner.quant.methods.torchao import UnwrappedWeights
+    from runner.quant.packed_int4 import PackedInt4Config, PackedInt4Tensor
+
+    torch.manual_seed(0)
+    weight = torch.randn(64, 256)
+    packed = PackedInt4Tensor.from_hp(weight, 128)
+    assert packed.packed.shape == (64, 128) and packed.shape == weight.shape and packed.dtype == torch.float32
+    step = packed.scale.repeat_interleave(128, dim=1)
+    assert ((packed.dequantize() - weight).abs() <= step / 2 + 1e-6).all()  # each weight on its nearest level
+    model = torch.nn.Sequential(torch.nn.Linear(256, 512, bias=False), torch.nn.Linear(512, 256))
+    quantize_(model, PackedInt4Config(group_size=128))
+    x = torch.randn(2, 256)
+    expected = model[1](x @ model[0].weight.dequantize().t())
+    assert torch.allclose(model(x), expected, atol=1e-5)
+    UnwrappedWeights(model)  # as convert.compile does: plain tensors in, the subclass rebuilt inside the graph
+    assert torch.allclose(torch.compile(model, fullgraph=True)(x), expected, atol=1e-4)

@@ -40,6 +40,9 @@ class Int4Packing(str, Enum):
     tile_packed_to_4d = "tile_packed_to_4d"  # CUDA tinygemm, in PyTorch itself (the one measured on the H200)
     plain = "plain"  # CUDA, kernels of the `mslk` package
     preshuffled = "preshuffled"  # CUDA (Hopper), kernels of the `mslk` package
+    # the runner's own layout (runner/quant/packed_int4.py): unpacked in PyTorch ops, so that the compiled decode
+    # step fuses it into inductor's kernel; any device and float dtype
+    inductor = "inductor"
 
 
 class Int4QParams(str, Enum):

@@ -11,7 +11,8 @@
 #   overhead        python scripts/overhead.py                                                  90  ~70
 #   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
-#   decode          experiment=decode_limit: fp8wo, int4wo, fp8dq at batch 1, then bf16 at 4/16/64  560  compile-bound
+#   decode          experiment=decode_limit: int4wo in the runner's own layout, fp8wo, int4wo, fp8dq at batch 1,
+#                   then bf16 at 4/16/64                                                       560  compile-bound
 #   quality         experiment=quality: fa4, sdpa_efficient (smollm2; the rest ran up to 60121d6)  200  ~120
 #   quality_minilm  experiment=quality_minilm: flex with 4bit, the one job cut at 60121d6        120  ~40
 #   int8wo          where int8wo's step goes now (60121d6 removed its host cost): decode_profile on the 7B
@@ -58,6 +59,7 @@ commands() {
     pytest_gpu) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider > {W}/pytest_gpu.log' ;;
     measure) echo 'OUT={W} bash scripts/gpu/measure.sh' ;;
     decode)
+      echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/int4_inductor"
       echo "python3 -m runner -m experiment=decode_limit 'quant=fp8wo,int4wo,fp8dq' hydra.sweep.dir={W}/sweep"
       echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/batch" ;;
     quality)

@@ -6,7 +6,9 @@ scales and zero points inside it (the subclass itself reports its logical bfloat
 - int8wo: any device (plain int8 weights and a scale per channel);
 - int4wo: CUDA only: tile_packed_to_4d (tinygemm, in PyTorch, bfloat16), plain/preshuffled (the `mslk` package);
   torchao 0.18 has no CPU layout for int4 (gemlite's Triton kernels, torchao's prototype UIntxWeightOnlyConfig,
-  did not run on the H200's stack: docs/quantization.md);
+  did not run on the H200's stack: docs/quantization.md); `int4_packing_format=inductor` is the runner's own
+  layout in plain PyTorch ops (runner/quant/packed_int4.py): any device and float dtype, fused by inductor when
+  the decode step is compiled;
 - fp8wo: compute capability 8.9+ (Ada, Hopper) on CUDA, or the CPU (dequantizing fallback);
 - fp8dq: float8 matmuls (torch._scaled_mm, per-row scales): Hopper (9.0) and newer only.
 """
@@ -36,7 +38,8 @@ MIN_CAPABILITY = {
 }
 CPU_REFUSALS = {
     TorchAoScheme.int4wo: "torchao 0.18 has no CPU layout for Int4WeightOnlyConfig (tile_packed_to_4d, plain and "
-    "preshuffled are CUDA kernels); use quant=int8wo on the CPU, or hardware=cuda",
+    "preshuffled are CUDA kernels); use quant.int4_packing_format=inductor (the runner's own layout) or quant=int8wo "
+    "on the CPU, or hardware=cuda",
     TorchAoScheme.fp8dq: "float8 dynamic-activation matmuls run on Hopper GPUs only; use quant=fp8wo or int8wo "
     "on the CPU, or hardware=cuda on an H100/H200",
 }
@@ -51,6 +54,10 @@ def ao_config(quant: QuantConfig):
     scheme = TorchAoScheme(quant.scheme)
     if scheme is TorchAoScheme.int8wo:
         return q.Int8WeightOnlyConfig()
+    if scheme is TorchAoScheme.int4wo and quant.int4_packing_format == Int4Packing.inductor:
+        from runner.quant.packed_int4 import PackedInt4Config
+
+        return PackedInt4Config(group_size=quant.group_size)
     if scheme is TorchAoScheme.int4wo:
         return q.Int4WeightOnlyConfig(
             group_size=quant.group_size,
@@ -60,6 +67,11 @@ def ao_config(quant: QuantConfig):
     if scheme is TorchAoScheme.fp8wo:
         return q.Float8WeightOnlyConfig()
     return q.Float8DynamicActivationFloat8WeightConfig(granularity=q.PerRow())
+
+
+def _runs_anywhere(quant: QuantConfig) -> bool:
+    """The runner's own int4 layout (plain PyTorch ops): any device, any float dtype."""
+    return quant.scheme == TorchAoScheme.int4wo and quant.int4_packing_format == Int4Packing.inductor
 
 
 def _is_ao_tensor(tensor) -> bool:
@@ -181,7 +193,7 @@ class TorchAo(QuantMethod):
         device = device_or_none(cfg.hardware)
         if device is None:
             return problems  # device_exists reports it
-        if device.type == "cpu" and quant.scheme in CPU_REFUSALS:
+        if device.type == "cpu" and quant.scheme in CPU_REFUSALS and not _runs_anywhere(quant):
             why = CPU_REFUSALS[quant.scheme]
             problems.append(f"quant={quant.name} needs a CUDA GPU, and this run is on the CPU: {why}")
         if device.type == "cuda" and quant.scheme in MIN_CAPABILITY:
@@ -198,7 +210,7 @@ class TorchAo(QuantMethod):
         quant, problems = cfg.quant, []
         if quant.group_size not in GROUP_SIZES:
             problems.append(f"quant.group_size={quant.group_size}: int4wo takes {', '.join(map(str, GROUP_SIZES))}")
-        if cfg.model.dtype != DType.bfloat16:
+        if cfg.model.dtype != DType.bfloat16 and not _runs_anywhere(quant):
             problems.append(
                 f"quant={quant.name} with model.dtype={cfg.model.dtype.value}: torchao's int4 kernels take "
                 "bfloat16 activations; set model.dtype=bfloat16"

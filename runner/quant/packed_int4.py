@@ -1,0 +1,95 @@
+"""`quant=int4wo quant.int4_packing_format=inductor`: a 4-bit weight layout that no kernel library has to support.
+
+Two 4-bit values per byte (the even input first, in the low nibble), with a scale and zero point per group of
+`group_size` inputs, in the model's dtype. The Linear's forward unpacks and dequantizes in plain PyTorch ops
+(`dequantize`), so under `convert.compile=true` inductor fuses unpacking, dequantization and the matrix-vector
+product of a batch-1 decode step into one Triton kernel that reads half a byte per weight; without compiling it
+runs anywhere, the CPU included. torchao 0.18's int4 layouts each need one kernel: tinygemm (slow on Hopper:
+docs/benchmarks.md §6), or the `mslk` package (not published). The layout is a torchao tensor subclass
+(TorchAOBaseTensor) applied by torchao's `quantize_` through transformers' TorchAoConfig, so the census, the real
+byte count and `convert.compile_options.unwrap_subclasses` treat it as any torchao weight.
+
+Quantization is asymmetric min/max per group (torchao's tinygemm parameters use the same grid: 16 levels from the
+group's minimum to its maximum)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torchao.core.config import AOBaseConfig
+from torchao.quantization.transform_module import register_quantize_module_handler
+from torchao.utils import TorchAOBaseTensor
+
+aten = torch.ops.aten
+LEVELS = 15  # 4 bits: 0..15
+
+
+class PackedInt4Tensor(TorchAOBaseTensor):
+    """A (out, in) weight as `packed` (out, in / 2) uint8, `scale` and `zero` (out, in / group_size)."""
+
+    tensor_data_names = ["packed", "scale", "zero"]
+    tensor_attribute_names = ["group_size", "shape_", "dtype"]
+
+    def __new__(cls, packed, scale, zero, group_size, shape_, dtype):
+        kwargs = {"device": packed.device, "dtype": dtype, "requires_grad": False}
+        return torch.Tensor._make_wrapper_subclass(cls, shape_, **kwargs)
+
+    def __init__(self, packed, scale, zero, group_size, shape_, dtype):
+        super().__init__()
+        self.packed, self.scale, self.zero = packed, scale, zero
+        self.group_size, self.shape_ = group_size, shape_
+
+    @classmethod
+    def from_hp(cls, weight: torch.Tensor, group_size: int) -> PackedInt4Tensor:
+        out, k = weight.shape
+        w = weight.float().reshape(out, k // group_size, group_size)
+        low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
+        scale = ((high - low) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
+        q = torch.round((w - low) / scale).clamp(0, LEVELS).to(torch.uint8).reshape(out, k)
+        packed = q[:, 0::2] | (q[:, 1::2] << 4)
+        return cls(
+            packed,
+            scale.squeeze(2).to(weight.dtype),
+            low.squeeze(2).to(weight.dtype),
+            group_size,
+            weight.shape,
+            weight.dtype,
+        )
+
+    def dequantize(self, output_dtype: torch.dtype | None = None) -> torch.Tensor:
+        out = self.packed.shape[0]
+        q = torch.stack((self.packed & 0xF, self.packed >> 4), dim=2).reshape(out, -1, self.group_size)
+        weight = q.to(self.scale.dtype) * self.scale.unsqueeze(2) + self.zero.unsqueeze(2)
+        return weight.reshape(out, -1).to(output_dtype or self.dtype)
+
+
+implements = PackedInt4Tensor.implements
+
+
+@implements(aten.linear.default)
+@PackedInt4Tensor.implements_torch_function(torch.nn.functional.linear)
+def _(func, types, args, kwargs):
+    x, weight = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    return torch.nn.functional.linear(x, weight.dequantize(x.dtype), bias)
+
+
+@dataclass
+class PackedInt4Config(AOBaseConfig):
+    """torchao config of the layout (TorchAoConfig(quant_type=PackedInt4Config(group_size=...)))."""
+
+    group_size: int = 128
+
+
+@register_quantize_module_handler(PackedInt4Config)
+def _packed_int4_transform(module: torch.nn.Module, config: PackedInt4Config, *, parameter_name: str = "weight"):
+    weight = getattr(module, parameter_name)
+    if weight.shape[-1] % config.group_size:  # torchao's int4 configs leave such layers as they are too
+        return module
+    packed = PackedInt4Tensor.from_hp(weight.detach(), config.group_size)
+    setattr(module, parameter_name, torch.nn.Parameter(packed, requires_grad=False))
+    return module
+
+
+torch.serialization.add_safe_globals([PackedInt4Tensor])
