@@ -169,6 +169,7 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "quality",
         "quality_minilm",
         "int8wo",
+        "decode_attention",
         "gemv",
         "falcon_generate",
     ]
@@ -177,7 +178,7 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
     for name, p in plan.items():  # every output lands in the study's own folder
         assert all(str(tmp_path / "work" / name) in c for c in p["commands"]), p
     runs = [c.split() for p in plan.values() for c in p["commands"] if c.startswith("python3 -m runner ")]
-    assert len(runs) == 9
+    assert len(runs) == 10
     profiles = [c.split() for c in plan["int8wo"]["commands"]]
     assert len(profiles) == 2
     for words in profiles:  # decode_profile's runner overrides compose too

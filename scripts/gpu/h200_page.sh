@@ -17,6 +17,8 @@
 #   quality_minilm  experiment=quality_minilm: flex with 4bit, the one job cut at 60121d6        120  ~40
 #   int8wo          where int8wo's step goes now (60121d6 removed its host cost): decode_profile on the 7B
 #                   shapes, int8wo then bf16 without skip_guard_eval (does skipping guards cost bf16?)  560  ~450
+#   decode_attention  experiment=decode_limit, bf16, attention=sdpa_math,sdpa_efficient,flex: cuDNN's decode
+#                   attention took 0.26 of a 4.3 ms step (6 %) for a 256-token cache (f641c12 profile)  420  ~300
 #   gemv            scripts/gpu/gemv_probe.py: bf16, int8, int4 (inductor, tinygemm) matrix-vector kernels   150  ~60
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
@@ -31,9 +33,9 @@
 # --pack-only packs what an earlier call left in WORK (default /tmp/h200-page) into OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
-ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm int8wo gemv falcon_generate)
+ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm int8wo decode_attention gemv falcon_generate)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300
-  [decode]=560 [quality]=200 [quality_minilm]=120 [int8wo]=560 [gemv]=150 [falcon_generate]=90)
+  [decode]=560 [quality]=200 [quality_minilm]=120 [int8wo]=560 [decode_attention]=420 [gemv]=150 [falcon_generate]=90)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -68,6 +70,7 @@ commands() {
     int8wo)
       echo "python3 scripts/decode_profile.py quant=int8wo --repeats 3 > {W}/profile_int8wo.json 2> {W}/profile_int8wo.log"
       echo "python3 scripts/decode_profile.py quant=none convert.compile_options.skip_guard_eval=false --repeats 3 > {W}/profile_bf16_guards.json 2> {W}/profile_bf16_guards.log" ;;
+    decode_attention) echo "python3 -m runner -m experiment=decode_limit quant=none 'attention=sdpa_math,sdpa_efficient,flex' hydra.sweep.dir={W}/sweep" ;;
     gemv) echo 'python3 scripts/gpu/gemv_probe.py > {W}/gemv_probe.json' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
