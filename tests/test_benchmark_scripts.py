@@ -225,9 +225,10 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
 
     torch.manual_seed(0)
     weight = torch.randn(64, 256, dtype=torch.bfloat16)
-    packed, scale, low = gemv_probe.quantize_int4(weight, 128)
+    int4 = gemv_probe.PackedInt4Tensor.from_hp(weight, 128)  # the runner's layout, which the probe times
+    packed, scale, low = int4.packed, int4.scale, int4.zero
     assert packed.dtype == torch.uint8 and packed.shape == (64, 128)  # half a byte per weight
-    restored = gemv_probe.dequantize_int4(packed, scale, low, 128).float()
+    restored = gemv_probe.unpack(packed, scale, low, 128).float()
     step = scale.float().repeat_interleave(128, dim=1)
     # half a step, and bf16's rounding of the scale and zero point (a wrong nibble order is off by whole steps)
     assert ((restored - weight.float()).abs() <= 0.6 * step).all()

@@ -25,6 +25,24 @@ aten = torch.ops.aten
 LEVELS = 15  # 4 bits: 0..15
 
 
+def levels(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`weight` (out, in) on 16 levels per group: the levels (out, in) as uint8 0..15, and each group's scale and
+    minimum (out, in / group_size) in float32; a weight is level * scale + minimum."""
+    out, k = weight.shape
+    w = weight.float().reshape(out, k // group_size, group_size)
+    low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
+    scale = ((high - low) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
+    q = torch.round((w - low) / scale).clamp(0, LEVELS).to(torch.uint8).reshape(out, k)
+    return q, scale.squeeze(2), low.squeeze(2)
+
+
+def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The (out, in) weight, in the scale's dtype, from two levels per byte (even input in the low nibble)."""
+    out = packed.shape[0]
+    q = torch.stack((packed & 0xF, packed >> 4), dim=2).reshape(out, -1, group_size)
+    return (q.to(scale.dtype) * scale.unsqueeze(2) + zero.unsqueeze(2)).reshape(out, -1)
+
+
 class PackedInt4Tensor(TorchAOBaseTensor):
     """A (out, in) weight as `packed` (out, in / 2) uint8, `scale` and `zero` (out, in / group_size)."""
 
@@ -42,26 +60,12 @@ class PackedInt4Tensor(TorchAOBaseTensor):
 
     @classmethod
     def from_hp(cls, weight: torch.Tensor, group_size: int) -> PackedInt4Tensor:
-        out, k = weight.shape
-        w = weight.float().reshape(out, k // group_size, group_size)
-        low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
-        scale = ((high - low) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
-        q = torch.round((w - low) / scale).clamp(0, LEVELS).to(torch.uint8).reshape(out, k)
+        q, scale, low = levels(weight, group_size)
         packed = q[:, 0::2] | (q[:, 1::2] << 4)
-        return cls(
-            packed,
-            scale.squeeze(2).to(weight.dtype),
-            low.squeeze(2).to(weight.dtype),
-            group_size,
-            weight.shape,
-            weight.dtype,
-        )
+        return cls(packed, scale.to(weight.dtype), low.to(weight.dtype), group_size, weight.shape, weight.dtype)
 
     def dequantize(self, output_dtype: torch.dtype | None = None) -> torch.Tensor:
-        out = self.packed.shape[0]
-        q = torch.stack((self.packed & 0xF, self.packed >> 4), dim=2).reshape(out, -1, self.group_size)
-        weight = q.to(self.scale.dtype) * self.scale.unsqueeze(2) + self.zero.unsqueeze(2)
-        return weight.reshape(out, -1).to(output_dtype or self.dtype)
+        return unpack(self.packed, self.scale, self.zero, self.group_size).to(output_dtype or self.dtype)
 
 
 implements = PackedInt4Tensor.implements

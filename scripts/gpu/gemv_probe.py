@@ -7,9 +7,10 @@ Formats, each `y = x @ W.T` for x of shape (1, K), all compiled as the runner co
 with coordinate descent, which turns a one-row matmul into a fused reduction; CUDA graphs left out):
 - bf16: plain weights;
 - int8: int8 weights and a scale per output row, dequantized inside the compiled function (torchao int8wo's math);
-- int4-inductor: two 4-bit values per byte with a scale and zero point per group of --group-size inputs,
-  unpacked and dequantized inside the compiled function, so inductor fuses unpacking, dequantization and the dot
-  product into one kernel that reads half a byte per weight (no library ships this layout for Hopper);
+- int4-inductor: the runner's own layout (`quant.int4_packing_format=inductor`, runner/quant/packed_int4.py): two
+  4-bit values per byte with a scale and zero point per group of --group-size inputs, unpacked and dequantized
+  inside the compiled function, so inductor fuses unpacking, dequantization and the dot product into one kernel
+  that reads half a byte per weight (no library ships such a layout for Hopper);
 - int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled.
 
 Each format's time per call is the median of --rounds CUDA-event timings over --calls calls. Prints one JSON
@@ -29,6 +30,8 @@ import time
 
 import torch
 
+from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
+
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
 LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
 LAYERS = 32
@@ -41,23 +44,6 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale.squeeze(1).to(weight.dtype)
 
 
-def quantize_int4(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Asymmetric 4-bit per group of `group` inputs; two values per uint8 (low nibble first)."""
-    out, k = weight.shape
-    w = weight.float().reshape(out, k // group, group)
-    low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
-    scale = ((high - low) / 15).clamp(min=1e-8)
-    q = torch.round((w - low) / scale).clamp(0, 15).to(torch.uint8).reshape(out, k)
-    packed = q[:, 0::2] | (q[:, 1::2] << 4)
-    return packed, scale.squeeze(2).to(weight.dtype), low.squeeze(2).to(weight.dtype)
-
-
-def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group: int) -> torch.Tensor:
-    out = packed.shape[0]
-    q = torch.stack((packed & 0xF, packed >> 4), dim=2).reshape(out, -1, group)
-    return (q.to(scale.dtype) * scale.unsqueeze(2) + low.unsqueeze(2)).reshape(out, -1)
-
-
 def bf16_gemv(x, weight):
     return x @ weight.t()
 
@@ -67,8 +53,8 @@ def int8_gemv(x, q, scale):
 
 
 def make_int4_gemv(group: int):
-    def int4_gemv(x, packed, scale, low):
-        return x @ dequantize_int4(packed, scale, low, group).t()
+    def int4_gemv(x, packed, scale, zero):
+        return x @ unpack(packed, scale, zero, group).t()
 
     return int4_gemv
 
@@ -98,7 +84,8 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
     """name -> (function, its arguments (None: x), bytes of weights and scales it must read)."""
     compiled = lambda fn: torch.compile(fn, dynamic=False, options=compile_options)  # noqa: E731
     q8, s8 = quantize_int8(weight)
-    p4, s4, z4 = quantize_int4(weight, group)
+    int4 = PackedInt4Tensor.from_hp(weight, group)
+    p4, s4, z4 = int4.packed, int4.scale, int4.zero
     found = {
         "bf16": (compiled(bf16_gemv), (x, weight), weight.numel() * 2),
         "int8": (compiled(int8_gemv), (x, q8, s8), q8.numel() + s8.numel() * 2),
@@ -111,14 +98,10 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
 
 def tinygemm(weight: torch.Tensor, group: int):
     """torchao int4wo's default kernel, on the same weights (its own packing, bfloat16 scales and zeros)."""
-    out, k = weight.shape
-    w = weight.float().reshape(out, k // group, group)
-    low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
-    scale = ((high - low) / 15).clamp(min=1e-8)
-    q = torch.round((w - low) / scale).clamp(0, 15).to(torch.int32).reshape(out, k)
-    packed = torch.ops.aten._convert_weight_to_int4pack(((q[:, ::2] << 4) | q[:, 1::2]).to(torch.uint8), 8)
-    zeros = (low + 8 * scale).squeeze(2)  # tinygemm dequantizes (q - 8) * scale + zero
-    scales_and_zeros = torch.stack((scale.squeeze(2), zeros), dim=2).transpose(0, 1).contiguous().to(weight.dtype)
+    q, scale, low = levels(weight, group)  # the same levels as the runner's layout
+    packed = torch.ops.aten._convert_weight_to_int4pack((q[:, ::2] << 4) | q[:, 1::2], 8)
+    zeros = low + 8 * scale  # tinygemm dequantizes (q - 8) * scale + zero
+    scales_and_zeros = torch.stack((scale, zeros), dim=2).transpose(0, 1).contiguous().to(weight.dtype)
 
     def run(x):
         return torch.ops.aten._weight_int4pack_mm(x, packed, group, scales_and_zeros)
