@@ -222,6 +222,17 @@ def test_fa4_refused_on_cpu_and_float32():
     assert "needs a CUDA GPU and this run is on cpu" in message
 
 
+def falcon_7b_on_gpu(length: int, padding_side: str | None, device: str = "cuda"):
+    """falcon-7b's attention shapes, 2 layers, bf16: eager and SDPA twins, and a batch of 2 x `length` tokens whose
+    first row is left-padded by a quarter when `padding_side` is set."""
+    eager, fused = twins(FalconConfig(**FALCON_7B_2_LAYERS), torch.bfloat16, device)
+    ids = torch.randint(0, 65024, (2, length), device=device)
+    mask = torch.ones_like(ids)
+    if padding_side:
+        mask[0, : length // 4] = 0
+    return eager, fused, ids, mask
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("padding_side", [None, "left"])
@@ -231,11 +242,7 @@ def test_falcon_7b_shapes_on_gpu_agree_and_run_a_fused_kernel(padding_side):
 
     from runner.attention.probe import SDPA_KERNEL_OPS
 
-    eager, fused = twins(FalconConfig(**FALCON_7B_2_LAYERS), torch.bfloat16, "cuda")
-    ids = torch.randint(0, 65024, (2, 1024), device="cuda")
-    mask = torch.ones_like(ids)
-    if padding_side:
-        mask[0, :256] = 0
+    eager, fused, ids, mask = falcon_7b_on_gpu(1024, padding_side)
     conversion = falcon_attention.convert(fused)
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
         got = fused(ids, attention_mask=mask).logits.float()
@@ -275,11 +282,7 @@ def test_kv_cache_steps_agree_with_eager_over_the_generated_sequence(padding_sid
 def test_falcon_7b_shapes_on_gpu_generate_with_kv_cache_agrees(padding_side):
     """falcon-7b's attention shapes, 2 layers, bf16: greedy generation on the converted model (KV cache) against
     eager over the same tokens, step by step."""
-    eager, fused = twins(FalconConfig(**FALCON_7B_2_LAYERS), torch.bfloat16, "cuda")
-    ids = torch.randint(0, 65024, (2, 512), device="cuda")
-    mask = torch.ones_like(ids)
-    if padding_side:
-        mask[0, :128] = 0
+    eager, fused, ids, mask = falcon_7b_on_gpu(512, padding_side)
     conversion = falcon_attention.convert(fused)
     try:
         relative = kv_cache_steps_agree(eager, fused, ids, mask)
