@@ -13,9 +13,9 @@ with coordinate descent, which turns a one-row matmul into a fused reduction; CU
   that reads half a byte per weight (no library ships such a layout for Hopper);
 - int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled.
 
-Each format's time per call is the median of --rounds CUDA-event timings over --calls calls. Prints one JSON
-object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum over one decoder layer's 7
-Linear layers times 32 layers, a floor for the Linear part of a 7B decode step.
+Each format's time per call is the median of --rounds timings of --calls calls on the runner's clock (CUDA
+events). Prints one JSON object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum
+over one decoder layer's 7 Linear layers times 32 layers, a floor for the Linear part of a 7B decode step.
 
     python scripts/gpu/gemv_probe.py                      # an H200: about a minute, most of it compiling
     python scripts/gpu/gemv_probe.py --device cpu --shapes 256x128 --calls 3 --rounds 1   # tries it on the CPU
@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
+from runner.measure.timer import DeviceClock
 from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
 
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
@@ -60,23 +60,17 @@ def make_int4_gemv(group: int):
 
 
 def timed_us(fn, args, calls: int, rounds: int, device: torch.device) -> float:
+    """Median microseconds per call over `rounds` runs of `calls` calls, on the runner's clock (CUDA events on a
+    GPU, perf_counter on the CPU)."""
+    clock = DeviceClock(device)
     for _ in range(3):
         fn(*args)
     times = []
     for _ in range(rounds):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(calls):
-                fn(*args)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) * 1e3 / calls)
-        else:
-            begin = time.perf_counter()
-            for _ in range(calls):
-                fn(*args)
-            times.append((time.perf_counter() - begin) * 1e6 / calls)
+        start = clock.mark()
+        for _ in range(calls):
+            fn(*args)
+        times.append(clock.seconds(start, clock.mark()) * 1e6 / calls)
     return statistics.median(times)
 
 
