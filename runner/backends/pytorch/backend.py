@@ -47,7 +47,7 @@ class PyTorchBackend(Backend):
     name = "pytorch"
     model: Any = None
     compiled_calls = 0  # generate calls since load; the first compiles when convert.compile=true
-    compiled_shapes: set = frozenset()  # (input shapes, new tokens) of compiled generate calls made since load
+    compiled_shapes: frozenset = frozenset()  # (input shapes, new tokens) of compiled generate calls made since load
 
     def load(self) -> dict[str, Any]:
         cfg = self.cfg
