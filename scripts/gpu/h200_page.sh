@@ -11,13 +11,18 @@
 #   overhead        python scripts/overhead.py                                                  90  ~70
 #   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
-#   decode          experiment=decode_limit: int4wo in the runner's own layout, fp8wo, int4wo, fp8dq at batch 1,
-#                   then bf16 at 4/16/64                                                       560  compile-bound
+#   overhead_gpu    python scripts/overhead.py scenario.batch_size=4: the same verdict on a GPU-bound forward   150  ~90
+#   decode_int4     experiment=decode_limit, int4wo in the runner's own layout (quant.int4_packing_format=inductor)  400  ~150
+#   decode_fp8      experiment=decode_limit, fp8dq and fp8wo at batch 1                        600  compile-bound
+#   batch_bf16      experiment=decode_limit, bf16 at batch 4, 16, 64 (issue 12's throughput chart)  500  ~300
+#   batch_int4      the same for int4wo (packing format: INT4_FORMAT, default inductor)        600  ~400
+#   batch_fp8       the same for fp8dq                                                         600  ~500
+#   ort             scripts/gpu/onnxruntime.sh: minilm and fp16 distilbert-sst2 on the CUDA provider beside PyTorch  400  ~200
 #   quality         experiment=quality: fa4, sdpa_efficient (smollm2; the rest ran up to 60121d6)  200  ~120
 #   quality_minilm  experiment=quality_minilm: flex with 4bit, the one job cut at 60121d6        120  ~40
 #   int8wo          where int8wo's step goes now (60121d6 removed its host cost): decode_profile on the 7B
 #                   shapes, int8wo then bf16 without skip_guard_eval (does skipping guards cost bf16?)  560  ~450
-#   decode_attention  experiment=decode_limit, bf16, attention=sdpa_math,sdpa_efficient,flex: cuDNN's decode
+#   decode_attention  experiment=decode_limit, bf16, attention=sdpa,sdpa_math,sdpa_efficient,flex: cuDNN's decode
 #                   attention took 0.26 of a 4.3 ms step (6 %) for a 256-token cache (f641c12 profile)  420  ~300
 #   gemv            scripts/gpu/gemv_probe.py: bf16, int8, int4 (inductor, tinygemm) matrix-vector kernels   150  ~60
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
@@ -26,16 +31,19 @@
 # RUNNER_CACHE on a warm machine, so the script carries it across machines: a call ends by packing
 # $RUNNER_CACHE/inductor into OUT/inductor.tgz (when it fits in 16 MiB); put that file in an ignored folder of the
 # checkout (default .inductor-cache/inductor.tgz, or CACHE_IN=...), carry the folder, and the next call unpacks it
-# before its studies, so the same shapes skip compilation and autotuning.
+# before its studies, so the same shapes skip compilation and autotuning. NO_CACHE_PACK=1 leaves it out (several
+# calls of the script on one machine, one GPU each, share one cache).
 # All of them take longer than one 600 s call of the device tool: split them, e.g. `padding seed combinations
 # overhead` in one call and `pytest_gpu measure` in the next. The wheel kits must be installed first
 # (bash .kitA/batch1/install.sh ...). --dry-run prints each study's limit and commands and runs nothing;
 # --pack-only packs what an earlier call left in WORK (default /tmp/h200-page) into OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
-ALL=(padding seed combinations overhead pytest_gpu measure decode quality quality_minilm int8wo decode_attention gemv falcon_generate)
-declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [pytest_gpu]=150 [measure]=300
-  [decode]=560 [quality]=200 [quality_minilm]=120 [int8wo]=560 [decode_attention]=420 [gemv]=150 [falcon_generate]=90)
+ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
+  batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort)
+declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=300
+  [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
+  [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=150 [falcon_generate]=90 [ort]=400)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -60,17 +68,20 @@ commands() {
     overhead) echo 'python3 scripts/overhead.py > {W}/overhead.json' ;;
     pytest_gpu) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider > {W}/pytest_gpu.log' ;;
     measure) echo 'OUT={W} bash scripts/gpu/measure.sh' ;;
-    decode)
-      echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/int4_inductor"
-      echo "python3 -m runner -m experiment=decode_limit 'quant=fp8wo,int4wo,fp8dq' hydra.sweep.dir={W}/sweep"
-      echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/batch" ;;
+    overhead_gpu) echo 'python3 scripts/overhead.py scenario.batch_size=4 > {W}/overhead.json' ;;
+    decode_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/sweep" ;;
+    decode_fp8) echo "python3 -m runner -m experiment=decode_limit 'quant=fp8dq,fp8wo' hydra.sweep.dir={W}/sweep" ;;
+    batch_bf16) echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
+    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-inductor} 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
+    batch_fp8) echo "python3 -m runner -m experiment=decode_limit quant=fp8dq 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
+    ort) echo 'OUT={W} bash scripts/gpu/onnxruntime.sh > {W}/ort.log' ;;
     quality)
       echo "python3 -m runner -m experiment=quality 'attention=fa4,sdpa_efficient' quant=none convert.compile=false hydra.sweep.dir={W}/sweep" ;;
     quality_minilm) echo "python3 -m runner -m experiment=quality_minilm attention=flex quant=4bit convert.bettertransformer=false hydra.sweep.dir={W}/sweep" ;;
     int8wo)
       echo "python3 scripts/decode_profile.py quant=int8wo --repeats 3 > {W}/profile_int8wo.json 2> {W}/profile_int8wo.log"
       echo "python3 scripts/decode_profile.py quant=none convert.compile_options.skip_guard_eval=false --repeats 3 > {W}/profile_bf16_guards.json 2> {W}/profile_bf16_guards.log" ;;
-    decode_attention) echo "python3 -m runner -m experiment=decode_limit quant=none 'attention=sdpa_math,sdpa_efficient,flex' hydra.sweep.dir={W}/sweep" ;;
+    decode_attention) echo "python3 -m runner -m experiment=decode_limit quant=none 'attention=sdpa,sdpa_math,sdpa_efficient,flex' hydra.sweep.dir={W}/sweep" ;;
     gemv) echo 'python3 scripts/gpu/gemv_probe.py > {W}/gemv_probe.json' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
@@ -140,7 +151,7 @@ for s in "${STUDIES[@]}"; do
   echo "   $s: $(($(date +%s) - start)) s in all" | tee -a "$LOG"
   pack "$s"  # after every study: what finished comes back even if a later one runs out of time
 done
-if [ -d "$RUNNER_CACHE/inductor" ]; then  # for the next machine: see the header
+if [ -d "$RUNNER_CACHE/inductor" ] && [ -z "${NO_CACHE_PACK:-}" ]; then  # for the next machine: see the header
   tar czf "$OUT/inductor.tgz" -C "$RUNNER_CACHE" inductor
   [ "$(stat -c %s "$OUT/inductor.tgz")" -le $((16 * 1024 * 1024)) ] || { echo "inductor cache over 16 MiB: not returned" | tee -a "$LOG"; rm -f "$OUT/inductor.tgz"; }
 fi

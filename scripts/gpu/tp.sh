@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Tensor parallelism on a host with 2 GPUs: model=llama (Llama-2-7B shapes, random bfloat16 weights) split over both
+# Tensor parallelism on a host with 2 GPUs (issue 16): model=llama (Llama-2-7B shapes, random weights) split over both
 # GPUs with hardware=tp (torchrun started by the runner, transformers' tp_plan="auto") against the same model on one
-# GPU, forward and generate. Checks: each rank holds half the weights and about half the memory; the sharded
-# model's logits agree with the whole model's (the compare stage, in the tp forward record); greedy generation gives
-# the same tokens (step 5, straight transformers on the runner's checkpoint). About 5 minutes on 2 H100s.
+# GPU.
+#   1. agreement: the sharded model's logits against the whole model's (the compare stage, eager attention on both
+#      sides, 256 tokens) in float32 and in bfloat16, and on smollm2's trained weights where its heads divide;
+#   2. speed: forward and generate at batch 1, 8 and 32, two GPUs against one (one multirun each, report per sweep);
+#   3. greedy generation gives the same tokens (straight transformers on the runner's checkpoint);
+#   4. the two-GPU placement test of tests/test_hardware.py.
+# About 8 minutes on 2 H200s, most of it loading and writing the random checkpoints (13 GB bf16, 27 GB fp32).
 #   bash scripts/gpu/tp.sh        (outputs under $OUT, default /tmp/out)
 set -uo pipefail; export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-# the random checkpoint that tensor-parallel loading needs (13 GB, written once by rank 0)
+# the random checkpoint that tensor-parallel loading needs (written once by rank 0)
 export RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
-LLAMA=(model=llama model.weights=random scenario.batch_size=1 scenario.sequence_length=256 scenario.warmup_runs=2)
-FORWARD=(scenario=forward scenario.iterations=10)
+LLAMA=(model=llama model.weights=random scenario.sequence_length=256 scenario.warmup_runs=2)
+FORWARD=(scenario=forward scenario.iterations=10 compare.enabled=false)
 GENERATE=(scenario=generate scenario.new_tokens=32 scenario.iterations=3 compare.enabled=false)
+AGREE=(attention=eager scenario=forward scenario.sequence_length=256 scenario.iterations=5 hardware=tp hardware.num_gpus=2)
+BATCHES=scenario.batch_size=1,8,32
 
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
@@ -25,10 +31,21 @@ step() {
   echo "exit $?"; grep -E "^error|failed:|vs reference" "$OUT/$name.log" | head -3
 }
 
-step tp-forward 200 "${LLAMA[@]}" "${FORWARD[@]}" hardware=tp hardware.num_gpus=2
-step tp-generate 120 "${LLAMA[@]}" "${GENERATE[@]}" hardware=tp hardware.num_gpus=2
-step one-gpu-forward 90 "${LLAMA[@]}" "${FORWARD[@]}" hardware=cuda compare.enabled=false
-step one-gpu-generate 90 "${LLAMA[@]}" "${GENERATE[@]}" hardware=cuda
+sweep() {  # sweep NAME SECONDS OVERRIDES...: one runner multirun, its report printed
+  local name=$1 t=$2; shift 2
+  echo "=== $name ($(date +%T))"
+  timeout "$t" python3 -m runner -m "$@" "hydra.sweep.dir=$OUT/$name" >"$OUT/$name.log" 2>&1
+  echo "exit $?"; [ -f "$OUT/$name/summary.md" ] || python3 -m runner.report "$OUT/$name" >/dev/null 2>&1
+  grep -E "^\| [0-9]" "$OUT/$name/summary.md" 2>/dev/null | cut -c1-400
+}
+
+step agree-float32 400 model=llama model.weights=random model.dtype=float32 "${AGREE[@]}"
+step agree-bfloat16 200 model=llama model.weights=random model.dtype=bfloat16 "${AGREE[@]}"
+step agree-smollm2 200 model=smollm2 "${AGREE[@]}"
+sweep tp-forward 300 "${LLAMA[@]}" "${FORWARD[@]}" hardware=tp hardware.num_gpus=2 $BATCHES
+sweep one-gpu-forward 200 "${LLAMA[@]}" "${FORWARD[@]}" hardware=cuda $BATCHES
+sweep tp-generate 300 "${LLAMA[@]}" "${GENERATE[@]}" hardware=tp hardware.num_gpus=2 $BATCHES
+sweep one-gpu-generate 200 "${LLAMA[@]}" "${GENERATE[@]}" hardware=cuda $BATCHES
 
 echo "=== 5. greedy tokens, 2 GPUs vs 1 ($(date +%T))"
 cat >"$OUT/tokens.py" <<'EOF'
@@ -56,29 +73,23 @@ EOF
 timeout 150 python3 -m torch.distributed.run --standalone --nproc-per-node=2 "$OUT/tokens.py" >"$OUT/tokens.log" 2>&1
 echo "exit $?"; grep TOKENS "$OUT/tokens.log" || tail -5 "$OUT/tokens.log"
 
-echo "=== summary"
+echo "=== 6. placement test on two GPUs ($(date +%T))"
+timeout 200 python3 -m pytest -m gpu -q -rs -p no:cacheprovider \
+  "tests/test_hardware.py::test_multi_gpu_split_on_two_gpus" >"$OUT/placement.log" 2>&1
+echo "exit $?"; tail -3 "$OUT/placement.log"
+
+echo "=== agreement, sharded vs whole model"
 python3 - "$OUT" <<'EOF'
 import json, sys
 from pathlib import Path
-GiB = 2**30
 out = Path(sys.argv[1])
-print("| run | status | latency ms | per token ms | peak allocated GiB per GPU | weights GiB per rank | vs whole model |")
-print("|---|---|---|---|---|---|---|")
-for name in ("tp-forward", "one-gpu-forward", "tp-generate", "one-gpu-generate"):
+for name in ("agree-float32", "agree-bfloat16", "agree-smollm2"):
     path = out / name / "results.json"
     if not path.exists():
-        print(f"| {name} | no record | | | | | |"); continue
+        print(f"{name}: no record"); continue
     r = json.loads(path.read_text())
-    m = r.get("measurements", {})
-    latency = (m.get("forward", {}).get("latency") or m.get("generate", {}).get("end_to_end") or {}).get("mean")
-    per_token = (m.get("generate", {}).get("per_token") or {}).get("mean")
-    gpus = r.get("memory", {}).get("gpu", {})
-    peaks = ", ".join(f"{d}: {v['peak_allocated_bytes'] / GiB:.2f}" for d, v in gpus.items())
-    shard = (r.get("model") or {}).get("tensor_parallel")
-    weights = f"{shard['rank_parameter_bytes'] / GiB:.2f} of {shard['model_parameter_bytes'] / GiB:.2f}" if shard else ""
-    a = r.get("agreement", {})
-    agree = f"agrees={a['agrees']} rel max diff {a['relative_max_diff']:.2e} top-1 {a['top1_agreement']:.3f}" if "agrees" in a else ""
-    status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('error', {}).get('message', '')[:120]}"
-    ms = lambda s: f"{s * 1e3:.2f}" if s is not None else ""
-    print(f"| {name} | {status} | {ms(latency)} | {ms(per_token)} | {peaks} | {weights} | {agree} |")
+    a = r.get("agreement") or {}
+    status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r.get('error') or {}).get('message', '')[:200]}"
+    figures = {k: a.get(k) for k in ("relative_max_diff", "tolerance", "top1_agreement", "kl_divergence", "agrees")}
+    print(f"{name}: {status} {figures}")
 EOF
