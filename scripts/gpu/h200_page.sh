@@ -72,8 +72,8 @@ commands() {
     decode_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/sweep" ;;
     decode_fp8) echo "python3 -m runner -m experiment=decode_limit 'quant=fp8dq,fp8wo' hydra.sweep.dir={W}/sweep" ;;
     batch_bf16) echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
-    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-inductor} 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
-    batch_fp8) echo "python3 -m runner -m experiment=decode_limit quant=fp8dq 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
+    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-inductor} 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
+    batch_fp8) echo "python3 -m runner -m experiment=decode_limit quant=fp8dq 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
     ort) echo 'OUT={W} bash scripts/gpu/onnxruntime.sh > {W}/ort.log' ;;
     quality)
       echo "python3 -m runner -m experiment=quality 'attention=fa4,sdpa_efficient' quant=none convert.compile=false hydra.sweep.dir={W}/sweep" ;;

@@ -9,6 +9,7 @@
 #   4. the two-GPU placement test of tests/test_hardware.py.
 # About 8 minutes on 2 H200s, most of it loading and writing the random checkpoints (13 GB bf16, 27 GB fp32).
 #   bash scripts/gpu/tp.sh        (outputs under $OUT, default /tmp/out)
+#   PART=agree bash scripts/gpu/tp.sh, then PART=speed: the two halves (agreement is not timed: it may share the GPUs)
 set -uo pipefail; export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -39,9 +40,12 @@ sweep() {  # sweep NAME SECONDS OVERRIDES...: one runner multirun, its report pr
   grep -E "^\| [0-9]" "$OUT/$name/summary.md" 2>/dev/null | cut -c1-400
 }
 
+if [ "${PART:-all}" != speed ]; then
 step agree-float32 400 model=llama model.weights=random model.dtype=float32 "${AGREE[@]}"
 step agree-bfloat16 200 model=llama model.weights=random model.dtype=bfloat16 "${AGREE[@]}"
 step agree-smollm2 200 model=smollm2 "${AGREE[@]}"
+fi
+if [ "${PART:-all}" != agree ]; then
 sweep tp-forward 300 "${LLAMA[@]}" "${FORWARD[@]}" hardware=tp hardware.num_gpus=2 $BATCHES
 sweep one-gpu-forward 200 "${LLAMA[@]}" "${FORWARD[@]}" hardware=cuda $BATCHES
 sweep tp-generate 300 "${LLAMA[@]}" "${GENERATE[@]}" hardware=tp hardware.num_gpus=2 $BATCHES
@@ -78,6 +82,7 @@ timeout 200 python3 -m pytest -m gpu -q -rs -p no:cacheprovider \
   "tests/test_hardware.py::test_multi_gpu_split_on_two_gpus" >"$OUT/placement.log" 2>&1
 echo "exit $?"; tail -3 "$OUT/placement.log"
 
+fi
 echo "=== agreement, sharded vs whole model"
 python3 - "$OUT" <<'EOF'
 import json, sys
