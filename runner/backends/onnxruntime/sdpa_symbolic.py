@@ -32,7 +32,7 @@ def _sdpa(g, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, 
     )
     # a row with every key masked: softmax gives NaN there, torch's boolean branch 0. Found from the mask, so that
     # a NaN from anything else (an fp16 overflow) still shows.
-    allowed = g.op("Cast", attn_mask, to_i=symbolic_helper._C_onnx.TensorProtoDataType.FLOAT)
+    allowed = g.op("Cast", attn_mask, to_i=torch.onnx.TensorProtoDataType.FLOAT)
     any_allowed = symbolic_helper._reducesum_helper(g, allowed, axes_i=[-1], keepdims_i=1)
     has_key = g.op("Greater", any_allowed, g.op("Constant", value_t=torch.tensor([0.0])))
     return g.op("Where", has_key, out, zero)
