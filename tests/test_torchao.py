@@ -16,7 +16,9 @@ from tests.conftest import compose_config
 
 pytest.importorskip("torchao")
 
-INT4_WIDTHS = ("model.architecture.hidden_size=128", "model.architecture.intermediate_size=256")
+# tinygemm pads each weight's inputs to a multiple of 1024 (torchao's tile-packed layout): at 128/256 the packed int4
+# weights took 1.89x the bf16 bytes (H200, 2026-11-29), so the widths are multiples of 1024
+INT4_WIDTHS = ("model.architecture.hidden_size=1024", "model.architecture.intermediate_size=2048")
 TINY_LLAMA_LINEARS = 14  # 2 layers x (q, k, v, o, gate, up, down); lm_head stays unquantized
 # quant -> (torchao tensor subclass of each weight, weight bytes relative to float32 without the scales)
 CPU_SCHEMES = {"int8wo": ("Int8Tensor", 1 / 4), "fp8wo": ("Float8Tensor", 1 / 4)}
@@ -137,7 +139,7 @@ def test_torchao_on_the_gpu(run_job, quant):
     if quant.startswith("fp8") and (major, minor) < ((9, 0) if quant == "fp8dq" else (8, 9)):
         pytest.skip(f"{quant} needs a newer GPU than {torch.cuda.get_device_name()}")
     # int4 (tinygemm): on the H200 only the 128-wide inputs of tiny-llama were quantized (2 of 14 layers, with
-    # groups of 128 or 64), so the model is widened to 128/256 and every Linear layer qualifies
+    # groups of 128 or 64), so the model is widened (INT4_WIDTHS) and every Linear layer qualifies
     group = list(INT4_WIDTHS) if quant == "int4wo" else []
     record = run_job(
         "hardware=cuda", f"quant={quant}", *group, "model.dtype=bfloat16", "scenario.iterations=3", fast=False

@@ -98,6 +98,7 @@ python3 - "$OUT" "$CHECKS" <<'EOF'
 import json
 import sys
 from pathlib import Path
+from omegaconf import OmegaConf
 
 out, checks = Path(sys.argv[1]), Path(sys.argv[2])
 lines = checks.read_text().splitlines()
@@ -133,7 +134,9 @@ jobs = sorted((out / "sweep").glob("*/results.json"), key=lambda p: int(p.parent
 records = [load(p) for p in jobs]
 oom = [r for r in records if r["status"] == "failed" and "memory" in r["error"]["message"].lower()]
 ok = [r for r in records if r["status"] == "ok"]
-check("sweep: every job recorded", len(records) == 12, f"{len(records)} records")
+# the experiment's attention options times the 3 batch sizes above (12 when it had 4 options; 30 with 10)
+options = str(OmegaConf.load("conf/experiment/attention_speedup.yaml").hydra.sweeper.params.attention).split(",")
+check("sweep: every job recorded", len(records) == 3 * len(options), f"{len(records)} records, {3 * len(options)} jobs")
 check("sweep: OOM jobs recorded, the others still ran", oom and len(ok) >= 4,
       f"{len(ok)} ok, {len(oom)} out of memory, {len(records) - len(ok) - len(oom)} other failures")
 charts = sorted(p.name for p in (out / "sweep").glob("*.png"))
