@@ -248,3 +248,37 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
     ):
         got = fn(*args).float()
         assert float((got - reference).norm() / reference.norm()) < tolerance
+
+
+def test_per_gpu_plans_one_list_per_gpu_and_refuses_an_unknown_study(tmp_path):
+    result = subprocess.run(
+        ["bash", "scripts/gpu/per_gpu.sh", "--dry-run", str(tmp_path), "gemv,decode_int4", "decode_attention"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plans = result.stdout.split("## GPU ")[1:]
+    assert [p.splitlines()[0] for p in plans] == ["0: gemv decode_int4", "1: decode_attention"]
+    assert f"{tmp_path}/work0/decode_int4" in plans[0] and f"{tmp_path}/work1/decode_attention" in plans[1]
+    bad = subprocess.run(
+        ["bash", "scripts/gpu/per_gpu.sh", str(tmp_path), "gemv", "decode_int4,nosuch"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "unknown study 'nosuch'" in bad.stderr
+    assert not (tmp_path / "tree").exists()  # nothing started
+
+
+def test_per_gpu_runs_each_list_from_a_snapshot_of_the_checkout(tmp_path):
+    """The studies run from OUT/tree, so a checkout replaced mid-run cannot pull files from under them; each GPU's
+    archives land in OUT/gpuN. gemv fails fast without a GPU, which is all this needs."""
+    result = subprocess.run(
+        ["bash", "scripts/gpu/per_gpu.sh", str(tmp_path), "gemv"], cwd=ROOT, capture_output=True, text=True,
+        timeout=120, env={k: v for k, v in os.environ.items() if k != "OUT"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tree" / "runner" / "__init__.py").is_file() and not (tmp_path / "tree" / ".git").exists()
+    assert "== gemv" in (tmp_path / "gpu0" / "h200_page.log").read_text()
+    assert (tmp_path / "gpu0" / "gemv.tgz").is_file() and (tmp_path / "done").is_file()
+    # the probe ran from the snapshot (its traceback names the file it ran), with the checkout's commit in the log
+    assert f"{tmp_path}/tree/scripts/gpu/gemv_probe.py" in (tmp_path / "work0" / "gemv" / "console.log").read_text()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    assert f"commit {commit.stdout.strip() or 'unknown'}" in (tmp_path / "gpu0" / "h200_page.log").read_text()

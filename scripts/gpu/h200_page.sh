@@ -111,7 +111,7 @@ if [ "$MODE" = pack ]; then
 fi
 
 {
-  echo "h200_page.sh $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "h200_page.sh $(date -u +%FT%TZ) commit ${RUNNER_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
   python3 -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__)"
   python3 -c "import flash_attn.cute" 2>/dev/null && echo "flash-attn-4: installed" || echo "flash-attn-4: not installed"
