@@ -7,6 +7,7 @@ Formats, each `y = x @ W.T` for x of shape (1, K), all compiled as the runner co
 with coordinate descent, which turns a one-row matmul into a fused reduction; CUDA graphs left out):
 - bf16: plain weights;
 - int8: int8 weights and a scale per output row, dequantized inside the compiled function (torchao int8wo's math);
+- int8-torchao: torchao's own int8wo layer, as `quant=int8wo` compiles it (weights unwrapped to plain tensors);
 - int4-inductor: the runner's own layout (`quant.int4_packing_format=inductor`, runner/quant/packed_int4.py): two
   4-bit values per byte with a scale and zero point per group of --group-size inputs, unpacked and dequantized
   inside the compiled function, so inductor fuses unpacking, dequantization and the dot product into one kernel
@@ -96,9 +97,38 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
         "int8": (compiled(int8_gemv), (x, q8, s8), q8.numel() + s8.numel() * 2),
         "int4-inductor": (compiled(make_int4_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2),
     }
+    run, args, nbytes = torchao_int8(weight)
+    found["int8-torchao"] = (compiled(run), args, nbytes)
     if weight.is_cuda and hasattr(torch.ops.aten, "_weight_int4pack_mm"):
         found["int4-tinygemm"] = tinygemm(weight, group)
     return found
+
+
+def torchao_int8(weight: torch.Tensor):
+    """torchao int8wo's own layer as the runner compiles it (quant=int8wo): the runner's Int8WeightOnlyConfig, the
+    weight unwrapped into plain tensors (unwrap_tensor_subclass) and rebuilt inside the compiled function. The `int8`
+    format above is this math written out; on the H200 it was slower than bf16 while the runner's int8wo decoded
+    faster (docs/benchmarks.md §6f), so this times torchao's own path."""
+    from torchao.quantization import quantize_
+    from torchao.utils import unwrap_tensor_subclass
+
+    from runner.config.quant import QuantConfig, TorchAoScheme
+    from runner.quant.methods.torchao import ao_config
+
+    out, k = weight.shape
+    layer = torch.nn.Linear(k, out, bias=False, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    quantize_(layer, ao_config(QuantConfig(method="torchao", scheme=TorchAoScheme.int8wo)))
+    unwrap_tensor_subclass(torch.nn.Sequential(layer))  # it unwraps the children of what it is given
+    weights = layer.parametrizations.weight
+    plain = tuple(p.detach() for _, p in sorted(weights.named_parameters(recurse=False)))
+    rebuild = weights[0]
+
+    def run(x, *plain):
+        return torch.nn.functional.linear(x, rebuild(*plain))
+
+    return run, (None, *plain), sum(t.numel() * t.element_size() for t in plain)
 
 
 def tinygemm(weight: torch.Tensor, group: int):
