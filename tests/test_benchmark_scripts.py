@@ -248,6 +248,7 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
     for fn, args, tolerance in (
         (gemv_probe.int8_gemv, (x, q8, s8), 0.02),
         (gemv_probe.make_int4_gemv(128), (x, packed, scale, low), 0.15),
+        (gemv_probe.make_int4_split_gemv(128), (x, packed, scale, low), 0.15),
         (run, (x, *ao_args[1:]), 0.02),
     ):
         got = fn(*args).float()

@@ -12,6 +12,8 @@ with coordinate descent, which turns a one-row matmul into a fused reduction; CU
   4-bit values per byte with a scale and zero point per group of --group-size inputs, unpacked and dequantized
   inside the compiled function, so inductor fuses unpacking, dequantization and the dot product into one kernel
   that reads half a byte per weight (no library ships such a layout for Hopper);
+- int4-inductor-split: the same layout, the nibbles reduced against the even and odd inputs in packed order
+  (a candidate rewrite of the runner's int4 decode, one row of x only);
 - int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled.
 
 Each format's time per call is the median of --rounds timings of --calls calls on the runner's clock (CUDA
@@ -60,6 +62,23 @@ def make_int4_gemv(group: int):
     return int4_gemv
 
 
+def make_int4_split_gemv(group: int):
+    """The same layout and math without interleaving the nibbles back into input order: low nibbles meet the
+    even inputs and high nibbles the odd ones, so the reduction walks the packed bytes in order, each loaded once.
+    `int4-inductor` (unpack, then a product) read 8-10 % of the H200's bandwidth (docs/benchmarks.md §6f); this is
+    the candidate rewrite, for one row of x only (it broadcasts instead of multiplying matrices)."""
+
+    def int4_split_gemv(x, packed, scale, zero):
+        out, groups = scale.shape
+        p = packed.reshape(out, groups, group // 2)
+        pairs = x.reshape(groups, group // 2, 2)
+        lo = (p & 0xF).to(scale.dtype) * scale.unsqueeze(2) + zero.unsqueeze(2)
+        hi = (p >> 4).to(scale.dtype) * scale.unsqueeze(2) + zero.unsqueeze(2)
+        return (lo * pairs[..., 0] + hi * pairs[..., 1]).sum(dim=(1, 2)).unsqueeze(0)
+
+    return int4_split_gemv
+
+
 def timed_us(fn, arg_sets: list[tuple], calls: int, rounds: int, device: torch.device) -> float:
     """Median microseconds per call over `rounds` runs of `calls` calls, on the runner's clock (CUDA events on a
     GPU, perf_counter on the CPU). The calls cycle through `arg_sets`, copies of the weights that together exceed
@@ -96,6 +115,9 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
         "bf16": (compiled(bf16_gemv), (x, weight), weight.numel() * 2),
         "int8": (compiled(int8_gemv), (x, q8, s8), q8.numel() + s8.numel() * 2),
         "int4-inductor": (compiled(make_int4_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2),
+        "int4-inductor-split": (
+            compiled(make_int4_split_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2
+        ),
     }
     run, args, nbytes = torchao_int8(weight)
     found["int8-torchao"] = (compiled(run), args, nbytes)
