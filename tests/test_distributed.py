@@ -130,8 +130,9 @@ def test_tp_on_two_gpus_agrees_with_one_gpu(cli, tmp_path):
 
 
 def test_tensor_parallel_bfloat16_gets_the_tolerance_measured_for_it_and_float32_keeps_its_own():
-    """The compare stage's bound under tp: bf16's all-reduce rounding measured 0.0607 on 2 H200s and 2 H100s (over the
-    plain bf16 bound 0.05), float32 1.8e-5, so only bf16 under tp gets the wider bound; a whole bf16 model keeps 0.05."""
+    """The compare stage's bound under tp: bf16's all-reduce rounding measured 0.0607 on 2 H200s and 2 H100s (over
+    the plain bf16 bound 0.05), float32 1.8e-5, so only bf16 under tp gets the wider bound; a whole bf16 model keeps
+    0.05."""
     from runner.agreement import tolerance_for
 
     def bound(*overrides):

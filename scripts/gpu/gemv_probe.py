@@ -116,7 +116,9 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
         "int8": (compiled(int8_gemv), (x, q8, s8), q8.numel() + s8.numel() * 2),
         "int4-inductor": (compiled(make_int4_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2),
         "int4-inductor-split": (
-            compiled(make_int4_split_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2
+            compiled(make_int4_split_gemv(group)),
+            (x, p4, s4, z4),
+            p4.numel() + (s4.numel() + z4.numel()) * 2,
         ),
     }
     run, args, nbytes = torchao_int8(weight)
@@ -173,8 +175,12 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=128)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cold-bytes", type=int, default=256 * 2**20, help="weights cycled through per format "
-                        "(default 256 MiB: over 4x the H200's 60 MB L2)")
+    parser.add_argument(
+        "--cold-bytes",
+        type=int,
+        default=256 * 2**20,
+        help="weights cycled through per format (default 256 MiB: over 4x the H200's 60 MB L2)",
+    )
     parser.add_argument("--bandwidth-gbs", type=float, default=4800.0, help="the card's memory bandwidth (H200)")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -185,7 +191,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "group_size": args.group_size,
-        "timing": "CUDA graph of --calls calls over copies of the weights larger than L2" if device.type == "cuda" else "loop",
+        "timing": "CUDA graph of the calls, over weight copies larger than L2" if device.type == "cuda" else "loop",
         "shapes": {},
     }
     for out, k in shapes:
