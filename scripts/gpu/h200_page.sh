@@ -24,7 +24,7 @@
 #                   shapes, int8wo then bf16 without skip_guard_eval (does skipping guards cost bf16?)  560  ~450
 #   decode_attention  experiment=decode_limit, bf16, attention=sdpa,sdpa_math,sdpa_efficient,flex: cuDNN's decode
 #                   attention took 0.26 of a 4.3 ms step (6 %) for a 256-token cache (f641c12 profile)  420  ~300
-#   gemv            scripts/gpu/gemv_probe.py: bf16, int8, int4 (inductor, tinygemm) matrix-vector kernels   150  ~60
+#   gemv            scripts/gpu/gemv_probe.py: bf16, int8 (written out, torchao's layer), int4 (inductor, split, tinygemm)  150  ~90
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
 # more than 330 s (fp8wo) before decoding for seconds. The inductor cache survives between calls only inside
