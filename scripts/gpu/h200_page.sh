@@ -9,7 +9,7 @@
 #   seed            experiment=seed_closing_example, and the same opt-350m unquantized         150  ~80
 #   combinations    experiment=combinations attention=fa4: the one job that failed (only with fa4)  90  ~40
 #   overhead        python scripts/overhead.py                                                  90  ~70
-#   pytest_gpu      python -m pytest -m gpu                                                    150  ~60
+#   pytest_gpu      python -m pytest -m gpu (406 s with the full kit on 2026-11-29)             450  ~400
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
 #   overhead_gpu    python scripts/overhead.py scenario.batch_size=4: the same verdict on a GPU-bound forward   150  ~90
 #   decode_int4     experiment=decode_limit, int4wo in the runner's own layout (quant.int4_packing_format=inductor)  400  ~150
@@ -41,7 +41,7 @@ set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort)
-declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=300
+declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=450
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=150 [falcon_generate]=90 [ort]=400)
 MODE=run
