@@ -97,4 +97,11 @@ for name in ("agree-float32", "agree-bfloat16", "agree-smollm2"):
     status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r.get('error') or {}).get('message', '')[:200]}"
     figures = {k: a.get(k) for k in ("relative_max_diff", "tolerance", "top1_agreement", "kl_divergence", "agrees")}
     print(f"{name}: {status} {figures}")
+print("=== weights per rank (each rank must hold about half)")
+for path in sorted(out.glob("tp-*/*/results.json")):
+    shard = (json.loads(path.read_text()).get("model") or {}).get("tensor_parallel")
+    if shard:
+        share = shard["rank_parameter_bytes"] / shard["model_parameter_bytes"]
+        print(f"{path.parent.relative_to(out)}: {shard['rank_parameter_bytes'] / 2**30:.2f} of "
+              f"{shard['model_parameter_bytes'] / 2**30:.2f} GiB ({share:.2f})")
 EOF
