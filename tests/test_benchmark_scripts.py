@@ -242,9 +242,9 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
     assert q8.dtype == torch.int8 and s8.shape == (64,)
     x = torch.randn(1, 256, dtype=torch.bfloat16)
     reference = x.float() @ weight.float().t()
-    run, ao_args, ao_bytes = gemv_probe.torchao_int8(weight)  # torchao's own int8wo layer, as the runner compiles it
+    run, ao_args = gemv_probe.torchao_int8(weight)  # torchao's own int8wo layer, as the runner compiles it
     assert ao_args[0] is None and {a.dtype for a in ao_args[1:]} >= {torch.int8}
-    assert 64 * 256 <= ao_bytes < 64 * 256 * 1.1  # a byte a weight, plus a scale (and zero) per row
+    assert 64 * 256 <= gemv_probe.nbytes(ao_args) < 64 * 256 * 1.1  # a byte a weight, plus a scale (and zero) per row
     for fn, args, tolerance in (
         (gemv_probe.int8_gemv, (x, q8, s8), 0.02),
         (gemv_probe.make_int4_gemv(128), (x, packed, scale, low), 0.15),

@@ -85,7 +85,7 @@ def timed_us(fn, arg_sets: list[tuple], calls: int, rounds: int, device: torch.d
     the L2 cache, so each call reads its weights from memory as a decode step does. On a GPU the calls are
     captured in one CUDA graph and replayed: a lone matrix-vector product takes a few microseconds, less than
     launching it from Python, and a plain loop would time the launches (it did on the H200 at 3731a2e: 35-70 us
-    per call whatever the format)."""
+    per call for every compiled format)."""
     clock = DeviceClock(device)
     for i in range(3):
         fn(*arg_sets[i % len(arg_sets)])
@@ -105,27 +105,26 @@ def timed_us(fn, arg_sets: list[tuple], calls: int, rounds: int, device: torch.d
     return statistics.median(times)
 
 
+def nbytes(args: tuple) -> int:
+    """Bytes of the weights and scales among a format's arguments (None stands for x)."""
+    return sum(a.numel() * a.element_size() for a in args if a is not None)
+
+
 def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: dict) -> dict:
     """name -> (function, its arguments (None: x), bytes of weights and scales it must read)."""
     compiled = lambda fn: torch.compile(fn, dynamic=False, options=compile_options)  # noqa: E731
-    q8, s8 = quantize_int8(weight)
     int4 = PackedInt4Tensor.from_hp(weight, group)
-    p4, s4, z4 = int4.packed, int4.scale, int4.zero
     found = {
-        "bf16": (compiled(bf16_gemv), (x, weight), weight.numel() * 2),
-        "int8": (compiled(int8_gemv), (x, q8, s8), q8.numel() + s8.numel() * 2),
-        "int4-inductor": (compiled(make_int4_gemv(group)), (x, p4, s4, z4), p4.numel() + (s4.numel() + z4.numel()) * 2),
-        "int4-inductor-split": (
-            compiled(make_int4_split_gemv(group)),
-            (x, p4, s4, z4),
-            p4.numel() + (s4.numel() + z4.numel()) * 2,
-        ),
+        "bf16": (compiled(bf16_gemv), (None, weight)),
+        "int8": (compiled(int8_gemv), (None, *quantize_int8(weight))),
+        "int4-inductor": (compiled(make_int4_gemv(group)), (None, int4.packed, int4.scale, int4.zero)),
+        "int4-inductor-split": (compiled(make_int4_split_gemv(group)), (None, int4.packed, int4.scale, int4.zero)),
     }
-    run, args, nbytes = torchao_int8(weight)
-    found["int8-torchao"] = (compiled(run), args, nbytes)
+    run, args = torchao_int8(weight)
+    found["int8-torchao"] = (compiled(run), args)
     if weight.is_cuda and hasattr(torch.ops.aten, "_weight_int4pack_mm"):
         found["int4-tinygemm"] = tinygemm(weight, group)
-    return found
+    return {name: (fn, args, nbytes(args)) for name, (fn, args) in found.items()}
 
 
 def torchao_int8(weight: torch.Tensor):
@@ -152,7 +151,7 @@ def torchao_int8(weight: torch.Tensor):
     def run(x, *plain):
         return torch.nn.functional.linear(x, rebuild(*plain))
 
-    return run, (None, *plain), sum(t.numel() * t.element_size() for t in plain)
+    return run, (None, *plain)
 
 
 def tinygemm(weight: torch.Tensor, group: int):
@@ -165,7 +164,7 @@ def tinygemm(weight: torch.Tensor, group: int):
     def run(x, packed, scales_and_zeros):
         return torch.ops.aten._weight_int4pack_mm(x, packed, group, scales_and_zeros)
 
-    return run, (None, packed, scales_and_zeros), packed.numel() * packed.element_size() + scales_and_zeros.numel() * 2
+    return run, (None, packed, scales_and_zeros)
 
 
 def main() -> None:
@@ -199,14 +198,14 @@ def main() -> None:
         x = torch.randn(1, k, device=device, dtype=torch.bfloat16)
         reference = x.float() @ weight.float().t()
         row = {}
-        for name, (fn, fn_args, nbytes) in formats(weight, x, args.group_size, compile_options).items():
+        for name, (fn, fn_args, size) in formats(weight, x, args.group_size, compile_options).items():
             fn_args = tuple(x if a is None else a for a in fn_args)
             got = fn(*fn_args).float()
-            copies = max(1, min(64, -(-args.cold_bytes // nbytes)))  # weights beyond the L2 cache
+            copies = max(1, min(64, -(-args.cold_bytes // size)))  # weights beyond the L2 cache
             arg_sets = [fn_args] + [tuple(a if a is x else a.clone() for a in fn_args) for _ in range(copies - 1)]
             us = timed_us(fn, arg_sets, args.calls, args.rounds, device)
             del arg_sets
-            gbs = nbytes / us / 1e3
+            gbs = size / us / 1e3
             row[name] = {
                 "us": round(us, 2),
                 "gbs": round(gbs, 1),
