@@ -178,13 +178,16 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "gemv",
         "falcon_generate",
         "ort",
+        "pytest_rerun",
+        "attention_llama",
+        "attention_falcon",
     ]
     # each study fits one 600 s call of the device tool (all of them together take more than one session's 30 min)
     assert plan["overhead"]["limit"] <= 90 and max(p["limit"] for p in plan.values()) <= 600
     for name, p in plan.items():  # every output lands in the study's own folder
         assert all(str(tmp_path / "work" / name) in c for c in p["commands"]), p
     runs = [c.split() for p in plan.values() for c in p["commands"] if c.startswith("python3 -m runner ")]
-    assert len(runs) == 12
+    assert len(runs) == 14
     profiles = [c.split() for c in plan["int8wo"]["commands"]]
     assert len(profiles) == 2
     for words in profiles:  # decode_profile's runner overrides compose too
@@ -242,14 +245,18 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
     assert q8.dtype == torch.int8 and s8.shape == (64,)
     x = torch.randn(1, 256, dtype=torch.bfloat16)
     reference = x.float() @ weight.float().t()
-    run, ao_args = gemv_probe.torchao_int8(weight)  # torchao's own int8wo layer, as the runner compiles it
+    run, ao_args = gemv_probe.torchao_layer(weight, "int8wo")  # torchao's own int8wo layer, as the runner compiles it
     assert ao_args[0] is None and {a.dtype for a in ao_args[1:]} >= {torch.int8}
     assert 64 * 256 <= gemv_probe.nbytes(ao_args) < 64 * 256 * 1.1  # a byte a weight, plus a scale (and zero) per row
+    run_fp8, fp8_args = gemv_probe.torchao_layer(weight, "fp8wo")  # the fp8 figure issue 12 asks for
+    assert torch.float8_e4m3fn in {a.dtype for a in fp8_args[1:]}
+    assert 64 * 256 <= gemv_probe.nbytes(fp8_args) < 64 * 256 * 1.1
     for fn, args, tolerance in (
         (gemv_probe.int8_gemv, (x, q8, s8), 0.02),
         (gemv_probe.make_int4_gemv(128), (x, packed, scale, low), 0.15),
         (gemv_probe.make_int4_split_gemv(128), (x, packed, scale, low), 0.15),
         (run, (x, *ao_args[1:]), 0.02),
+        (run_fp8, (x, *fp8_args[1:]), 0.05),
     ):
         got = fn(*args).float()
         assert float((got - reference).norm() / reference.norm()) < tolerance

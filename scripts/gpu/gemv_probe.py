@@ -6,8 +6,12 @@ kernel half of both before anything is built into the runner.
 Formats, each `y = x @ W.T` for x of shape (1, K), all compiled as the runner compiles the decode step (inductor
 with coordinate descent, which turns a one-row matmul into a fused reduction; CUDA graphs left out):
 - bf16: plain weights;
+- bf16-cublas: the same product not compiled, so cuBLAS's own kernel (what the decode would run without coordinate
+  descent, which is what turns a one-row matmul into inductor's reduction);
 - int8: int8 weights and a scale per output row, dequantized inside the compiled function (torchao int8wo's math);
 - int8-torchao: torchao's own int8wo layer, as `quant=int8wo` compiles it (weights unwrapped to plain tensors);
+- fp8wo-torchao, fp8dq-torchao: the same for `quant=fp8wo` and `quant=fp8dq` (GPUs of compute capability 8.9 and
+  up only), the fp8 figures issue 12 asks for, without compiling a whole 7B model for each (over 5 minutes);
 - int4-inductor: the runner's own layout (`quant.int4_packing_format=inductor`, runner/quant/packed_int4.py): two
   4-bit values per byte with a scale and zero point per group of --group-size inputs, unpacked and dequantized
   inside the compiled function, so inductor fuses unpacking, dequantization and the dot product into one kernel
@@ -111,7 +115,8 @@ def nbytes(args: tuple) -> int:
 
 
 def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: dict) -> dict:
-    """name -> (function, its arguments (None: x), bytes of weights and scales it must read)."""
+    """name -> (function, its arguments (None: x), bytes of weights and scales it must read), or the exception that
+    kept a torchao format from being built."""
     compiled = lambda fn: torch.compile(fn, dynamic=False, options=compile_options)  # noqa: E731
     int4 = PackedInt4Tensor.from_hp(weight, group)
     found = {
@@ -120,18 +125,28 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
         "int4-inductor": (compiled(make_int4_gemv(group)), (None, int4.packed, int4.scale, int4.zero)),
         "int4-inductor-split": (compiled(make_int4_split_gemv(group)), (None, int4.packed, int4.scale, int4.zero)),
     }
-    run, args = torchao_int8(weight)
-    found["int8-torchao"] = (compiled(run), args)
+    found["bf16-cublas"] = (bf16_gemv, (None, weight))
+    torchao_formats = {"int8-torchao": "int8wo"}
+    if weight.is_cuda and torch.cuda.get_device_capability(weight.device) >= (8, 9):
+        torchao_formats |= {"fp8wo-torchao": "fp8wo", "fp8dq-torchao": "fp8dq"}
+    failed = {}
+    for name, scheme in torchao_formats.items():
+        try:
+            run, args = torchao_layer(weight, scheme)
+        except Exception as error:  # a scheme torchao cannot build here is a row with the reason, not a crash
+            failed[name] = error
+            continue
+        found[name] = (compiled(run), args)
     if weight.is_cuda and hasattr(torch.ops.aten, "_weight_int4pack_mm"):
         found["int4-tinygemm"] = tinygemm(weight, group)
-    return {name: (fn, args, nbytes(args)) for name, (fn, args) in found.items()}
+    return {name: (fn, args, nbytes(args)) for name, (fn, args) in found.items()} | failed
 
 
-def torchao_int8(weight: torch.Tensor):
-    """torchao int8wo's own layer as the runner compiles it (quant=int8wo): the runner's Int8WeightOnlyConfig, the
-    weight unwrapped into plain tensors (unwrap_tensor_subclass) and rebuilt inside the compiled function. The `int8`
-    format above is this math written out; on the H200 it was slower than bf16 while the runner's int8wo decoded
-    faster (docs/benchmarks.md §6f), so this times torchao's own path."""
+def torchao_layer(weight: torch.Tensor, scheme: str = "int8wo"):
+    """A torchao layer as the runner compiles it (quant=int8wo, fp8wo, fp8dq): the runner's own torchao config, the
+    weight unwrapped into plain tensors (unwrap_tensor_subclass) and rebuilt inside the compiled function. For
+    int8wo, the `int8` format above is this math written out; on the H200 it was slower than bf16 while the runner's
+    int8wo decoded faster (docs/benchmarks.md §6f), so this times torchao's own path."""
     from torchao.quantization import quantize_
     from torchao.utils import unwrap_tensor_subclass
 
@@ -142,7 +157,7 @@ def torchao_int8(weight: torch.Tensor):
     layer = torch.nn.Linear(k, out, bias=False, device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         layer.weight.copy_(weight)
-    quantize_(layer, ao_config(QuantConfig(method="torchao", scheme=TorchAoScheme.int8wo)))
+    quantize_(layer, ao_config(QuantConfig(method="torchao", scheme=TorchAoScheme(scheme))))
     unwrap_tensor_subclass(torch.nn.Sequential(layer))  # it unwraps the children of what it is given
     weights = layer.parametrizations.weight
     plain = tuple(p.detach() for _, p in sorted(weights.named_parameters(recurse=False)))
@@ -165,6 +180,23 @@ def tinygemm(weight: torch.Tensor, group: int):
         return torch.ops.aten._weight_int4pack_mm(x, packed, group, scales_and_zeros)
 
     return run, (None, packed, scales_and_zeros)
+
+
+def measure(entry: tuple, x: torch.Tensor, reference: torch.Tensor, args, device: torch.device) -> dict:
+    """One format on one shape: microseconds per call over cold weights, GB/s, share of the bandwidth, error."""
+    fn, fn_args, size = entry
+    fn_args = tuple(x if a is None else a for a in fn_args)
+    got = fn(*fn_args).float()
+    copies = max(1, min(64, -(-args.cold_bytes // size)))  # weights beyond the L2 cache
+    arg_sets = [fn_args] + [tuple(a if a is x else a.clone() for a in fn_args) for _ in range(copies - 1)]
+    us = timed_us(fn, arg_sets, args.calls, args.rounds, device)
+    gbs = size / us / 1e3
+    return {
+        "us": round(us, 2),
+        "gbs": round(gbs, 1),
+        "share_of_bandwidth": round(gbs / args.bandwidth_gbs, 3),
+        "relative_error": round(float((got - reference).norm() / reference.norm()), 4),
+    }
 
 
 def main() -> None:
@@ -198,23 +230,17 @@ def main() -> None:
         x = torch.randn(1, k, device=device, dtype=torch.bfloat16)
         reference = x.float() @ weight.float().t()
         row = {}
-        for name, (fn, fn_args, size) in formats(weight, x, args.group_size, compile_options).items():
-            fn_args = tuple(x if a is None else a for a in fn_args)
-            got = fn(*fn_args).float()
-            copies = max(1, min(64, -(-args.cold_bytes // size)))  # weights beyond the L2 cache
-            arg_sets = [fn_args] + [tuple(a if a is x else a.clone() for a in fn_args) for _ in range(copies - 1)]
-            us = timed_us(fn, arg_sets, args.calls, args.rounds, device)
-            del arg_sets
-            gbs = size / us / 1e3
-            row[name] = {
-                "us": round(us, 2),
-                "gbs": round(gbs, 1),
-                "share_of_bandwidth": round(gbs / args.bandwidth_gbs, 3),
-                "relative_error": round(float((got - reference).norm() / reference.norm()), 4),
-            }
+        for name, entry in formats(weight, x, args.group_size, compile_options).items():
+            try:
+                if isinstance(entry, Exception):
+                    raise entry
+                row[name] = measure(entry, x, reference, args, device)
+            except Exception as error:  # one format that fails (compile, kernel) leaves the others' figures
+                row[name] = {"error": f"{type(error).__name__}: {error}"[:400]}
         results["shapes"][f"{out}x{k}"] = row
     if not args.shapes:  # a whole 7B decoder stack's Linear layers
-        names = next(iter(results["shapes"].values())).keys()
+        rows = results["shapes"].values()
+        names = [n for n in next(iter(rows)) if all("us" in row[n] for row in rows)]
         results["per_token_linear_ms_32_layers"] = {
             name: round(
                 LAYERS

@@ -24,8 +24,12 @@
 #                   shapes, int8wo then bf16 without skip_guard_eval (does skipping guards cost bf16?)  560  ~450
 #   decode_attention  experiment=decode_limit, bf16, attention=sdpa,sdpa_math,sdpa_efficient,flex: cuDNN's decode
 #                   attention took 0.26 of a 4.3 ms step (6 %) for a 256-token cache (f641c12 profile)  420  ~300
-#   gemv            scripts/gpu/gemv_probe.py: bf16, int8 (written out, torchao's layer), int4 (inductor, split, tinygemm)  150  ~90
+#   gemv            scripts/gpu/gemv_probe.py: bf16 (inductor, cuBLAS), int8 (written out, torchao's), fp8 (torchao's
+#                   wo, dq), int4 (inductor, split, tinygemm); then bf16 on fused q/k/v and gate/up shapes    240  ~150
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
+#   pytest_rerun    pytest -m gpu of test_torchao.py and test_onnxruntime.py (what changed since the full run)  200  ~90
+#   attention_llama experiment=attention_speedup, every option this host runs (fa4 too), each job its own process  600  ~550
+#   attention_falcon experiment=attention_speedup_falcon, the same for falcon-7b shapes          450  ~300
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
 # more than 330 s (fp8wo) before decoding for seconds. The inductor cache survives between calls only inside
 # RUNNER_CACHE on a warm machine, so the script carries it across machines: a call ends by packing
@@ -40,10 +44,12 @@
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER_CACHE:-/tmp/runner-cache}
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
-  batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort)
+  batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
+  attention_falcon)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=450
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
-  [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=150 [falcon_generate]=90 [ort]=400)
+  [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=240 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
+  [attention_falcon]=450)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -82,7 +88,14 @@ commands() {
       echo "python3 scripts/decode_profile.py quant=int8wo --repeats 3 > {W}/profile_int8wo.json 2> {W}/profile_int8wo.log"
       echo "python3 scripts/decode_profile.py quant=none convert.compile_options.skip_guard_eval=false --repeats 3 > {W}/profile_bf16_guards.json 2> {W}/profile_bf16_guards.log" ;;
     decode_attention) echo "python3 -m runner -m experiment=decode_limit quant=none 'attention=sdpa,sdpa_math,sdpa_efficient,flex' hydra.sweep.dir={W}/sweep" ;;
-    gemv) echo 'python3 scripts/gpu/gemv_probe.py > {W}/gemv_probe.json' ;;
+    gemv)
+      echo 'python3 scripts/gpu/gemv_probe.py > {W}/gemv_probe.json'
+      # q, k and v as one 12288x4096 matmul, gate and up as one 22016x4096 (gpt-fast's fusion): would it read faster?
+      echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 > {W}/gemv_fused.json' ;;
+    pytest_rerun) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_torchao.py tests/test_onnxruntime.py > {W}/pytest_gpu.log' ;;
+    attention_llama)  # fa2/fa3 left out: source-only packages, not on the host (§10)
+      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,sdpa_flash,sdpa_efficient,sdpa_cudnn,sdpa_math,fa4,flex' timeout_s=150 hydra.sweep.dir={W}/sweep" ;;
+    attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 hydra.sweep.dir={W}/sweep' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
 }
