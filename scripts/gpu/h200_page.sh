@@ -93,8 +93,8 @@ commands() {
       # q, k and v as one 12288x4096 matmul, gate and up as one 22016x4096 (gpt-fast's fusion): would it read faster?
       echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 > {W}/gemv_fused.json' ;;
     pytest_rerun) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_torchao.py tests/test_onnxruntime.py > {W}/pytest_gpu.log' ;;
-    attention_llama)  # fa2/fa3 left out: source-only packages, not on the host (§10)
-      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,sdpa_flash,sdpa_efficient,sdpa_cudnn,sdpa_math,fa4,flex' timeout_s=150 hydra.sweep.dir={W}/sweep" ;;
+    attention_llama)  # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest; a cut sweep goes on with resume=true
+      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 hydra.sweep.dir={W}/sweep" ;;
     attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 hydra.sweep.dir={W}/sweep' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
