@@ -33,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+from pathlib import Path
 
 import torch
 
@@ -213,6 +215,8 @@ def main() -> None:
         help="weights cycled through per format (default 256 MiB: over 4x the H200's 60 MB L2)",
     )
     parser.add_argument("--bandwidth-gbs", type=float, default=4800.0, help="the card's memory bandwidth (H200)")
+    parser.add_argument("--formats", nargs="*", help="only these formats (default: all that can run here)")
+    parser.add_argument("--out", help="also write the JSON here after every format, so a run cut short keeps its rows")
     args = parser.parse_args()
     device = torch.device(args.device)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes] if args.shapes else list(LLAMA_7B_LAYER)
@@ -231,13 +235,18 @@ def main() -> None:
         reference = x.float() @ weight.float().t()
         row = {}
         for name, entry in formats(weight, x, args.group_size, compile_options).items():
+            if args.formats and name not in args.formats:
+                continue
+            print(f"{out}x{k} {name}", file=sys.stderr, flush=True)
             try:
                 if isinstance(entry, Exception):
                     raise entry
                 row[name] = measure(entry, x, reference, args, device)
             except Exception as error:  # one format that fails (compile, kernel) leaves the others' figures
                 row[name] = {"error": f"{type(error).__name__}: {error}"[:400]}
-        results["shapes"][f"{out}x{k}"] = row
+            results["shapes"][f"{out}x{k}"] = row
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=2))
     if not args.shapes:  # a whole 7B decoder stack's Linear layers
         rows = results["shapes"].values()
         names = [n for n in next(iter(rows)) if all("us" in row[n] for row in rows)]

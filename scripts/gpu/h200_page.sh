@@ -89,9 +89,11 @@ commands() {
       echo "python3 scripts/decode_profile.py quant=none convert.compile_options.skip_guard_eval=false --repeats 3 > {W}/profile_bf16_guards.json 2> {W}/profile_bf16_guards.log" ;;
     decode_attention) echo "python3 -m runner -m experiment=decode_limit quant=none 'attention=sdpa,sdpa_math,sdpa_efficient,flex' hydra.sweep.dir={W}/sweep" ;;
     gemv)
-      echo 'python3 scripts/gpu/gemv_probe.py > {W}/gemv_probe.json'
+      # each command writes its JSON after every format (--out), so a cut keeps what finished; the costly ones last
+      echo 'python3 scripts/gpu/gemv_probe.py --formats bf16 bf16-cublas int8-torchao int4-inductor-split --out {W}/gemv_probe.json'
       # q, k and v as one 12288x4096 matmul, gate and up as one 22016x4096 (gpt-fast's fusion): would it read faster?
-      echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 > {W}/gemv_fused.json' ;;
+      echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 --formats bf16 bf16-cublas --out {W}/gemv_fused.json'
+      echo 'python3 scripts/gpu/gemv_probe.py --formats fp8wo-torchao fp8dq-torchao --out {W}/gemv_fp8.json' ;;
     pytest_rerun) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_torchao.py tests/test_onnxruntime.py > {W}/pytest_gpu.log' ;;
     attention_llama)  # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest; a cut sweep goes on with resume=true
       echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 hydra.sweep.dir={W}/sweep" ;;
