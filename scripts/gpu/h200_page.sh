@@ -28,8 +28,9 @@
 #                   wo, dq), int4 (inductor, split, tinygemm); then bf16 on fused q/k/v and gate/up shapes    240  ~150
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
 #   pytest_rerun    pytest -m gpu of test_torchao.py and test_onnxruntime.py (what changed since the full run)  200  ~90
-#   attention_llama experiment=attention_speedup, every option this host runs (fa4 too), each job its own process  600  ~550
-#   attention_falcon experiment=attention_speedup_falcon, the same for falcon-7b shapes          450  ~300
+#   attention_llama experiment=attention_speedup, every option this host runs (fa4 too), each job its own process  600  ~1000:
+#                   run it twice (resume=true goes on where the limit cut it; 17 of 40 jobs fit 600 s on 2026-11-29)
+#   attention_falcon experiment=attention_speedup_falcon, the same for falcon-7b shapes (18 jobs)  450  ~450
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
 # more than 330 s (fp8wo) before decoding for seconds. The inductor cache survives between calls only inside
 # RUNNER_CACHE on a warm machine, so the script carries it across machines: a call ends by packing
@@ -95,9 +96,12 @@ commands() {
       echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 --formats bf16 bf16-cublas --out {W}/gemv_fused.json'
       echo 'python3 scripts/gpu/gemv_probe.py --formats fp8wo-torchao fp8dq-torchao --out {W}/gemv_fp8.json' ;;
     pytest_rerun) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_torchao.py tests/test_onnxruntime.py > {W}/pytest_gpu.log' ;;
-    attention_llama)  # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest; a cut sweep goes on with resume=true
-      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 hydra.sweep.dir={W}/sweep" ;;
-    attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 hydra.sweep.dir={W}/sweep' ;;
+    # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest. resume=true: the 40 jobs take longer
+    # than the limit (on the H200 of 2026-11-29 an isolated 7B job spent ~15 s starting before its first stage), so
+    # running the study again goes on from the first job without an ok record instead of starting over
+    attention_llama)
+      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
+    attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 resume=true hydra.sweep.dir={W}/sweep' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
 }
