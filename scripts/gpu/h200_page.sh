@@ -25,7 +25,7 @@
 #   decode_attention  experiment=decode_limit, bf16, attention=sdpa,sdpa_math,sdpa_efficient,flex: cuDNN's decode
 #                   attention took 0.26 of a 4.3 ms step (6 %) for a 256-token cache (f641c12 profile)  420  ~300
 #   gemv            scripts/gpu/gemv_probe.py: bf16 (inductor, cuBLAS), int8 (written out, torchao's), fp8 (torchao's
-#                   wo, dq), int4 (inductor, split, tinygemm); then bf16 on fused q/k/v and gate/up shapes    240  ~150
+#                   wo, dq), int4 (inductor, split, tinygemm); then bf16 on fused q/k/v and gate/up shapes    420  >240 (cut there once)
 #   falcon_generate pytest -m gpu: falcon-7b shapes generating with the KV cache against eager     90  ~30
 #   pytest_rerun    pytest -m gpu of test_torchao.py and test_onnxruntime.py (what changed since the full run)  200  ~90
 #   attention_llama experiment=attention_speedup, every option this host runs (fa4 too), each job its own process  600  ~1000:
@@ -49,7 +49,7 @@ ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_i
   attention_falcon)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=450
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
-  [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=240 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
+  [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
