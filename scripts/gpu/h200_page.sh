@@ -97,7 +97,7 @@ commands() {
       echo 'python3 scripts/gpu/gemv_probe.py --formats fp8wo-torchao fp8dq-torchao --out {W}/gemv_fp8.json' ;;
     pytest_rerun) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_torchao.py tests/test_onnxruntime.py > {W}/pytest_gpu.log' ;;
     # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest. resume=true: the 40 jobs take longer
-    # than the limit (on the H200 of 2026-11-29 an isolated 7B job spent ~15 s starting before its first stage), so
+    # than the limit (on the H200 of 2026-11-29 an isolated 7B job spent ~16 s starting before its first stage), so
     # running the study again goes on from the first job without an ok record instead of starting over
     attention_llama)
       echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
