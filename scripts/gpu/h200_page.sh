@@ -15,7 +15,7 @@
 #   decode_int4     experiment=decode_limit, int4wo in the runner's own layout (quant.int4_packing_format=inductor)  400  ~150
 #   decode_fp8      experiment=decode_limit, fp8dq and fp8wo at batch 1                        600  compile-bound
 #   batch_bf16      experiment=decode_limit, bf16 at batch 4, 16, 64 (issue 12's throughput chart)  500  ~300
-#   batch_int4      the same for int4wo (packing format: INT4_FORMAT, default inductor)        600  ~400
+#   batch_int4      the same for int4wo (INT4_FORMAT, default tile_packed_to_4d: tinygemm, the fastest on the H200)  600  ~400
 #   batch_fp8       the same for fp8dq                                                         600  ~500
 #   ort             scripts/gpu/onnxruntime.sh: minilm and fp16 distilbert-sst2 on the CUDA provider beside PyTorch  400  ~200
 #   quality         experiment=quality: fa4, sdpa_efficient (smollm2; the rest ran up to 60121d6)  200  ~120
@@ -79,7 +79,7 @@ commands() {
     decode_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/sweep" ;;
     decode_fp8) echo "python3 -m runner -m experiment=decode_limit 'quant=fp8dq,fp8wo' hydra.sweep.dir={W}/sweep" ;;
     batch_bf16) echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
-    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-inductor} 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
+    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-tile_packed_to_4d} 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
     batch_fp8) echo "python3 -m runner -m experiment=decode_limit quant=fp8dq 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
     ort) echo 'OUT={W} bash scripts/gpu/onnxruntime.sh > {W}/ort.log' ;;
     quality)
