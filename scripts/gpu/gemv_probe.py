@@ -116,7 +116,7 @@ def nbytes(args: tuple) -> int:
     return sum(a.numel() * a.element_size() for a in args if a is not None)
 
 
-def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: dict) -> dict:
+def formats(weight: torch.Tensor, group: int, compile_options: dict) -> dict:
     """name -> (function, its arguments (None: x), bytes of weights and scales it must read), or the exception that
     kept a torchao format from being built."""
     compiled = lambda fn: torch.compile(fn, dynamic=False, options=compile_options)  # noqa: E731
@@ -126,8 +126,8 @@ def formats(weight: torch.Tensor, x: torch.Tensor, group: int, compile_options: 
         "int8": (compiled(int8_gemv), (None, *quantize_int8(weight))),
         "int4-inductor": (compiled(make_int4_gemv(group)), (None, int4.packed, int4.scale, int4.zero)),
         "int4-inductor-split": (compiled(make_int4_split_gemv(group)), (None, int4.packed, int4.scale, int4.zero)),
+        "bf16-cublas": (bf16_gemv, (None, weight)),
     }
-    found["bf16-cublas"] = (bf16_gemv, (None, weight))
     torchao_formats = {"int8-torchao": "int8wo"}
     if weight.is_cuda and torch.cuda.get_device_capability(weight.device) >= (8, 9):
         torchao_formats |= {"fp8wo-torchao": "fp8wo", "fp8dq-torchao": "fp8dq"}
@@ -234,7 +234,7 @@ def main() -> None:
         x = torch.randn(1, k, device=device, dtype=torch.bfloat16)
         reference = x.float() @ weight.float().t()
         row = {}
-        for name, entry in formats(weight, x, args.group_size, compile_options).items():
+        for name, entry in formats(weight, args.group_size, compile_options).items():
             if args.formats and name not in args.formats:
                 continue
             print(f"{out}x{k} {name}", file=sys.stderr, flush=True)
