@@ -248,6 +248,7 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
     run, ao_args = gemv_probe.torchao_layer(weight, "int8wo")  # torchao's own int8wo layer, as the runner compiles it
     assert ao_args[0] is None and {a.dtype for a in ao_args[1:]} >= {torch.int8}
     assert 64 * 256 <= gemv_probe.nbytes(ao_args) < 64 * 256 * 1.1  # a byte a weight, plus a scale (and zero) per row
+    assert set(gemv_probe.formats(weight, 128, {})) <= set(gemv_probe.FORMATS)  # --formats accepts each of them
     run_fp8, fp8_args = gemv_probe.torchao_layer(weight, "fp8wo")  # the fp8 figure issue 12 asks for
     assert torch.float8_e4m3fn in {a.dtype for a in fp8_args[1:]}
     assert 64 * 256 <= gemv_probe.nbytes(fp8_args) < 64 * 256 * 1.1

@@ -41,6 +41,11 @@ import torch
 from runner.measure.timer import DeviceClock
 from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
 
+# every format formats() can build; which of them run depends on the device (fp8 and tinygemm: CUDA only)
+FORMATS = (
+    "bf16", "int8", "int4-inductor", "int4-inductor-split", "bf16-cublas", "int8-torchao", "fp8wo-torchao",
+    "fp8dq-torchao", "int4-tinygemm",
+)  # fmt: skip
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
 LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
 LAYERS = 32
@@ -215,7 +220,10 @@ def main() -> None:
         help="weights cycled through per format (default 256 MiB: over 4x the H200's 60 MB L2)",
     )
     parser.add_argument("--bandwidth-gbs", type=float, default=4800.0, help="the card's memory bandwidth (H200)")
-    parser.add_argument("--formats", nargs="*", help="only these formats (default: all that can run here)")
+    parser.add_argument(
+        "--formats", nargs="*", choices=FORMATS, metavar="FORMAT",
+        help=f"only these formats (default: all that can run here): {', '.join(FORMATS)}",
+    )  # fmt: skip
     parser.add_argument("--out", help="also write the JSON here after every format, so a run cut short keeps its rows")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -234,7 +242,10 @@ def main() -> None:
         x = torch.randn(1, k, device=device, dtype=torch.bfloat16)
         reference = x.float() @ weight.float().t()
         row = {}
-        for name, entry in formats(weight, args.group_size, compile_options).items():
+        built = formats(weight, args.group_size, compile_options)
+        for name in set(args.formats or ()) - set(built):
+            row[name] = {"error": f"{name} cannot run on {device}"}
+        for name, entry in built.items():
             if args.formats and name not in args.formats:
                 continue
             print(f"{out}x{k} {name}", file=sys.stderr, flush=True)
