@@ -2,10 +2,11 @@
 neither corrupt nor stop the others. The parent records what happened when the child could not.
 
 On Linux a job's process is forked from a forkserver: one clean process, started once per sweep, that has
-imported the pipeline (torch, transformers, the stages) and never touched a GPU. Each job then starts in well
-under a second instead of importing all of it again (7-10 s on a laptop, 14-19 s per 7B job on the H200 of
-2026-11-29 with spawn). RUNNER_START_METHOD=spawn goes back to a fresh interpreter per job. runner/app.py decides
-when a job runs here; this module never imports it.
+imported torch and never touched a GPU, so a job does not import torch again (4 s of a 17 s CPU job here; a
+spawned 7B job on the H200 of 2026-11-29 spent 14-19 s before its first stage). More cannot be preloaded: see
+runner/job_preload.py. The forkserver keeps the environment of the sweep's first isolated job.
+RUNNER_START_METHOD=spawn goes back to a fresh interpreter per job. runner/app.py decides when a job runs here;
+this module never imports it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.checks.run_options import start_method
 from runner.job import Job
-from runner.process import die_with_parent
+from runner.process import die_with_parent, start_method
 from runner.progress import set_job
 from runner.record import Error, Record
 from runner.record.io import read_record, write_record
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
 GRACE_S = 10.0  # after SIGTERM, before SIGKILL
-# what the forkserver imports once; runner.job_preload keeps CUDA untouched there (an initialised CUDA does not
+# what the forkserver imports once (torch); runner.job_preload keeps CUDA untouched there (a started CUDA does not
 # survive a fork)
 PRELOAD = ["runner.job_preload"]
 
@@ -57,7 +57,7 @@ def _child(target: Callable | None, job: Job, log_file: str, label: str) -> None
 
 
 def start_context() -> multiprocessing.context.BaseContext:
-    """How a job's process starts (runner.checks.run_options.start_method), the forkserver with its preload."""
+    """How a job's process starts (runner.process.start_method), the forkserver with its preload."""
     method = start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":

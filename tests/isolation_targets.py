@@ -19,12 +19,14 @@ def hangs(job):
 
 
 def reports_its_start(job):
-    """Writes what the child found at its start: was the pipeline already imported (the forkserver's preload)?"""
+    """Writes what the child found at its start: was torch already imported (the forkserver's preload), and is
+    CUDA usable (not started before the fork)?"""
     import sys
 
-    preloaded = "transformers" in sys.modules and "runner.stages" in sys.modules
+    preloaded = "torch" in sys.modules
     import torch
 
-    fields = [str(preloaded), str(torch.cuda.is_initialized()), os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK", "")]
+    usable = not torch.cuda._is_in_bad_fork()
+    fields = [str(preloaded), str(usable), os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK", "")]
     (job.run_dir / "start.txt").write_text(" ".join(fields))
     os._exit(0)

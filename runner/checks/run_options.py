@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-
 from runner.checks.base import check
 from runner.config.run import RunConfig
 from runner.errors import ConfigError
+from runner.process import start_method
 
 ISOLATE_CHOICES = {"auto": None, "true": True, "false": False}
-# how a job's own process starts (runner/isolation.py); never fork: the child would inherit CUDA and threads
-START_METHODS = ("forkserver", "spawn")
-
-
-def start_method() -> str:
-    """RUNNER_START_METHOD, else forkserver where the platform has it (Linux, macOS), else spawn."""
-    method = os.environ.get("RUNNER_START_METHOD", "")
-    if method and method not in START_METHODS:
-        raise ConfigError(f"RUNNER_START_METHOD={method!r} is unknown: use {' or '.join(START_METHODS)}")
-    return method or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
 
 
 def isolate_choice(value: str) -> bool | None:
