@@ -31,7 +31,7 @@
 #   attention_llama experiment=attention_speedup, every option this host runs (fa4 too), each job its own process  600  ~1000:
 #                   run it twice (resume=true goes on where the limit cut it; 17 of 40 jobs fit 600 s on 2026-11-29)
 #   attention_falcon experiment=attention_speedup_falcon, the same for falcon-7b shapes (18 jobs)  450  ~450
-#   attention_llama_fa4_flex        attention_llama's eager, sdpa, fa4 and flex (20 jobs)    450  ~280
+#   attention_llama_fa4_flex        attention_llama's eager, sdpa, fa4 and flex (20 jobs)    600  ~530 (flex compiles: 26-65 s a job)
 #   attention_llama_sdpa_backends   its four forced SDPA kernels (20 jobs)                   450  ~280
 #   attention_falcon_fused          attention_falcon's eager, sdpa and fa4 (9 jobs)          300  ~130
 #   attention_falcon_sdpa_backends  its forced SDPA kernels (9 jobs, 3 refused at once)      300  ~100
@@ -57,7 +57,7 @@ ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_i
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=450
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
-  [attention_falcon]=450 [attention_llama_fa4_flex]=450 [attention_llama_sdpa_backends]=450
+  [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
   [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
