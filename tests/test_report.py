@@ -126,6 +126,20 @@ def test_report_command_refuses_a_folder_without_runs(tmp_path, capsys):
     assert report_cli.main([str(tmp_path / "absent")]) == 2
 
 
+def test_one_report_over_the_halves_of_a_study_run_on_two_gpus(tmp_path, capsys):
+    """A study split in two sweeps (one per GPU): the report of their common folder holds both, and a half without
+    eager takes the baseline from the other half, at the same batch size."""
+    make_job(tmp_path / "study" / "gpu0", 0, "eager", 1, 0.010)
+    make_job(tmp_path / "study" / "gpu0", 1, "eager", 4, 0.040)
+    make_job(tmp_path / "study" / "gpu1", 0, "sdpa", 1, 0.005)
+    make_job(tmp_path / "study" / "gpu1", 1, "sdpa", 4, 0.010)
+    assert report_cli.main([str(tmp_path / "study"), "--no-plots"]) == 0
+    assert "4 jobs, 0 failed" in capsys.readouterr().out
+    rows = read_rows(tmp_path / "study" / "summary.csv")
+    assert float(rows["gpu1/0"]["speedup"]) == pytest.approx(2.0)
+    assert float(rows["gpu1/1"]["speedup"]) == pytest.approx(4.0)
+
+
 def test_baseline_selectors_match_defaults_from_the_composed_config(tmp_path):
     # quant is never overridden in this sweep: quant=none must still match through the record's config
     sweep = tmp_path / "sweep"

@@ -12,6 +12,7 @@
 # The studies run from a snapshot of the checkout (OUT/tree, without .git, wheel kits and run outputs), so that a tool that
 # replaces the checkout during the run (as the device tool does on every call) cannot pull files from under a job:
 # on 2026-11-29 two jobs failed that way ("unknown stage 'load'", "No module named 'runner.discovery'").
+# One report over the lists' sweeps: python -m runner.report on a folder holding them (docs/measurement.md, Reports).
 # All lists share one RUNNER_CACHE: random checkpoints and exports are written atomically, and the inductor cache
 # is safe to share; the inductor archive is left out (NO_CACHE_PACK=1).
 set -uo pipefail
