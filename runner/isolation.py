@@ -4,7 +4,7 @@ neither corrupt nor stop the others. The parent records what happened when the c
 On Linux a job's process is forked from a forkserver: one clean process, started once per sweep, that has
 imported torch and never touched a GPU, so a job does not import torch again (4 s of a 17 s CPU job here; a
 spawned 7B job on the H200 of 2026-11-29 spent 14-19 s before its first stage). More cannot be preloaded: see
-runner/job_preload.py. The forkserver keeps the environment of the sweep's first isolated job.
+runner/job_preload.py. Each job gets the parent's environment as it is when the job starts.
 RUNNER_START_METHOD=spawn goes back to a fresh interpreter per job. runner/app.py decides when a job runs here;
 this module never imports it.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -43,8 +44,12 @@ SIGNAL_REASONS = {
 }
 
 
-def _child(target: Callable | None, job: Job, log_file: str, label: str) -> None:
-    """Runs in the spawned process: the logging Hydra set up in the parent does not cross the process boundary."""
+def _child(target: Callable | None, job: Job, log_file: str, label: str, environment: dict[str, str]) -> None:
+    """Runs in the job's process: the logging Hydra set up in the parent does not cross the process boundary, and
+    a forkserver's environment is the one of the sweep's first job: this job gets the parent's as it is now (a
+    Hydra `hydra.job.env_set`, a variable set between jobs)."""
+    os.environ.clear()
+    os.environ.update(environment)
     die_with_parent()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_file:
@@ -98,7 +103,9 @@ def run_isolated(
     (run_dir / RESULTS_FILE).unlink(missing_ok=True)
     start = time.perf_counter()
     process = start_context().Process(
-        target=_child, args=(target, job, str(log_file or ""), label), name=f"runner {label or run_dir.name}"
+        target=_child,
+        args=(target, job, str(log_file or ""), label, dict(os.environ)),
+        name=f"runner {label or run_dir.name}",
     )
     process.start()
     try:

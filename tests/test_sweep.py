@@ -206,12 +206,14 @@ def test_a_hung_child_is_stopped_at_its_timeout(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the forkserver is the default on Linux")
 def test_a_job_starts_with_torch_imported_and_cuda_usable(tmp_path, monkeypatch):
-    """The forkserver imported torch once; the job forked from it must not pay that again, and must find CUDA
-    unstarted (a CUDA started before a fork is unusable in the child)."""
+    """The forkserver imported torch once; the job forked from it must not pay that again, must find CUDA
+    unstarted (a CUDA started before a fork is unusable in the child) and the parent's environment."""
     monkeypatch.delenv("RUNNER_START_METHOD", raising=False)
-    job = Job(None, {"name": "start"}, tmp_path / "job", [])
-    run_isolated(job, 120, target=isolation_targets.reports_its_start)
-    assert (tmp_path / "job" / "start.txt").read_text() == "True True 1"
+    for mark in ("first", "second"):  # the second job must see the parent's environment of now, not the server's
+        monkeypatch.setenv("RUNNER_TEST_MARK", mark)
+        job = Job(None, {"name": "start"}, tmp_path / mark, [])
+        run_isolated(job, 120, target=isolation_targets.reports_its_start)
+        assert (tmp_path / mark / "start.txt").read_text() == f"True True {mark}"
 
 
 def test_spawn_stays_available_and_a_bad_start_method_is_refused(tmp_path, monkeypatch):
