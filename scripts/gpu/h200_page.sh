@@ -35,6 +35,8 @@
 #   attention_llama_sdpa_backends   its four forced SDPA kernels (20 jobs)                   450  ~280
 #   attention_falcon_fused          attention_falcon's eager, sdpa and fa4 (9 jobs)          300  ~130
 #   attention_falcon_sdpa_backends  its forced SDPA kernels (9 jobs, 3 refused at once)      300  ~100
+#   attention_llama_flex16          the one cell the 2x H200 run of ea68a2e left: flex at batch 16, beside sdpa at 16
+#                   for a same-machine reference (2 jobs)                                     240  ~120
 #                   the four halves: both attention studies on a host with two GPUs (per_gpu.sh), e.g.
 #                   attention_llama_fa4_flex,attention_falcon_sdpa_backends attention_llama_sdpa_backends,attention_falcon_fused
 # Measured on 2026-11-29 with a fresh inductor cache: a 7B decode job compiles for 83 s (bf16), 244 s (int8wo) and
@@ -53,12 +55,12 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
-  attention_falcon_sdpa_backends)
+  attention_falcon_sdpa_backends attention_llama_flex16)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=450
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
-  [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300)
+  [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -117,6 +119,8 @@ commands() {
       echo "python3 -m runner -m experiment=attention_speedup_falcon 'attention=eager,sdpa,fa4' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
     attention_falcon_sdpa_backends)
       echo "python3 -m runner -m experiment=attention_speedup_falcon 'attention=sdpa_flash,sdpa_cudnn,sdpa_efficient' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
+    attention_llama_flex16)
+      echo "python3 -m runner -m experiment=attention_speedup 'attention=sdpa,flex' scenario.batch_size=16 timeout_s=200 hydra.sweep.dir={W}/sweep" ;;
     attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 resume=true hydra.sweep.dir={W}/sweep' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
   esac
