@@ -2,9 +2,9 @@
 neither corrupt nor stop the others. The parent records what happened when the child could not.
 
 On Linux a job's process is forked from a forkserver: one clean process, started once per sweep, that has
-imported torch and never touched a GPU, so a job does not import torch again (4 s of a 17 s CPU job here; a
-spawned 7B job on the H200 of 2026-11-29 spent 14-19 s before its first stage). More cannot be preloaded: see
-runner/job_preload.py. Each job gets the parent's environment as it is when the job starts.
+imported torch and never touched a GPU, so a job does not import torch again. From a job's launch to its first
+stage, a 7B job on the H200 of 2026-11-29 took 4.7-7.9 s this way, against 14-19 s spawned. More cannot be
+preloaded: see runner/job_preload.py. Each job gets the parent's environment as it is when the job starts.
 RUNNER_START_METHOD=spawn goes back to a fresh interpreter per job. runner/app.py decides when a job runs here;
 this module never imports it.
 """
