@@ -73,6 +73,11 @@ WORK=${WORK:-/tmp/h200-page}
 mkdir -p "$OUT" "$WORK"
 LOG=$OUT/h200_page.log
 
+# attention_study EXPERIMENT OPTIONS: an attention study (each job its own process) over these attention options
+attention_study() {
+  echo "python3 -m runner -m experiment=$1 'attention=$2' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep"
+}
+
 # the commands of a study, one per line, with {W} standing for its folder
 commands() {
   case "$1" in
@@ -106,19 +111,13 @@ commands() {
       echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 --formats bf16 bf16-cublas --out {W}/gemv_fused.json'
       echo 'python3 scripts/gpu/gemv_probe.py --formats fp8wo-torchao fp8dq-torchao --out {W}/gemv_fp8.json' ;;
     pytest_rerun) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_torchao.py tests/test_onnxruntime.py > {W}/pytest_gpu.log' ;;
-    # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest. resume=true: the 40 jobs take longer
-    # than the limit (on the H200 of 2026-11-29 an isolated 7B job spent ~16 s starting before its first stage), so
-    # running the study again goes on from the first job without an ok record instead of starting over
-    attention_llama)
-      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
-    attention_llama_fa4_flex)
-      echo "python3 -m runner -m experiment=attention_speedup 'attention=eager,sdpa,fa4,flex' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
-    attention_llama_sdpa_backends)
-      echo "python3 -m runner -m experiment=attention_speedup 'attention=sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
-    attention_falcon_fused)
-      echo "python3 -m runner -m experiment=attention_speedup_falcon 'attention=eager,sdpa,fa4' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
-    attention_falcon_sdpa_backends)
-      echo "python3 -m runner -m experiment=attention_speedup_falcon 'attention=sdpa_flash,sdpa_cudnn,sdpa_efficient' timeout_s=150 resume=true hydra.sweep.dir={W}/sweep" ;;
+    # fa2/fa3 left out (source-only, not on the host: §10); math last, the slowest. resume=true: a study cut by its
+    # limit goes on, when run again, from the first job without an ok record instead of starting over
+    attention_llama) attention_study attention_speedup eager,sdpa,fa4,flex,sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math ;;
+    attention_llama_fa4_flex) attention_study attention_speedup eager,sdpa,fa4,flex ;;
+    attention_llama_sdpa_backends) attention_study attention_speedup sdpa_cudnn,sdpa_flash,sdpa_efficient,sdpa_math ;;
+    attention_falcon_fused) attention_study attention_speedup_falcon eager,sdpa,fa4 ;;
+    attention_falcon_sdpa_backends) attention_study attention_speedup_falcon sdpa_flash,sdpa_cudnn,sdpa_efficient ;;
     attention_llama_flex16)
       echo "python3 -m runner -m experiment=attention_speedup 'attention=sdpa,flex' scenario.batch_size=16 timeout_s=200 hydra.sweep.dir={W}/sweep" ;;
     attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 resume=true hydra.sweep.dir={W}/sweep' ;;
