@@ -9,7 +9,9 @@
 #   seed            experiment=seed_closing_example, and the same opt-350m unquantized         150  ~80
 #   combinations    experiment=combinations attention=fa4: the one job that failed (only with fa4)  90  ~40
 #   overhead        python scripts/overhead.py                                                  90  ~70
-#   pytest_gpu      python -m pytest -m gpu (406 s with the full kit on 2026-11-29)             450  ~400
+#   pytest_gpu      python -m pytest -m gpu, one line per test (406 s with the full kit and one GPU, 34c2d9e;
+#                   over 570 s with both GPUs and a cold inductor cache, f3d12e6, whose last test, 127 s, was
+#                   cut: one call's 600 s is the limit; rerun what a cut leaves, by file, as pytest_rerun does)  600  ~650
 #   measure         scripts/gpu/measure.sh                                                     300  ~240
 #   overhead_gpu    python scripts/overhead.py scenario.batch_size=4: the same verdict on a GPU-bound forward   150  ~90
 #   decode_int4     experiment=decode_limit, int4wo in the runner's own layout (quant.int4_packing_format=inductor)  400  ~150
@@ -56,7 +58,7 @@ ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_i
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
   attention_falcon_sdpa_backends attention_llama_flex16)
-declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=450
+declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
@@ -88,7 +90,8 @@ commands() {
       echo 'python3 -m runner model=opt-350m model.weights=random quant=none attention=eager hardware=cuda scenario=generate scenario.batch_size=1 scenario.sequence_length=64 scenario.new_tokens=32 scenario.warmup_runs=1 scenario.iterations=3 compare.enabled=false hydra.run.dir={W}/unquantized' ;;
     combinations) echo 'python3 -m runner -m experiment=combinations attention=fa4 hydra.sweep.dir={W}/sweep' ;;
     overhead) echo 'python3 scripts/overhead.py > {W}/overhead.json' ;;
-    pytest_gpu) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider > {W}/pytest_gpu.log' ;;
+    # -v: a log cut by the limit still names every test that finished and how (-q prints only dots)
+    pytest_gpu) echo 'python3 -m pytest -m gpu -v -rs --durations=20 -p no:cacheprovider > {W}/pytest_gpu.log' ;;
     measure) echo 'OUT={W} bash scripts/gpu/measure.sh' ;;
     overhead_gpu) echo 'python3 scripts/overhead.py scenario.batch_size=4 > {W}/overhead.json' ;;
     decode_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/sweep" ;;
