@@ -37,6 +37,9 @@ class ConvertConfig:
     # generate with a static KV cache and a compiled decode step (torch.compile, CUDA graphs)
     compile: bool = False
     compile_options: CompileOptions = field(default_factory=CompileOptions)
+    # Llama-architecture models: q/k/v as one matrix and gate/up as another (runner/convert/fused_projections.py);
+    # off until an end-to-end H200 decode shows the kernel probe's gain (docs/benchmarks.md §6g)
+    fuse_projections: bool = False
 
     def switched_on(self) -> list[str]:
         """The conversions this run applies (the boolean switches set to true; compile_options only say how

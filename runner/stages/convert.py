@@ -1,13 +1,13 @@
-"""convert: model conversions (BetterTransformer, Falcon's fused attention, Bloom's ALiBi through SDPA), undone by
-`reverse` in the opposite order, and the record of a backend's own export. This stage alone writes the `convert`
-section of the record (`write`)."""
+"""convert: model conversions (BetterTransformer, Falcon's fused attention, Bloom's ALiBi through SDPA, Llama's fused
+projections), undone by `reverse` in the opposite order, and the record of a backend's own export. This stage alone
+writes the `convert` section of the record (`write`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from runner.context import RunContext
-from runner.convert import attention
+from runner.convert import attention, fused_projections
 from runner.convert.bettertransformer import Conversion, convert
 from runner.quant import is_quantized
 from runner.quant.base import CompileReady, method_of
@@ -19,6 +19,7 @@ from runner.stages.base import Stage, stage
 class Convert(Stage):
     conversion: Conversion | None = None
     fused_attention: Any = None  # a conversion's FusedAttention (runner/convert/attention.py)
+    fused_projections: fused_projections.FusedProjections | None = None  # convert.fuse_projections
     compile_ready: CompileReady | None = None  # the quantization method's preparation for convert.compile
 
     def run(self, ctx: RunContext) -> RunContext:
@@ -32,6 +33,9 @@ class Convert(Stage):
         if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
+        if model is not None and ctx.cfg.convert.fuse_projections:
+            self.fused_projections = fused_projections.convert(model)
+            self.records[fused_projections.KIND] = self.fused_projections.record
         if model is not None and (ready := self._before_compile(model, ctx)) is not None:
             self.compile_ready = ready
             self.records[ready.record["kind"]] = ready.record
@@ -51,6 +55,9 @@ class Convert(Stage):
             record = self.compile_ready.reverse(ctx.backend.model)
             self.records[record["kind"]] = record
             self.compile_ready = None
+        if self.fused_projections is not None:
+            self.records[fused_projections.KIND] = self.fused_projections.reverse(ctx.backend.model)
+            self.fused_projections = None
         if self.fused_attention is not None:
             record = self.fused_attention.reverse(ctx.backend.model)
             self.records[record["kind"]] = record

@@ -1,0 +1,170 @@
+"""`convert.fuse_projections=true`: a Llama-architecture model's q/k/v projections as one matrix and gate/up as another,
+reversibly.
+
+Why: in batch-1 decode every Linear layer is a matrix-vector product bound by memory bandwidth, and a bigger matrix
+reads faster. On the H200, one 12288x4096 kernel takes 23.6 us where q, k and v as three 4096x4096 kernels take
+29.4, and one 22016x4096 kernel takes 41.1 us where gate and up take 45.2 (docs/benchmarks.md §6g): 0.32 ms of a
+4.4 ms token on the 7B shapes (gpt-fast fuses the same way).
+
+How: Transformers' Phi3 is Llama with exactly these two fusions (`qkv_proj` holds q, k, v in that order,
+`gate_up_proj` gate then up), and its attention and MLP run the rest as Llama's do (rotary, cache, the attention
+interface, the activation). Each LlamaAttention is replaced by a Phi3Attention and each LlamaMLP by a Phi3MLP whose
+fused weight is the concatenation; o_proj and down_proj are the same modules. The original modules are kept, their
+weights turned into views of the fused matrix (no second copy in memory), so reversing puts the very same modules
+and parameters back, each weight in storage of its own again: the forward and the state dict are the original ones.
+
+Plain (unquantized) weights on one device only: a quantized layer is no matrix to concatenate, and tensor parallelism
+splits q, k and v by their own names. The checks refuse those before loading (`refusal`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from runner.config.hardware import DeviceKind
+from runner.config.run import RunConfig
+from runner.errors import OptimizationNotApplied
+
+KIND = "fused_projections"
+MODEL_TYPES = ("llama",)  # the presets whose Transformers classes are LlamaAttention / LlamaMLP
+ATTENTION = ("q_proj", "k_proj", "v_proj")  # in the order of Phi3's qkv_proj
+MLP = ("gate_proj", "up_proj")  # in the order of Phi3's gate_up_proj
+
+
+def refusal(cfg: RunConfig) -> str | None:
+    """Why convert.fuse_projections=true cannot apply to this run, before anything loads; None when it can."""
+    from runner.quant import is_quantized
+
+    model = cfg.model
+    if model.model_type not in MODEL_TYPES:
+        return (
+            f"convert.fuse_projections=true fuses the projections of Llama-architecture models; model={model.name} "
+            f"is model_type={model.model_type}: use a llama model (llama, smollm2, tiny-llama) or drop the option"
+        )
+    biased = [key for key in ("attention_bias", "mlp_bias") if model.architecture.get(key)]
+    if biased:
+        return f"convert.fuse_projections=true fuses projections without a bias; model={model.name} sets {biased[0]}"
+    if not cfg.backend.runs_torch_modules:
+        return f"convert.fuse_projections=true changes PyTorch modules; backend={cfg.backend.name} runs none"
+    if is_quantized(cfg.quant):
+        return (
+            f"convert.fuse_projections=true concatenates plain weight matrices; quant={cfg.quant.name} replaces them "
+            "with quantized layers: use quant=none"
+        )
+    if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
+        return (
+            f"convert.fuse_projections=true needs the model on one device; hardware={cfg.hardware.name} splits it "
+            "(tensor parallelism shards q, k and v by their own names): use hardware=cuda or cpu"
+        )
+    return None
+
+
+@dataclass
+class _Layer:
+    """One decoder layer's original modules, kept while the fused ones run in their place."""
+
+    layer: nn.Module
+    attention: nn.Module
+    mlp: nn.Module
+
+
+@dataclass
+class FusedProjections:
+    record: dict[str, Any]
+    before: dict[str, object]  # the model's fingerprint before fusing: module objects and state-dict keys
+    layers: list[_Layer] = field(default_factory=list)
+
+    def reverse(self, model: nn.Module) -> dict[str, Any]:
+        from runner.convert.bettertransformer import fingerprint
+
+        for kept in self.layers:
+            kept.layer.self_attn = kept.attention
+            kept.layer.mlp = kept.mlp
+            for module, names in ((kept.attention, ATTENTION), (kept.mlp, MLP)):
+                for name in names:  # a weight of its own again, not a view of the fused matrix
+                    weight = getattr(module, name).weight
+                    weight.data = weight.data.clone()
+        forward_restored = not any(_is_fused(module) for module in model.modules())
+        state_dict_restored = fingerprint(model) == self.before
+        if not (forward_restored and state_dict_restored):
+            raise OptimizationNotApplied(
+                f"{KIND}: reversing left the model fused (forward restored: {forward_restored}, state dict restored: "
+                f"{state_dict_restored}); it must not be saved"
+            )
+        self.layers = []
+        self.record["reversed"] = {"state_dict_restored": True, "forward_restored": True}
+        return self.record
+
+
+def _is_fused(module: nn.Module) -> bool:
+    return type(module).__name__ in ("Phi3Attention", "Phi3MLP")
+
+
+def _plain_linear(module: nn.Module, names: tuple[str, ...]) -> str | None:
+    """Why these projections cannot be concatenated (quantized, biased, on different devices), or None."""
+    layers = [getattr(module, name) for name in names]
+    for name, layer in zip(names, layers, strict=True):
+        if type(layer) is not nn.Linear or type(layer.weight.data) is not torch.Tensor:
+            return f"{name} is a {type(layer).__name__} over {type(layer.weight.data).__name__}, not a plain Linear"
+        if layer.bias is not None:
+            return f"{name} has a bias"
+    if len({(layer.weight.device, layer.weight.dtype) for layer in layers}) > 1:
+        return f"{', '.join(names)} are on different devices or dtypes"
+    return None
+
+
+def _fuse(old: nn.Module, names: tuple[str, ...], new: nn.Module, fused_name: str) -> None:
+    """new.<fused_name> holds the concatenated weights; old's weights become views of it."""
+    weights = [getattr(old, name).weight for name in names]
+    fused = torch.cat([w.data for w in weights])
+    setattr(new, fused_name, nn.Linear(fused.shape[1], fused.shape[0], bias=False, device="meta"))
+    getattr(new, fused_name).weight = nn.Parameter(fused, requires_grad=False)
+    start = 0
+    for weight in weights:
+        rows = weight.shape[0]
+        weight.data = fused[start : start + rows]
+        start += rows
+
+
+def convert(model: nn.Module) -> FusedProjections:
+    """Fuse every LlamaDecoderLayer's q/k/v and gate/up projections in place; the result reverses it."""
+    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP
+    from transformers.models.phi3.modeling_phi3 import Phi3Attention, Phi3MLP
+
+    layers = [m for m in model.modules() if type(m) is LlamaDecoderLayer]
+    if not layers:
+        raise OptimizationNotApplied(f"{KIND}: {type(model).__name__} has no Llama decoder layers to fuse")
+    for layer in layers:
+        if type(layer.self_attn) is not LlamaAttention or type(layer.mlp) is not LlamaMLP:
+            raise OptimizationNotApplied(
+                f"{KIND}: a decoder layer runs {type(layer.self_attn).__name__} and {type(layer.mlp).__name__}, "
+                "not Transformers' LlamaAttention and LlamaMLP"
+            )
+        why = _plain_linear(layer.self_attn, ATTENTION) or _plain_linear(layer.mlp, MLP)
+        if why:
+            raise OptimizationNotApplied(f"{KIND}: {why}; only plain weights can be fused")
+    from runner.convert.bettertransformer import fingerprint
+
+    result = FusedProjections(record={"kind": KIND, "layers": len(layers)}, before=fingerprint(model))
+    for layer in layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        with torch.device("meta"):  # no weights allocated: the fused ones are set below
+            fused_attention = Phi3Attention(attention.config, attention.layer_idx)
+            fused_mlp = Phi3MLP(attention.config)
+        _fuse(attention, ATTENTION, fused_attention, "qkv_proj")
+        fused_attention.o_proj = attention.o_proj
+        _fuse(mlp, MLP, fused_mlp, "gate_up_proj")
+        fused_mlp.down_proj = mlp.down_proj
+        fused_mlp.activation_fn = mlp.act_fn
+        layer.self_attn, layer.mlp = fused_attention, fused_mlp
+        result.layers.append(_Layer(layer, attention, mlp))
+    first = result.layers[0].layer
+    result.record |= {
+        "qkv_proj": list(first.self_attn.qkv_proj.weight.shape),
+        "gate_up_proj": list(first.mlp.gate_up_proj.weight.shape),
+        "modules": "Phi3Attention, Phi3MLP (transformers)",
+    }
+    return result

@@ -1,0 +1,149 @@
+"""convert.fuse_projections: a Llama model's q/k/v and gate/up projections as one matrix each (Transformers' Phi3
+layout) give the logits and greedy tokens of the original model, hold no second copy of the weights, and reverse
+to the original modules, parameters and state dict, so `save` writes a checkpoint that plain Llama loads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from runner.convert import fused_projections
+from runner.errors import OptimizationNotApplied
+from tests.test_attention import config_error
+
+
+def tiny_llama(**changes) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,  # grouped queries: k and v are narrower than q, so the split points matter
+        vocab_size=256,
+        initializer_range=0.2,  # wide logits: a wrong split changes the argmax
+        **changes,
+    )
+    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval()
+
+
+def left_padded() -> dict:
+    ids = torch.randint(3, 256, (2, 10), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def greedy(model, batch) -> torch.Tensor:
+    return model.generate(**batch, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0)
+
+
+@pytest.fixture
+def fused(request):
+    """A tiny llama, its logits and tokens before fusing, and the fusion (reversed at teardown if the test did not)."""
+    model, batch = tiny_llama(), left_padded()
+    with torch.inference_mode():
+        logits, tokens = model(**batch).logits, greedy(model, batch)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    conversion = fused_projections.convert(model)
+    yield model, batch, logits, tokens, state, conversion
+    if "reversed" not in conversion.record:
+        conversion.reverse(model)
+
+
+def test_fused_model_gives_the_original_logits_and_greedy_tokens(fused):
+    model, batch, logits, tokens, _, conversion = fused
+    layer = model.model.layers[0]
+    assert type(layer.self_attn).__name__ == "Phi3Attention" and type(layer.mlp).__name__ == "Phi3MLP"
+    assert conversion.record["qkv_proj"] == [64 + 32 + 32, 64] and conversion.record["gate_up_proj"] == [192, 64]
+    assert conversion.record["layers"] == 2
+    assert not any(hasattr(m, "q_proj") or hasattr(m, "gate_proj") for m in model.modules())
+    with torch.inference_mode():
+        torch.testing.assert_close(model(**batch).logits, logits, atol=1e-5, rtol=1e-5)
+        assert torch.equal(greedy(model, batch), tokens)  # with the KV cache, one padded row
+
+
+def test_the_fused_matrix_is_the_only_copy_of_the_weights(fused):
+    model, *_, conversion = fused
+    kept = conversion.layers[0]
+    fused_weight = model.model.layers[0].self_attn.qkv_proj.weight
+    storage = fused_weight.untyped_storage().data_ptr()
+    for name in ("q_proj", "k_proj", "v_proj"):
+        assert getattr(kept.attention, name).weight.untyped_storage().data_ptr() == storage
+    q_rows = kept.attention.q_proj.weight.shape[0]
+    assert torch.equal(fused_weight[q_rows : q_rows + 32], kept.attention.k_proj.weight)
+
+
+def test_reversal_restores_modules_weights_and_forward_bit_for_bit(fused, tmp_path):
+    model, batch, logits, tokens, state, conversion = fused
+    attention = conversion.layers[0].attention
+    record = conversion.reverse(model)
+    assert record["reversed"] == {"state_dict_restored": True, "forward_restored": True}
+    assert model.model.layers[0].self_attn is attention  # the very module, not a rebuilt one
+    after = model.state_dict()
+    assert after.keys() == state.keys() and all(torch.equal(after[k], v) for k, v in state.items())
+    storages = [attention.get_submodule(n).weight.untyped_storage().data_ptr() for n in ("q_proj", "k_proj", "v_proj")]
+    assert len(set(storages)) == 3  # each weight in storage of its own again, not a view of the fused matrix
+    with torch.inference_mode():
+        assert torch.equal(model(**batch).logits, logits)
+    model.save_pretrained(tmp_path)  # safetensors refuses weights that share storage
+    reloaded = LlamaForCausalLM.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
+    with torch.inference_mode():
+        assert torch.equal(greedy(reloaded, batch), tokens)
+
+
+def test_a_projection_that_is_not_a_plain_linear_is_refused_with_its_name():
+    model = tiny_llama(attention_bias=True)
+    with pytest.raises(OptimizationNotApplied, match="q_proj has a bias"):
+        fused_projections.convert(model)
+    assert type(model.model.layers[0].self_attn).__name__ == "LlamaAttention"  # nothing was changed
+
+
+def test_pipeline_fuses_records_agrees_and_reverses(run_job):
+    record = run_job("convert.fuse_projections=true", "scenario=generate", "scenario.new_tokens=4")
+    convert = record["convert"]
+    assert convert["applied"] == ["fused_projections"]
+    assert convert["fused_projections"]["qkv_proj"] == [128, 64]  # tiny-llama: 64 + 2 x 32 rows
+    assert convert["fused_projections"]["reversed"] == {"state_dict_restored": True, "forward_restored": True}
+    assert record["agreement"]["agrees"] is True
+    assert "convert.fuse_projections=true" in record["agreement"]["changes"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=tiny-falcon"], "model=tiny-falcon is model_type=falcon: use a llama model"),
+        (["quant=8bit"], "quant=8bit replaces them with quantized layers: use quant=none"),
+        (["hardware=tp", "hardware.tp_on_cpu=true"], "hardware=tp splits it"),
+        (["+model.architecture.mlp_bias=true"], "sets mlp_bias"),
+    ],
+)
+def test_refused_before_loading_naming_the_option(overrides, message):
+    assert message in config_error("convert.fuse_projections=true", "hardware=cpu", *overrides)
+
+
+def test_bad_combination_exits_2_in_one_line(cli):
+    result = cli("convert.fuse_projections=true", "model=tiny-bert", "hardware=cpu")
+    assert result.returncode == 2
+    assert "convert.fuse_projections=true fuses the projections of Llama-architecture models" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.gpu
+def test_compiled_decode_with_fused_projections_on_the_gpu(run_job):
+    """The path the conversion is for: the compiled decode step (CUDA graphs, max-autotune) over the fused matrices."""
+    record = run_job(
+        "hardware=cuda",
+        "scenario=generate",
+        "scenario.new_tokens=16",
+        "scenario.warmup_runs=2",
+        "convert.compile=true",
+        "convert.fuse_projections=true",
+        fast=False,
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert record["convert"]["applied"] == ["fused_projections"]
+    assert record["convert"]["compile"]["first_call_s"] > 0
+    assert record["convert"]["fused_projections"]["reversed"]["state_dict_restored"] is True
+    assert record["agreement"]["agrees"] is True
