@@ -39,6 +39,8 @@
 #   attention_falcon_sdpa_backends  its forced SDPA kernels (9 jobs, 3 refused at once)      300  ~100
 #   decode_fused    experiment=decode_limit, bf16 with convert.fuse_projections=false,true: q/k/v and gate/up as one
 #                   matrix each (the gemv probe of f3d12e6: 0.32 ms a token less in the Linear layers), one session  400  ~200
+#   compile_decode  experiment=compile_decode: plain generate against convert.compile=true, 7B llama bf16, batch 1,
+#                   256 new tokens; the one study of conf/experiment/ no H200 has run (found at f3d12e6)  300  ~150
 #   attention_llama_flex16          the one cell the 2x H200 run of ea68a2e left: flex at batch 16, beside sdpa at 16
 #                   for a same-machine reference (2 jobs)                                     240  ~120
 #                   the four halves: both attention studies on a host with two GPUs (per_gpu.sh), e.g.
@@ -59,12 +61,12 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
-  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused)
+  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
-  [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400)
+  [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -125,6 +127,7 @@ commands() {
     attention_falcon_sdpa_backends) attention_study attention_speedup_falcon sdpa_flash,sdpa_cudnn,sdpa_efficient ;;
     attention_llama_flex16)
       echo "python3 -m runner -m experiment=attention_speedup 'attention=sdpa,flex' scenario.batch_size=16 timeout_s=200 hydra.sweep.dir={W}/sweep" ;;
+    compile_decode) echo 'python3 -m runner -m experiment=compile_decode hydra.sweep.dir={W}/sweep' ;;
     decode_fused) echo "python3 -m runner -m experiment=decode_limit quant=none 'convert.fuse_projections=false,true' hydra.sweep.dir={W}/sweep" ;;
     attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 resume=true hydra.sweep.dir={W}/sweep' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
