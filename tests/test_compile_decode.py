@@ -13,7 +13,7 @@ from transformers.generation import utils as generation
 from runner.backends.pytorch.compile import compile_options, deferred_stop_check, use_persistent_cache
 from runner.config.load import to_run_config
 from runner.errors import ConfigError
-from tests.conftest import compose_config
+from tests.conftest import COMPILED_ON_GPU, compose_config
 
 deferred = pytest.mark.skipif(
     not hasattr(generation, "DeferredStopCheck"), reason="this transformers has no DeferredStopCheck"
@@ -101,14 +101,7 @@ def test_compiled_decode_gives_the_tokens_of_plain_generate(run_job):
 
 @pytest.mark.gpu
 def test_compile_time_and_stop_check_are_recorded(run_job):
-    record = run_job(
-        "hardware=cuda",
-        "scenario=generate",
-        "scenario.new_tokens=16",
-        "convert.compile=true",
-        "scenario.warmup_runs=2",
-        fast=False,
-    )
+    record = run_job(*COMPILED_ON_GPU, "scenario.new_tokens=16", fast=False)
     assert record["status"] == "ok", record.get("error")
     compile_record = record["convert"]["compile"]
     assert compile_record["first_call_s"] > 0

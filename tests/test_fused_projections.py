@@ -10,6 +10,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from runner.convert import fused_projections
 from runner.errors import OptimizationNotApplied
+from tests.conftest import COMPILED_ON_GPU
 from tests.test_attention import config_error
 
 
@@ -133,15 +134,7 @@ def test_bad_combination_exits_2_in_one_line(cli):
 @pytest.mark.gpu
 def test_compiled_decode_with_fused_projections_on_the_gpu(run_job):
     """The path the conversion is for: the compiled decode step (CUDA graphs, max-autotune) over the fused matrices."""
-    record = run_job(
-        "hardware=cuda",
-        "scenario=generate",
-        "scenario.new_tokens=16",
-        "scenario.warmup_runs=2",
-        "convert.compile=true",
-        "convert.fuse_projections=true",
-        fast=False,
-    )
+    record = run_job(*COMPILED_ON_GPU, "scenario.new_tokens=16", "convert.fuse_projections=true", fast=False)
     assert record["status"] == "ok", record.get("error")
     assert record["convert"]["applied"] == ["fused_projections"]
     assert record["convert"]["compile"]["first_call_s"] > 0

@@ -10,7 +10,7 @@ from runner.models.build import build_model
 from runner.models.source import resolve_weights
 from runner.roofline.cost import Shape, decode_bytes_per_step, forward_flops
 from runner.roofline.gpus import ceilings_for
-from tests.conftest import compose_config
+from tests.conftest import COMPILED_ON_GPU, compose_config
 
 
 def _meta_model(preset: str):
@@ -86,14 +86,7 @@ def test_compile_needs_generate_on_a_gpu(run_job):
 
 @pytest.mark.gpu
 def test_compiled_static_cache_decode_is_recorded(run_job):
-    record = run_job(
-        "hardware=cuda",
-        "scenario=generate",
-        "scenario.new_tokens=16",
-        "convert.compile=true",
-        "scenario.warmup_runs=2",
-        fast=False,
-    )
+    record = run_job(*COMPILED_ON_GPU, "scenario.new_tokens=16", fast=False)
     assert record["status"] == "ok", record.get("error")
     assert record["measurements"]["generate"]["per_token_count_per_call"][0] == 15
 

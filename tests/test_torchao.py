@@ -12,7 +12,7 @@ from runner.config.model import DType
 from runner.config.quant import Int4Packing, Int4QParams, QuantConfig, TorchAoScheme
 from runner.errors import ConfigError
 from runner.quant import QUANT_METHODS, is_quantized, method_of
-from tests.conftest import compose_config
+from tests.conftest import COMPILED_ON_GPU, compose_config
 
 pytest.importorskip("torchao")
 
@@ -161,17 +161,8 @@ def test_torchao_on_the_gpu(run_job, quant):
     ],
 )
 def test_compiled_torchao_decode_on_the_gpu(run_job, quant, subclass):
-    record = run_job(
-        "hardware=cuda",
-        *f"quant={quant}".split(),
-        *INT4_WIDTHS,
-        "model.dtype=bfloat16",
-        "scenario=generate",
-        "scenario.new_tokens=8",
-        "scenario.warmup_runs=2",
-        "convert.compile=true",
-        fast=False,
-    )
+    overrides = [*f"quant={quant}".split(), *INT4_WIDTHS, "model.dtype=bfloat16", "scenario.new_tokens=8"]
+    record = run_job(*COMPILED_ON_GPU, *overrides, fast=False)
     assert record["status"] == "ok", record.get("error")
     assert record["model"]["quantization"]["by_scheme"] == {subclass: TINY_LLAMA_LINEARS}
     # compiled with plain-tensor weights, and the subclass weights put back afterwards
