@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 from pathlib import Path
 
 from hydra._internal.hydra import Hydra
@@ -57,11 +58,20 @@ def missing_option_message(error: MissingConfigException) -> str:
     return head + (f"; valid options: {', '.join(options)}" if options else "")
 
 
+# OmegaConf's own lines under its message (the key again, and the schema's class names)
+_OMEGACONF_DETAIL = re.compile(r"^\s*(full_key:|reference_type=|object_type=)")
+
+
+def _text(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return "\n".join(line for line in lines if not _OMEGACONF_DETAIL.match(line)).strip()
+
+
 def _message(error: BaseException) -> str:
     """Hydra's message and its cause's ("Error merging override x=abc" alone does not say what is wrong)."""
-    parts = [str(error).strip()]
-    if error.__cause__ is not None and str(error.__cause__).strip() not in parts[0]:
-        parts.append(str(error.__cause__).strip())
+    parts = [_text(error)]
+    if error.__cause__ is not None and _text(error.__cause__) not in parts[0]:
+        parts.append(_text(error.__cause__))
     return ": ".join(p for p in parts if p)
 
 

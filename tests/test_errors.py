@@ -34,6 +34,14 @@ def test_bad_value_names_the_valid_values(cli):
     assert "expected one of [float32, float16, bfloat16]" in result.stderr
 
 
+def test_bad_bool_is_one_line_naming_the_key(cli):
+    result = cli("convert.fuse_projections=maybe")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: Error merging override convert.fuse_projections=maybe: Value 'maybe' is not a valid bool (type str)"
+    ]
+
+
 def test_gpu_option_on_a_cpu_host_fails_clearly(cli, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU host, on a GPU host too
     result = cli("hardware=cuda")
