@@ -23,11 +23,11 @@ CONF = ROOT / "conf"
 register_configs()
 
 
-# the files that take longest on a 2-core CPU (real-weight quality jobs, launcher subprocesses, sweeps) run first:
-# with `-n auto --dist loadfile` each starts on its own worker at once instead of one of them being left for last
 # a job through the compiled decode on the GPU (`run_job(*COMPILED_ON_GPU, ..., fast=False)`): two warmups, so that
 # compilation and CUDA-graph capture stay out of the measured calls
 COMPILED_ON_GPU = ("hardware=cuda", "scenario=generate", "scenario.warmup_runs=2", "convert.compile=true")
+# the files that take longest on a 2-core CPU (real-weight quality jobs, launcher subprocesses, sweeps) run first:
+# with `-n auto --dist loadfile` each starts on its own worker at once instead of one of them being left for last
 SLOW_FILES = ("test_quality.py", "test_launchers.py", "test_sweep.py", "test_hardening.py", "test_quant.py")
 
 
