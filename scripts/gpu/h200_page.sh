@@ -18,7 +18,9 @@
 #   decode_fp8      experiment=decode_limit, fp8dq and fp8wo at batch 1                        600  compile-bound
 #   batch_bf16      experiment=decode_limit, bf16 at batch 4, 16, 64 (issue 12's throughput chart)  500  ~300
 #   batch_int4      the same for int4wo (INT4_FORMAT, default tile_packed_to_4d: tinygemm, the fastest on the H200)  600  ~400
-#   batch_fp8       the same for fp8dq                                                         600  ~500
+#   batch_fp8       the same for fp8dq (FP8=fp8wo for weight-only)                             600  ~500
+#                   (batch_int4, batch_fp8: BATCHES picks the batch sizes; COMPILE_MODE=reduce-overhead compiles
+#                   without max-autotune, whose tuning of every matmul shape cut int4 at 64 rows, f3d12e6)
 #   ort             scripts/gpu/onnxruntime.sh: minilm and fp16 distilbert-sst2 on the CUDA provider beside PyTorch  400  ~200
 #   quality         experiment=quality: fa4, sdpa_efficient (smollm2; the rest ran up to 60121d6)  200  ~120
 #   quality_minilm  experiment=quality_minilm: flex with 4bit, the one job cut at 60121d6        120  ~40
@@ -41,6 +43,9 @@
 #                   matrix each (the gemv probe of f3d12e6: 0.32 ms a token less in the Linear layers), one session  400  ~200
 #   compile_decode  experiment=compile_decode: plain generate against convert.compile=true, 7B llama bf16, batch 1,
 #                   256 new tokens; the one study of conf/experiment/ no H200 has run (found at f3d12e6)  300  ~150
+#   decode_fp8_ro   experiment=decode_limit, bf16, fp8dq, fp8wo compiled with mode=reduce-overhead (CUDA graphs, no
+#                   max-autotune: fp8wo's max-autotune compile ran past 330 s, a7283de), bf16 as the same-mode reference  500  ~300
+#   pytest_fused    pytest -m gpu tests/test_fused_projections.py: the compiled decode with fused projections  240  ~150
 #   attention_llama_flex16          the one cell the 2x H200 run of ea68a2e left: flex at batch 16, beside sdpa at 16
 #                   for a same-machine reference (2 jobs)                                     240  ~120
 #                   the four halves: both attention studies on a host with two GPUs (per_gpu.sh), e.g.
@@ -61,12 +66,13 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
-  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode)
+  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
-  [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300)
+  [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300
+  [decode_fp8_ro]=500 [pytest_fused]=240)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -101,8 +107,8 @@ commands() {
     decode_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=inductor hydra.sweep.dir={W}/sweep" ;;
     decode_fp8) echo "python3 -m runner -m experiment=decode_limit 'quant=fp8dq,fp8wo' hydra.sweep.dir={W}/sweep" ;;
     batch_bf16) echo "python3 -m runner -m experiment=decode_limit quant=none 'scenario.batch_size=4,16,64' hydra.sweep.dir={W}/sweep" ;;
-    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-tile_packed_to_4d} 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
-    batch_fp8) echo "python3 -m runner -m experiment=decode_limit quant=fp8dq 'scenario.batch_size=${BATCHES:-4,16,64}' hydra.sweep.dir={W}/sweep" ;;
+    batch_int4) echo "python3 -m runner -m experiment=decode_limit quant=int4wo quant.int4_packing_format=${INT4_FORMAT:-tile_packed_to_4d} 'scenario.batch_size=${BATCHES:-4,16,64}'${COMPILE_MODE:+ convert.compile_options.mode=$COMPILE_MODE} hydra.sweep.dir={W}/sweep" ;;
+    batch_fp8) echo "python3 -m runner -m experiment=decode_limit quant=${FP8:-fp8dq} 'scenario.batch_size=${BATCHES:-4,16,64}'${COMPILE_MODE:+ convert.compile_options.mode=$COMPILE_MODE} hydra.sweep.dir={W}/sweep" ;;
     ort) echo 'OUT={W} bash scripts/gpu/onnxruntime.sh > {W}/ort.log' ;;
     quality)
       echo "python3 -m runner -m experiment=quality 'attention=fa4,sdpa_efficient' quant=none convert.compile=false hydra.sweep.dir={W}/sweep" ;;
@@ -128,6 +134,8 @@ commands() {
     attention_llama_flex16)
       echo "python3 -m runner -m experiment=attention_speedup 'attention=sdpa,flex' scenario.batch_size=16 timeout_s=200 hydra.sweep.dir={W}/sweep" ;;
     compile_decode) echo 'python3 -m runner -m experiment=compile_decode hydra.sweep.dir={W}/sweep' ;;
+    decode_fp8_ro) echo "python3 -m runner -m experiment=decode_limit 'quant=none,fp8dq,fp8wo' convert.compile_options.mode=reduce-overhead hydra.sweep.dir={W}/sweep" ;;
+    pytest_fused) echo 'python3 -m pytest -m gpu -v -rs -p no:cacheprovider tests/test_fused_projections.py > {W}/pytest_gpu.log' ;;
     decode_fused) echo "python3 -m runner -m experiment=decode_limit quant=none 'convert.fuse_projections=false,true' hydra.sweep.dir={W}/sweep" ;;
     attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 resume=true hydra.sweep.dir={W}/sweep' ;;
     falcon_generate) echo 'python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_falcon_attention.py > {W}/pytest_falcon.log' ;;
