@@ -219,6 +219,36 @@ def test_compiled_torchao_models_hold_plain_tensors_and_get_their_weights_back()
     assert torch.equal(model(ids).logits, reference)
 
 
+def test_fp8dq_weights_stay_subclasses_and_the_model_compiles(monkeypatch):
+    """fp8dq weights quantize their layer's input on every call: unwrapped, dynamo cannot rebuild them inside the
+    graph ("Failed to convert args/kwargs to proxy", the H200 decode of 2026-11-29), so they stay subclasses, the
+    record says why, and the model compiles as one graph, close to the uncompiled model's output."""
+    import torchao.float8.inference
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+    from torchao.utils import TorchAOBaseTensor
+
+    from runner.quant.methods.torchao import UnwrappedWeights
+
+    monkeypatch.setattr(torchao.float8.inference, "is_MI300", lambda: True)  # torchao's GPU check, CPU kernels
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64, bias=False), torch.nn.Linear(64, 32, bias=False))
+    model = model.to(torch.bfloat16).eval()
+    quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    x = torch.randn(2, 64, dtype=torch.bfloat16)
+    reference = model(x)
+    ready = UnwrappedWeights(model)
+    assert ready.record == {
+        "kind": "unwrap_tensor_subclass",
+        "layers": 0,
+        "kept_as_subclass": 2,
+        "why_kept": UnwrappedWeights.KEPT_WHY,
+    }
+    assert all(isinstance(m.weight, TorchAOBaseTensor) for m in model)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True)(x)  # inductor rounds the two layers' float8 math its own way
+    torch.testing.assert_close(compiled, reference, atol=0.05, rtol=0.05)
+
+
 @pytest.mark.parametrize(
     "overrides", [["convert.compile_options.unwrap_subclasses=false"], ["quant=none"], ["convert.compile=false"]]
 )

@@ -94,15 +94,28 @@ class UnwrappedWeights(CompileReady):
     compiled graph. A subclass weight is a graph input that, on every call of the compiled step, AOTAutograd
     flattens and dynamo guards in Python (`__tensor_flatten__` twice and a metadata check per layer, on the host,
     while the GPU waits); plain tensors are checked in C++. Reversed by removing the parametrizations and putting
-    the original Parameter objects back."""
+    the original Parameter objects back.
+
+    A weight that quantizes its layer's input on every call (fp8dq: `act_quant_kwargs`) stays a subclass: dynamo
+    cannot rebuild it inside the graph, as the kwargs object is no graph value ("Failed to convert args/kwargs to
+    proxy ... QuantizeTensorToFloat8Kwargs", torch 2.11 on the H200 and 2.13 on the CPU, torchao 0.18), while the
+    subclass itself compiles. Such a model pays the host cost above; skip_guard_eval still removes the guards."""
+
+    KEPT_WHY = "weights that quantize their input (act_quant_kwargs) cannot be rebuilt inside a compiled graph"
 
     def __init__(self, model: PreTrainedModel) -> None:
-        from torchao.utils import unwrap_tensor_subclass
+        from torch.nn.utils import parametrize
+        from torchao.utils import UnwrapTensorSubclass
 
         weights = {m: m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and _is_ao_tensor(m.weight)}
-        unwrap_tensor_subclass(model)
+        kept = [m for m, w in weights.items() if getattr(w, "act_quant_kwargs", None) is not None]
+        for module in [m for m in weights if m not in kept]:  # torchao's unwrap_tensor_subclass, less the kept ones
+            if not parametrize.is_parametrized(module):
+                parametrize.register_parametrization(module, "weight", UnwrapTensorSubclass())
         self.weights = {m: w for m, w in weights.items() if _unwrapped(m)}  # the Parameter objects, to put back
         self.record = {"kind": "unwrap_tensor_subclass", "layers": len(self.weights)}
+        if kept:
+            self.record |= {"kept_as_subclass": len(kept), "why_kept": self.KEPT_WHY}
 
     def reverse(self, model: PreTrainedModel) -> dict:
         from torch.nn.utils import parametrize
