@@ -2,6 +2,10 @@
 
     python scripts/decode_limit_chart.py multirun/decode_limit/<date>
 
+The folder may hold several sweeps (every job under it counts), e.g. one session's batch sweep beside another's.
+A job compiled with another convert.compile_options.mode than the default (max-autotune) is its own line,
+"fp8wo (reduce-overhead)": the two modes tune different kernels and are not one series.
+
 Writes decode_limit.png (decode tokens/s and share of the memory bandwidth against batch size, log2 x axis,
 with each scheme's Linear-layer ridge: the batch where its matmuls turn from bandwidth- to compute-bound) and
 decode_limit.md (the same figures as a table) into the sweep folder. Failed jobs are listed, not drawn."""
@@ -14,7 +18,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from runner.config.pipeline import CompileOptions
 from runner.report.collect import collect_jobs
+
+DEFAULT_MODE = CompileOptions.mode
 
 
 def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
@@ -26,10 +33,15 @@ def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]
         record, row = job.record, job.row  # the row: the figures collect_jobs flattened already
         config = (record.config if record else None) or {}
         quant = config.get("quant", {}).get("name", job.overrides.get("quant", "?"))
+        convert = config.get("convert", {})
+        mode = convert.get("compile_options", {}).get("mode", DEFAULT_MODE)
+        if convert.get("compile") and mode != DEFAULT_MODE:
+            quant = f"{quant} ({mode})"
         batch = config.get("scenario", {}).get("batch_size")
         if row["status"] != "ok" or row.get("per_token_ms") is None:
             failed.append(
-                f"quant={quant} batch={batch}: {record.error.message if record and record.error else 'no record'}"
+                f"quant={quant} batch={batch}: "
+                f"{record.error.message.strip().splitlines()[0] if record and record.error else 'no record'}"
             )
             continue
         roofline = record.roofline
@@ -80,15 +92,17 @@ def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
     figure = Figure(figsize=(11, 4.5))
     FigureCanvasAgg(figure)
     rate, share = figure.subplots(1, 2)
+    drawn = set()  # one ridge per weight format: "int4wo" and "int4wo (reduce-overhead)" share theirs
     for quant, rows in lines.items():
         batches = [r["batch"] for r in rows]
         (line,) = rate.plot(batches, [r["tokens_per_s"] for r in rows], marker="o", label=quant)
         share.plot(batches, [r["share_of_bandwidth"] or 0 for r in rows], marker="o", color=line.get_color())
         ridge = next((r["ridge"] for r in rows if r["ridge"]), None)
-        if ridge:  # right of it, this scheme's matmuls are compute-bound: bandwidth share must fall
+        if ridge and round(ridge) not in drawn:  # right of it, the matmuls are compute-bound: bandwidth share falls
+            drawn.add(round(ridge))
             for ax in (rate, share):
                 ax.axvline(ridge, color=line.get_color(), linestyle=":", linewidth=1)
-            share.annotate(f"{quant} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
+            share.annotate(f"{quant.split(' (')[0]} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
     for ax, label in ((rate, "decode tokens/s (all rows)"), (share, "share of memory bandwidth")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")

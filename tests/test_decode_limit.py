@@ -46,3 +46,28 @@ def test_chart_of_a_sweep(run_job, tmp_path):
     assert (tmp_path / "decode_limit.png").stat().st_size > 10_000
     table = (tmp_path / "decode_limit.md").read_text()
     assert "| int8wo | 2 |" in table and "| none | 1 |" in table
+
+
+def test_a_job_compiled_in_another_mode_is_its_own_line(run_job, tmp_path):
+    """Sessions' sweeps side by side in one folder: a job compiled with mode=reduce-overhead is not a point of the
+    max-autotune series of the same quantization."""
+    import json
+
+    import decode_limit_chart as chart
+
+    common = ["scenario=generate", "scenario.new_tokens=2", "scenario.sequence_length=8", "compare.enabled=false"]
+    for batch in (1, 2):
+        record = run_job(f"scenario.batch_size={batch}", *common)
+        assert record["status"] == "ok", record.get("error")
+    assert list(chart.points(tmp_path)[0]) == ["none"]  # not compiled: the mode does not count
+    records = {path: json.loads(path.read_text()) for path in tmp_path.rglob("results.json")}
+    path, record = next((p, r) for p, r in records.items() if r["config"]["scenario"]["batch_size"] == 2)
+    # made into what a compiled reduce-overhead job records
+    record["config"]["convert"]["compile"] = True
+    record["config"]["convert"]["compile_options"]["mode"] = "reduce-overhead"
+    path.write_text(json.dumps(record))
+    lines, _ = chart.points(tmp_path)
+    assert {quant: [r["batch"] for r in rows] for quant, rows in lines.items()} == {
+        "none": [1],
+        "none (reduce-overhead)": [2],
+    }
