@@ -38,7 +38,8 @@ class ConvertConfig:
     compile: bool = False
     compile_options: CompileOptions = field(default_factory=CompileOptions)
     # Llama-architecture models: q/k/v as one matrix and gate/up as another (runner/convert/fused_projections.py);
-    # off until an end-to-end H200 decode shows the kernel probe's gain (docs/benchmarks.md §6g)
+    # off: the kernel probe's gain (docs/benchmarks.md §6g) did not show end to end on the H200 (§6h: -4.2 % in one
+    # sweep, +8.5-10.4 % in the next)
     fuse_projections: bool = False
 
     def switched_on(self) -> list[str]:
