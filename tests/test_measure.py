@@ -21,6 +21,7 @@ from runner.measure.nvml import NvmlMonitor
 from runner.measure.stats import summarize
 from runner.measure.timer import DeviceClock
 from runner.record import Record
+from runner.report.collect import flatten
 
 MiB = 2**20
 
@@ -123,12 +124,27 @@ def test_nvml_without_a_driver_reports_why_instead_of_failing():
 
 
 class FakeNvml:
-    """The few NVML calls the monitor makes, with figures the test controls."""
+    """The few NVML calls the monitor makes, with figures the test controls: this job's GPU is "handle0", the host
+    has one more, "handle1", whose utilization the test sets."""
 
     NVML_CLOCK_SM = 1
 
     def __init__(self):
         self.used, self.energy_mj, self.sm_clock = 1000 * MiB, 50_000, 1980
+        self.other_busy = 0
+
+    def nvmlDeviceGetCount(self):
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return f"handle{index}"
+
+    def nvmlDeviceGetUUID(self, handle):
+        return f"GPU-{handle}".encode()
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        assert handle == "handle1"  # only the other GPUs are asked
+        return SimpleNamespace(gpu=self.other_busy, memory=0)
 
     def nvmlDeviceGetMemoryInfo(self, handle):
         return SimpleNamespace(used=self.used, total=80 * 1024 * MiB)
@@ -160,6 +176,64 @@ def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(m
     assert report["device_used_peak_bytes"] == 3000 * MiB
     assert report["process_used_peak_bytes"] == 3000 * MiB  # this pid's entry, not pid 1's
     assert report["energy_joules"] == pytest.approx(4.5)  # 4500 mJ over the window
+
+
+def test_nvml_monitor_watches_the_hosts_other_gpus(monkeypatch):
+    """A study on another GPU of the host shares it with this job: the record says how busy that GPU was."""
+    fake = FakeNvml()
+    monkeypatch.setitem(nvml_module._STATE, "module", fake)
+    monkeypatch.setattr(nvml_module, "handle_for", lambda index: f"handle{index}")
+    monitor = NvmlMonitor([0], interval_s=0.005)
+    monitor.start()
+    fake.other_busy = 90
+    time.sleep(0.1)
+    fake.other_busy = 0
+    report = monitor.stop()
+    assert list(report["devices"]) == ["cuda:0"] and list(report["other_gpus"]) == ["nvml:1"]
+    other = report["other_gpus"]["nvml:1"]
+    assert other["utilization_percent_max"] == 90 and 0 < other["utilization_percent_mean"] < 90
+    assert other["compute_processes_max"] == 2  # the fake lists two processes on every GPU
+
+
+def test_host_load_tells_other_processes_from_this_one():
+    """A busy process beside the job counts as other cores; the job's own busy loop does not."""
+    import subprocess
+    import sys
+
+    tracker = MemoryTracker([torch.device("cpu")])
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        tracker.start()
+        time.sleep(1.0)
+        beside = tracker.stop()["host"]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert beside["cpus"] == os.cpu_count() and beside["other_cores"] >= 0.5
+    assert beside["this_process_cores"] < 0.5
+    tracker.start()
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        pass
+    own = tracker.stop()["host"]
+    assert own["this_process_cores"] >= 0.5
+    assert own["other_cores"] == pytest.approx(max(0.0, own["busy_cores"] - own["this_process_cores"]), abs=0.011)
+
+
+def test_the_report_shows_how_busy_the_host_was():
+    record = copy.deepcopy(GENERATE_RECORD)
+    device = {"energy_joules": 1.5, "process_used_peak_bytes": None, "device_used_peak_bytes": 1}
+    other = {"utilization_percent_mean": 73.25, "utilization_percent_max": 100, "compute_processes_max": 1}
+    record["memory"] = {
+        "host": {"cpus": 32, "busy_cores": 17.5, "this_process_cores": 1.0, "other_cores": 16.5},
+        "nvml": {"available": True, "devices": {"cuda:0": device}, "other_gpus": {"nvml:1": other}},
+    }
+    row = flatten(Record.from_dict(record))
+    assert row["host_other_cores"] == 16.5 and row["other_gpus_busy_%"] == 73.2
+    del record["memory"]["host"], record["memory"]["nvml"]["other_gpus"]  # a record written before both existed
+    row = flatten(Record.from_dict(record))
+    assert "host_other_cores" not in row and "other_gpus_busy_%" not in row
 
 
 def test_generate_counts_per_token_latencies_per_call(run_job):

@@ -1,4 +1,5 @@
-"""Peak memory of the measured work: torch's allocator and NVML on each GPU, the process RSS on the CPU."""
+"""Peak memory of the measured work: torch's allocator and NVML on each GPU, the process RSS on the CPU; and,
+beside it, how busy the host and the other GPUs were (host_load.py, nvml.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from runner.measure.host_load import HostLoad
 from runner.measure.nvml import NvmlMonitor
 
 MiB = 1024**2
@@ -46,6 +48,7 @@ class MemoryTracker:
     def __init__(self, devices: list[torch.device]) -> None:
         self.gpus = sorted({d.index or 0 for d in devices if d.type == "cuda"})
         self.nvml = NvmlMonitor(self.gpus) if self.gpus else None
+        self.host = HostLoad()
 
     def start(self) -> None:
         for index in self.gpus:
@@ -55,6 +58,7 @@ class MemoryTracker:
         self.window = _reset_rss_peak() and _rss_high_water_bytes() is not None
         if self.nvml:
             self.nvml.start()
+        self.host.start()
 
     def stop(self) -> dict:
         for index in self.gpus:
@@ -65,6 +69,7 @@ class MemoryTracker:
             "cpu_rss_peak_bytes": _rss_high_water_bytes() if self.window else _lifetime_rss_peak_bytes(),
             # a lifetime peak also counts loading and, in-process, earlier jobs: the record says which it is
             "cpu_rss_peak_scope": "measured calls" if self.window else "process lifetime",
+            "host": self.host.stop(),
         }
         gpus = {}
         for index in self.gpus:

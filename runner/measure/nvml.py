@@ -2,9 +2,10 @@
 
 torch's allocator counts only its own tensors; NVML also sees the CUDA context, cuBLAS workspaces and other
 libraries' allocations, and it reads the GPU's own energy counter. The SM clock says whether the GPU ran at full
-speed: under sustained load a power- or heat-limited GPU lowers it, and every kernel slows by as much. Nothing
-here raises: where NVML is missing (a CPU host, a container without the driver) the report says why and carries
-no figures.
+speed: under sustained load a power- or heat-limited GPU lowers it, and every kernel slows by as much. The host's
+other GPUs are watched too (their utilization and compute processes): a study running on one of them shares the
+host with this job (docs/benchmarks.md §6h). Nothing here raises: where NVML is missing (a CPU host, a container
+without the driver) the report says why and carries no figures.
 """
 
 from __future__ import annotations
@@ -67,6 +68,40 @@ def _clock_summary(samples: list[int]) -> dict | None:
     return {"mean": sum(samples) / len(samples), "min": min(samples), "max": max(samples), "samples": len(samples)}
 
 
+def _uuid(pynvml, handle) -> str | None:
+    try:
+        uuid = pynvml.nvmlDeviceGetUUID(handle)
+        return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    except Exception:
+        return None
+
+
+def _other_gpus(pynvml, own: list[Any]) -> dict[str, Any]:
+    """NVML's devices that this job does not use, as "nvml:<index>" -> handle; {} where NVML cannot say."""
+    try:
+        mine = {_uuid(pynvml, h) for h in own}
+        handles = {f"nvml:{i}": pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())}
+    except Exception:
+        return {}
+    if None in mine:  # this job's own GPUs cannot be told apart from the rest
+        return {}
+    return {name: h for name, h in handles.items() if _uuid(pynvml, h) not in mine}
+
+
+def _utilization(pynvml, handle) -> int | None:
+    try:
+        return int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)  # % of the last period a kernel ran
+    except Exception:
+        return None
+
+
+def _compute_processes(pynvml, handle) -> int | None:
+    try:
+        return len(pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
+    except Exception:
+        return None
+
+
 def _energy_mj(pynvml, handle) -> int | None:
     try:
         return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))  # millijoules since the driver loaded
@@ -75,9 +110,10 @@ def _energy_mj(pynvml, handle) -> int | None:
 
 
 # The sampler thread runs inside the measured window and takes the GIL from the host loop that launches kernels:
-# on a host-bound decode every sample is time the loop waits. A sample is three NVML reads and a max (about
-# 0.1 ms); at 10 samples a second that is about 0.1 % of the host's time (scripts/nvml_cost.py measures it, on
-# against off). Energy comes from the driver's counter read at start and stop, so it needs no samples at all.
+# on a host-bound decode every sample is time the loop waits. A sample is three NVML reads and a max, plus one read
+# per other GPU of the host (about 0.1 ms on one GPU); at 10 samples a second that is about 0.1 % of the host's
+# time (scripts/nvml_cost.py measures it, on against off). Energy comes from the driver's counter read at start
+# and stop, so it needs no samples at all.
 DEFAULT_INTERVAL_S = 0.1
 
 
@@ -120,6 +156,9 @@ class NvmlMonitor:
             clock = _sm_clock_mhz(pynvml, handle)
             if clock is not None:
                 self.clocks[index].append(clock)
+        for name, handle in self.others.items():  # one read per other GPU
+            if (busy := _utilization(pynvml, handle)) is not None:
+                self.other_busy[name].append(busy)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -132,6 +171,9 @@ class NvmlMonitor:
         self.peaks = {i: {"device": 0, "process": None} for i in self.handles}
         self.clocks: dict[int, list[int]] = {i: [] for i in self.handles}
         self.energy_start = {i: _energy_mj(pynvml, h) for i, h in self.handles.items()}
+        self.others = _other_gpus(pynvml, list(self.handles.values()))
+        self.other_busy: dict[str, list[int]] = {name: [] for name in self.others}
+        self.other_processes = {name: _compute_processes(pynvml, h) for name, h in self.others.items()}
         self._sample()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
@@ -160,4 +202,18 @@ class NvmlMonitor:
                 "energy_joules": None if start is None or end is None else (end - start) / 1000.0,
                 "sm_clock_mhz": _clock_summary(self.clocks[index]),  # None: the driver does not report it
             }
-        return {"available": True, "sampling_interval_s": self.interval_s, "devices": devices}
+        other_gpus = {}
+        for name, handle in self.others.items():
+            busy, processes = self.other_busy[name], [self.other_processes[name], _compute_processes(pynvml, handle)]
+            known = [p for p in processes if p is not None]
+            other_gpus[name] = {
+                "utilization_percent_mean": sum(busy) / len(busy) if busy else None,
+                "utilization_percent_max": max(busy) if busy else None,
+                "compute_processes_max": max(known) if known else None,  # at start and stop
+            }
+        return {
+            "available": True,
+            "sampling_interval_s": self.interval_s,
+            "devices": devices,
+            "other_gpus": other_gpus,  # {} on a host with no GPU besides this job's
+        }

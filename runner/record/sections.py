@@ -96,6 +96,8 @@ class Nvml(Section):
     available: bool = UNSET
     reason: str = UNSET
     devices: dict[str, NvmlDevice] = UNSET
+    # the host's GPUs this job did not use: "nvml:<index>" -> utilization_percent_mean/max, compute_processes_max
+    other_gpus: dict[str, dict[str, Any]] = UNSET
 
 
 @dataclass
@@ -104,6 +106,8 @@ class Memory(Section):
     cpu_rss_peak_scope: str = UNSET
     gpu: dict[str, GpuMemory] = UNSET
     nvml: Nvml | None = UNSET
+    # CPU cores busy over the measured calls: cpus, busy_cores, this_process_cores, other_cores (host_load.py)
+    host: dict[str, Any] = UNSET
 
 
 @dataclass

@@ -100,8 +100,15 @@ def flatten(record: Record) -> dict[str, Any]:
         row["nvml_device_used_MiB"] = _mib(sum(d.device_used_peak_bytes for d in nvml_devices))
         clocks = [d.sm_clock_mhz["mean"] for d in nvml_devices if d.sm_clock_mhz]
         row["sm_clock_MHz"] = min(clocks) if clocks else None  # the slowest GPU sets the pace of a split model
+        other_gpus = nvml.other_gpus if nvml.has("other_gpus") else {}
+        others = [g.get("utilization_percent_mean") for g in other_gpus.values()]
+        others = [u for u in others if u is not None]
+        if others:  # a study on another GPU of the host shares its cores with this job
+            row["other_gpus_busy_%"] = round(max(others), 1)
     if memory.has("cpu_rss_peak_bytes"):
         row["peak_rss_MiB"] = _mib(memory.cpu_rss_peak_bytes)
+    if memory.has("host") and memory.host:
+        row["host_other_cores"] = memory.host.get("other_cores")  # CPU cores other processes kept busy meanwhile
     energy = record.energy
     if energy and energy.joules_per_token is not None:
         row["energy_J_per_token"] = energy.joules_per_token
