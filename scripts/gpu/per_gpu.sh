@@ -2,7 +2,8 @@
 # h200_page.sh's studies side by side on a host with several GPUs: the Nth list runs on GPU N, one study after
 # another, all lists at once. On the 2x H200 of 2026-11-29 this ran two single-GPU studies at a time; a decode job
 # that compiles on one GPU shares the host's cores with one that measures on the other (the page says so where it
-# matters).
+# matters). Decode jobs run this way moved 4-10 % between sweeps (docs/benchmarks.md §6h): run a study that decides a
+# default alone on the host; each record's host_other_cores and other_gpus_busy_% say what ran beside it.
 #   bash scripts/gpu/per_gpu.sh [--dry-run | --detach] OUT LIST0 [LIST1 ...]
 #     LISTn   studies for GPU n, comma-separated (h200_page.sh's names), e.g. gemv,decode_int4 decode_attention
 #     OUT     OUT/gpuN/ gets GPU N's archives and h200_page.log, OUT/gpuN.log its console; studies work in OUT/workN
