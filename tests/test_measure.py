@@ -111,6 +111,8 @@ def test_gpu_memory_tracker_and_nvml_see_a_known_allocation():
         assert device_report["device_used_peak_bytes"] >= 256 * MiB
         if device_report["process_used_peak_bytes"] is not None:
             assert device_report["process_used_peak_bytes"] >= 256 * MiB
+        # every other GPU NVML sees on the host, whatever CUDA_VISIBLE_DEVICES hides from torch
+        assert len(nvml["other_gpus"]) == nvml_module.nvml().nvmlDeviceGetCount() - 1
 
 
 def test_nvml_without_a_driver_reports_why_instead_of_failing():
