@@ -24,6 +24,15 @@ from runner.report.collect import collect_jobs
 DEFAULT_MODE = CompileOptions.mode
 
 
+def compile_mode(record, config: dict) -> str | None:
+    """The mode a compiled job ran with: its record's `convert.compile.mode`, else its config's; None if not
+    compiled. Records from before convert.compile_options (bcad23d) compiled with reduce-overhead."""
+    if not config.get("convert", {}).get("compile"):
+        return None
+    compiled = ((record.convert.to_dict() if record and record.convert else {}).get("compile")) or {}
+    return compiled.get("mode") or config["convert"].get("compile_options", {}).get("mode") or "reduce-overhead"
+
+
 def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """scheme -> its jobs sorted by batch (batch, decode tokens/s, ms/token, roofline shares, ridge); failures."""
     jobs, _ = collect_jobs(sweep_dir)
@@ -33,16 +42,13 @@ def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]
         record, row = job.record, job.row  # the row: the figures collect_jobs flattened already
         config = (record.config if record else None) or {}
         quant = config.get("quant", {}).get("name", job.overrides.get("quant", "?"))
-        convert = config.get("convert", {})
-        mode = convert.get("compile_options", {}).get("mode", DEFAULT_MODE)
-        if convert.get("compile") and mode != DEFAULT_MODE:
+        if (mode := compile_mode(record, config)) not in (None, DEFAULT_MODE):
             quant = f"{quant} ({mode})"
         batch = config.get("scenario", {}).get("batch_size")
         if row["status"] != "ok" or row.get("per_token_ms") is None:
-            failed.append(
-                f"quant={quant} batch={batch}: "
-                f"{record.error.message.strip().splitlines()[0] if record and record.error else 'no record'}"
-            )
+            lines_of = (record.error.message or "").strip().splitlines() if record and record.error else []
+            reason = lines_of[0] if lines_of else ("no message" if record and record.error else "no record")
+            failed.append(f"quant={quant} batch={batch}: {reason}")  # the first line: a traceback's is in the record
             continue
         roofline = record.roofline
         decode = roofline.decode.to_dict() if roofline and roofline.decode else {}
@@ -98,11 +104,12 @@ def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
         (line,) = rate.plot(batches, [r["tokens_per_s"] for r in rows], marker="o", label=quant)
         share.plot(batches, [r["share_of_bandwidth"] or 0 for r in rows], marker="o", color=line.get_color())
         ridge = next((r["ridge"] for r in rows if r["ridge"]), None)
-        if ridge and round(ridge) not in drawn:  # right of it, the matmuls are compute-bound: bandwidth share falls
-            drawn.add(round(ridge))
+        weights = quant.split(" (")[0]
+        if ridge and weights not in drawn:  # right of it, the matmuls are compute-bound: bandwidth share falls
+            drawn.add(weights)
             for ax in (rate, share):
                 ax.axvline(ridge, color=line.get_color(), linestyle=":", linewidth=1)
-            share.annotate(f"{quant.split(' (')[0]} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
+            share.annotate(f"{weights} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
     for ax, label in ((rate, "decode tokens/s (all rows)"), (share, "share of memory bandwidth")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")

@@ -213,6 +213,22 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         compose_config(overrides)
 
 
+def test_h200_page_batch_studies_take_their_mode_scheme_and_batches_from_the_environment(tmp_path):
+    from tests.conftest import compose_config
+
+    env = {"WORK": str(tmp_path), "FP8": "fp8wo", "COMPILE_MODE": "reduce-overhead", "BATCHES": "16,64"}
+    result = h200_page("--dry-run", str(tmp_path / "out"), "batch_fp8", "batch_int4", env=env)
+    assert result.returncode == 0, result.stderr
+    runs = [line.split() for line in result.stdout.splitlines() if line.startswith("python3 -m runner ")]
+    assert len(runs) == 2
+    for words in runs:
+        overrides = [w.strip("'").split(",")[0] for w in words[4:] if not w.startswith("hydra.")]
+        assert "convert.compile_options.mode=reduce-overhead" in overrides and "scenario.batch_size=16" in overrides
+        cfg = compose_config(overrides)
+        assert cfg.convert.compile_options.mode == "reduce-overhead" and cfg.scenario.batch_size == 16
+    assert "quant=fp8wo" in runs[0]
+
+
 def test_h200_page_refuses_an_unknown_study(tmp_path):
     result = h200_page("--dry-run", str(tmp_path), "padding", "paddding")
     assert result.returncode == 2 and "unknown study 'paddding'" in result.stderr

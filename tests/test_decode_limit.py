@@ -71,3 +71,10 @@ def test_a_job_compiled_in_another_mode_is_its_own_line(run_job, tmp_path):
         "none": [1],
         "none (reduce-overhead)": [2],
     }
+    # what the compile stage recorded wins over the config; a record from before compile_options: reduce-overhead
+    record.setdefault("convert", {})["compile"] = {"mode": "default"}
+    path.write_text(json.dumps(record))
+    assert "none (default)" in chart.points(tmp_path)[0]
+    del record["convert"]["compile"], record["config"]["convert"]["compile_options"]
+    path.write_text(json.dumps(record))
+    assert "none (reduce-overhead)" in chart.points(tmp_path)[0]

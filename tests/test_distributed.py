@@ -83,6 +83,30 @@ def test_merged_record_has_rank0_latency_and_every_ranks_memory():
     assert [r["shard"]["rank_parameter_bytes"] for r in merged["distributed"]["ranks"]] == [50, 50]
 
 
+def test_the_ranks_are_the_jobs_own_cpu_and_gpus_not_neighbours():
+    """Each rank sees the others as busy processes and busy GPUs; merged, they are the job's own, and only what
+    else ran on the host (here GPU 2 and 1.5 cores) is left as other."""
+    ranks = []
+    for rank in (0, 1):
+        others = {f"nvml:{i}": {"utilization_percent_mean": 95.0} for i in (0, 1, 2) if i != rank}
+        ranks.append(
+            _rank(
+                rank,
+                memory={
+                    "host": {"cpus": 8, "busy_cores": 3.5, "this_process_cores": 1.0, "other_cores": 2.5},
+                    "nvml": {
+                        "available": True,
+                        "devices": {f"cuda:{rank}": {"nvml_index": rank, "device_used_peak_bytes": 1}},
+                        "other_gpus": others,
+                    },
+                },
+            )
+        )
+    memory = _merge(ranks, process_group="nccl")["memory"]
+    assert list(memory["nvml"]["other_gpus"]) == ["nvml:2"]
+    assert memory["host"]["this_process_cores"] == 2.0 and memory["host"]["other_cores"] == 1.5
+
+
 def test_a_failed_rank_fails_the_job_with_its_reason():
     error = {"type": "OutOfMemoryError", "message": "CUDA out of memory", "traceback": "..."}
     merged = _merge([None, _rank(1, "failed", error=error)], process_group="nccl")

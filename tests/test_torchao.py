@@ -238,7 +238,7 @@ def test_fp8dq_weights_stay_subclasses_and_the_model_compiles(monkeypatch):
     reference = model(x)
     ready = UnwrappedWeights(model)
     assert ready.record == {
-        "kind": "unwrap_tensor_subclass",
+        "kind": "tensor_subclasses_kept",
         "layers": 0,
         "kept_as_subclass": 2,
         "why_kept": UnwrappedWeights.KEPT_WHY,

@@ -40,7 +40,8 @@ def _rank_summary(rank: int, record: Record | None) -> RankSummary:
 
 
 def merge_memory(ranks: list[Record | None]) -> Memory:
-    """Rank 0's CPU figures summed over the ranks' processes; every rank's GPU, each device named once."""
+    """Rank 0's CPU figures summed over the ranks' processes; every rank's GPU, each device named once; the host's
+    other processes and GPUs without the job's own ranks."""
     memories = [r.memory or Memory() for r in ranks if r]
     merged = Memory.from_dict(memories[0].to_dict()) if memories else Memory()
     if memories and all(m.has("cpu_rss_peak_bytes") for m in memories):
@@ -54,6 +55,18 @@ def merge_memory(ranks: list[Record | None]) -> Memory:
         devices = {device: figures for n in nvml for device, figures in n.devices.items()}
         merged.nvml = Nvml.from_dict({**nvml[0].to_dict(), "devices": {}})
         merged.nvml.devices = dict(sorted(devices.items()))
+        if merged.nvml.has("other_gpus"):  # the other ranks' GPUs are the job's own, not a neighbour's
+            ours = {f"nvml:{d.nvml_index}" for d in devices.values() if d.has("nvml_index")}
+            merged.nvml.other_gpus = {k: v for k, v in merged.nvml.other_gpus.items() if k not in ours}
+    hosts = [m.host for m in memories if m.has("host") and m.host]
+    if len(hosts) == len(memories) > 1:  # the ranks' processes are the job's own CPU use
+        ranks = sum(h["this_process_cores"] for h in hosts)
+        merged.host = {
+            **hosts[0],
+            "this_process_cores": round(ranks, 2),
+            "other_cores": round(max(0.0, hosts[0]["busy_cores"] - ranks), 2),
+            "summed_over_ranks": len(hosts),
+        }
     return merged
 
 

@@ -88,6 +88,13 @@ def _other_gpus(pynvml, own: list[Any]) -> dict[str, Any]:
     return {name: h for name, h in handles.items() if _uuid(pynvml, h) not in mine}
 
 
+def _nvml_index(pynvml, handle) -> int | None:
+    try:
+        return int(pynvml.nvmlDeviceGetIndex(handle))
+    except Exception:
+        return None
+
+
 def _utilization(pynvml, handle) -> int | None:
     try:
         return int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)  # % of the last period a kernel ran
@@ -192,6 +199,7 @@ class NvmlMonitor:
             start, end = self.energy_start[index], _energy_mj(pynvml, handle)
             process = self.peaks[index]["process"]
             devices[f"cuda:{index}"] = {
+                "nvml_index": _nvml_index(pynvml, handle),  # how other_gpus names it in other processes' records
                 "process_used_peak_bytes": process,
                 "process_used_note": None
                 if process is not None
@@ -215,5 +223,6 @@ class NvmlMonitor:
             "available": True,
             "sampling_interval_s": self.interval_s,
             "devices": devices,
-            "other_gpus": other_gpus,  # {} on a host with no GPU besides this job's
+            # {}: no GPU besides this job's, or none that NVML shows or can tell apart from this job's
+            "other_gpus": other_gpus,
         }

@@ -85,6 +85,7 @@ class GpuMemory(Section):
 
 @dataclass
 class NvmlDevice(Section):
+    nvml_index: int | None = UNSET  # the host-wide index, as `other_gpus` names a GPU ("nvml:<index>")
     process_used_peak_bytes: int | None = UNSET
     device_used_peak_bytes: int = UNSET
     sm_clock_mhz: dict[str, Any] | None = UNSET

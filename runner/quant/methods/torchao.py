@@ -113,7 +113,9 @@ class UnwrappedWeights(CompileReady):
             if not parametrize.is_parametrized(module):
                 parametrize.register_parametrization(module, "weight", UnwrapTensorSubclass())
         self.weights = {m: w for m, w in weights.items() if _unwrapped(m)}  # the Parameter objects, to put back
-        self.record = {"kind": "unwrap_tensor_subclass", "layers": len(self.weights)}
+        # nothing unwrapped (fp8dq): the record says so under a kind of its own, not as a conversion that ran
+        kind = "unwrap_tensor_subclass" if self.weights or not kept else "tensor_subclasses_kept"
+        self.record = {"kind": kind, "layers": len(self.weights)}
         if kept:
             self.record |= {"kept_as_subclass": len(kept), "why_kept": self.KEPT_WHY}
 
