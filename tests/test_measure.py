@@ -166,12 +166,18 @@ class FakeNvml:
         return self.sm_clock
 
 
-def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(monkeypatch):
+def _started_monitor(monkeypatch) -> tuple[FakeNvml, NvmlMonitor]:
+    """A monitor of this job's GPU 0 over the fake NVML, sampling every 5 ms."""
     fake = FakeNvml()
     monkeypatch.setitem(nvml_module._STATE, "module", fake)
     monkeypatch.setattr(nvml_module, "handle_for", lambda index: f"handle{index}")
     monitor = NvmlMonitor([0], interval_s=0.005)
     monitor.start()
+    return fake, monitor
+
+
+def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(monkeypatch):
+    fake, monitor = _started_monitor(monkeypatch)
     fake.used, fake.sm_clock = 3000 * MiB, 1600  # a transient peak and a throttled clock: only the sampler sees them
     time.sleep(0.1)
     fake.used, fake.energy_mj, fake.sm_clock = 1500 * MiB, 54_500, 1980
@@ -185,11 +191,7 @@ def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(m
 
 def test_nvml_monitor_watches_the_hosts_other_gpus(monkeypatch):
     """A study on another GPU of the host shares it with this job: the record says how busy that GPU was."""
-    fake = FakeNvml()
-    monkeypatch.setitem(nvml_module._STATE, "module", fake)
-    monkeypatch.setattr(nvml_module, "handle_for", lambda index: f"handle{index}")
-    monitor = NvmlMonitor([0], interval_s=0.005)
-    monitor.start()
+    fake, monitor = _started_monitor(monkeypatch)
     fake.other_busy = 90
     time.sleep(0.1)
     fake.other_busy = 0
