@@ -24,12 +24,11 @@ from runner.report.collect import collect_jobs
 DEFAULT_MODE = CompileOptions.mode
 
 
-def compile_mode(record, config: dict) -> str | None:
-    """The mode a compiled job ran with: its record's `convert.compile.mode`, else its config's; None if not
-    compiled. Records from before convert.compile_options (bcad23d) compiled with reduce-overhead."""
+def compile_mode(compiled: dict, config: dict) -> str | None:
+    """The mode a compiled job ran with: its record's `convert.compile.mode` (`compiled`), else its config's; None
+    if not compiled. Records from before convert.compile_options (bcad23d) compiled with reduce-overhead."""
     if not config.get("convert", {}).get("compile"):
         return None
-    compiled = ((record.convert.to_dict() if record and record.convert else {}).get("compile")) or {}
     return compiled.get("mode") or config["convert"].get("compile_options", {}).get("mode") or "reduce-overhead"
 
 
@@ -41,8 +40,9 @@ def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]
     for job in jobs:
         record, row = job.record, job.row  # the row: the figures collect_jobs flattened already
         config = (record.config if record else None) or {}
+        compiled = ((record.convert.to_dict() if record and record.convert else {}).get("compile")) or {}
         quant = config.get("quant", {}).get("name", job.overrides.get("quant", "?"))
-        if (mode := compile_mode(record, config)) not in (None, DEFAULT_MODE):
+        if (mode := compile_mode(compiled, config)) not in (None, DEFAULT_MODE):
             quant = f"{quant} ({mode})"
         batch = config.get("scenario", {}).get("batch_size")
         if row["status"] != "ok" or row.get("per_token_ms") is None:
@@ -52,7 +52,6 @@ def points(sweep_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]
             continue
         roofline = record.roofline
         decode = roofline.decode.to_dict() if roofline and roofline.decode else {}
-        compiled = (record.convert.to_dict() if record.convert else {}).get("compile") or {}
         lines[quant].append(
             {
                 "batch": batch,
