@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path)
     args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        print(f"error: sweep_dir {args.sweep_dir} is not a folder: give a decode_limit sweep's folder", file=sys.stderr)
+        return 2
     lines, failed = points(args.sweep_dir)
     if not lines:
         print(f"no finished decode jobs under {args.sweep_dir}", file=sys.stderr)

@@ -78,3 +78,10 @@ def test_a_job_compiled_in_another_mode_is_its_own_line(run_job, tmp_path):
     del record["convert"]["compile"], record["config"]["convert"]["compile_options"]
     path.write_text(json.dumps(record))
     assert "none (reduce-overhead)" in chart.points(tmp_path)[0]
+
+
+def test_a_folder_that_is_not_there_is_bad_input(tmp_path, capsys):
+    import decode_limit_chart as chart
+
+    assert chart.main([str(tmp_path / "multirun" / "decode_limt")]) == 2
+    assert "sweep_dir" in capsys.readouterr().err and not (tmp_path / "multirun").exists()
