@@ -18,7 +18,9 @@ with coordinate descent, which turns a one-row matmul into a fused reduction; CU
   that reads half a byte per weight (no library ships such a layout for Hopper);
 - int4-inductor-split: the same layout, the nibbles reduced against the even and odd inputs in packed order
   (a candidate rewrite of the runner's int4 decode, one row of x only);
-- int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled.
+- int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled;
+- int4-gemlite, int8-gemlite: gemlite's Triton kernels (`quant=int4wo_gemlite`, `int8wo_gemlite`,
+  runner/quant/gemlite_weights.py), the custom op the quantized Linear calls; where gemlite is installed.
 
 Each format's time per call is the median of --rounds timings of --calls calls on the runner's clock (CUDA
 events). Prints one JSON object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum
@@ -31,6 +33,7 @@ over one decoder layer's 7 Linear layers times 32 layers, a floor for the Linear
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -44,7 +47,7 @@ from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
 # every format formats() can build; which of them run depends on the device (fp8 and tinygemm: CUDA only)
 FORMATS = (
     "bf16", "int8", "int4-inductor", "int4-inductor-split", "bf16-cublas", "int8-torchao", "fp8wo-torchao",
-    "fp8dq-torchao", "int4-tinygemm",
+    "fp8dq-torchao", "int4-tinygemm", "int4-gemlite", "int8-gemlite",
 )  # fmt: skip
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
 LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
@@ -146,6 +149,12 @@ def formats(weight: torch.Tensor, group: int, compile_options: dict) -> dict:
         found[name] = (compiled(run), args)
     if weight.is_cuda and hasattr(torch.ops.aten, "_weight_int4pack_mm"):
         found["int4-tinygemm"] = tinygemm(weight, group)
+    if weight.is_cuda and importlib.util.find_spec("gemlite") is not None:
+        for bits in (4, 8):
+            try:
+                found[f"int{bits}-gemlite"] = gemlite_layer(weight, bits, group)
+            except Exception as error:  # as the torchao formats: a row with the reason
+                failed[f"int{bits}-gemlite"] = error
     return {name: (fn, args, nbytes(args)) for name, (fn, args) in found.items()} | failed
 
 
@@ -187,6 +196,19 @@ def tinygemm(weight: torch.Tensor, group: int):
         return torch.ops.aten._weight_int4pack_mm(x, packed, group, scales_and_zeros)
 
     return run, (None, packed, scales_and_zeros)
+
+
+def gemlite_layer(weight: torch.Tensor, bits: int, group: int):
+    """gemlite's kernel on the runner's gemlite weight: the custom op that its Linear calls, on the plain tensors."""
+    from runner.quant.gemlite_weights import gemlite_weight
+
+    packed = gemlite_weight(weight, bits, group)
+    meta_args = packed.gemlite_kwargs["meta_args"]
+
+    def run(x, qdata, scale, zero):
+        return torch.ops.gemlite.forward_functional(x, None, [qdata, scale, zero], meta_args)
+
+    return run, (None, packed.qdata, packed.scale, packed.zero_point)
 
 
 def measure(entry: tuple, x: torch.Tensor, reference: torch.Tensor, args, device: torch.device) -> dict:
