@@ -90,6 +90,18 @@ def table(lines: dict[str, list[dict[str, Any]]], failed: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def ridge_lines(lines: dict[str, list[dict[str, Any]]]) -> dict[int, list[str]]:
+    """Each Linear ridge (batch, rounded) once, with the weight formats whose ridge it is: "int4wo" and "int4wo
+    (reduce-overhead)" are one format; int4wo and int4wo_gemlite, both half a byte a weight, share one line."""
+    ridges: dict[int, list[str]] = {}
+    for quant, rows in lines.items():
+        ridge = next((r["ridge"] for r in rows if r["ridge"]), None)
+        weights = quant.split(" (")[0]
+        if ridge and weights not in (names := ridges.setdefault(round(ridge), [])):
+            names.append(weights)
+    return ridges
+
+
 def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -97,18 +109,16 @@ def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
     figure = Figure(figsize=(11, 4.5))
     FigureCanvasAgg(figure)
     rate, share = figure.subplots(1, 2)
-    drawn = set()  # one ridge per weight format: "int4wo" and "int4wo (reduce-overhead)" share theirs
+    colors = {}
     for quant, rows in lines.items():
         batches = [r["batch"] for r in rows]
         (line,) = rate.plot(batches, [r["tokens_per_s"] for r in rows], marker="o", label=quant)
         share.plot(batches, [r["share_of_bandwidth"] or 0 for r in rows], marker="o", color=line.get_color())
-        ridge = next((r["ridge"] for r in rows if r["ridge"]), None)
-        weights = quant.split(" (")[0]
-        if ridge and weights not in drawn:  # right of it, the matmuls are compute-bound: bandwidth share falls
-            drawn.add(weights)
-            for ax in (rate, share):
-                ax.axvline(ridge, color=line.get_color(), linestyle=":", linewidth=1)
-            share.annotate(f"{weights} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
+        colors[quant.split(" (")[0]] = colors.get(quant.split(" (")[0], line.get_color())
+    for ridge, names in ridge_lines(lines).items():  # right of it, the matmuls are compute-bound: bandwidth falls
+        for ax in (rate, share):
+            ax.axvline(ridge, color=colors[names[0]], linestyle=":", linewidth=1)
+        share.annotate(f"{', '.join(names)} ridge ≈ {ridge}", (ridge, 0.05), rotation=90, fontsize=7)
     for ax, label in ((rate, "decode tokens/s (all rows)"), (share, "share of memory bandwidth")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")

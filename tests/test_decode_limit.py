@@ -85,3 +85,17 @@ def test_a_folder_that_is_not_there_is_bad_input(tmp_path, capsys):
 
     assert chart.main([str(tmp_path / "multirun" / "decode_limt")]) == 2
     assert "sweep_dir" in capsys.readouterr().err and not (tmp_path / "multirun").exists()
+
+
+def test_formats_that_share_a_ridge_share_one_line_that_names_them():
+    import decode_limit_chart as chart
+
+    row = lambda ridge: {"ridge": ridge}  # noqa: E731
+    lines = {
+        "int4wo": [row(62.0)],
+        "int4wo (reduce-overhead)": [row(62.0)],
+        "int4wo_gemlite": [row(61.8)],
+        "fp8wo": [row(109.4)],
+        "none": [row(None), row(210.2)],
+    }
+    assert chart.ridge_lines(lines) == {62: ["int4wo", "int4wo_gemlite"], 109: ["fp8wo"], 210: ["none"]}

@@ -292,6 +292,8 @@ def main() -> None:
             )
             for name in names
         }
+        if args.out:  # the per-token sums too, not only the console's copy (they were missing at f5f8a02)
+            Path(args.out).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 
