@@ -5,8 +5,8 @@ module stays an nn.Linear. The census counts layers by that subclass, and the by
 scales and zero points inside it (the subclass itself reports its logical bfloat16 size). torchao 0.18 kernels:
 - int8wo: any device (plain int8 weights and a scale per channel);
 - int4wo: CUDA only: tile_packed_to_4d (tinygemm, in PyTorch, bfloat16), plain/preshuffled (the `mslk` package);
-  torchao 0.18 has no CPU layout for int4 (gemlite's Triton kernels, torchao's prototype UIntxWeightOnlyConfig,
-  did not run on the H200's stack: docs/quantization.md); `int4_packing_format=inductor` is the runner's own
+  torchao 0.18 has no CPU layout for int4 (gemlite's Triton kernels are the gemlite method, quant=int4wo_gemlite:
+  runner/quant/methods/gemlite.py); `int4_packing_format=inductor` is the runner's own
   layout in plain PyTorch ops (runner/quant/packed_int4.py): any device and float dtype, fused by inductor when
   the decode step is compiled;
 - fp8wo: compute capability 8.9+ (Ada, Hopper) on CUDA, or the CPU (dequantizing fallback);
