@@ -90,15 +90,21 @@ def table(lines: dict[str, list[dict[str, Any]]], failed: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def ridge_lines(lines: dict[str, list[dict[str, Any]]]) -> dict[int, list[str]]:
-    """Each Linear ridge (batch, rounded) once, with the weight formats whose ridge it is: "int4wo" and "int4wo
-    (reduce-overhead)" are one format; int4wo and int4wo_gemlite, both half a byte a weight, share one line."""
-    ridges: dict[int, list[str]] = {}
+RIDGE_TOLERANCE = 0.03  # ridges this close (relative) are one line: the same bytes a weight, other scale layouts
+
+
+def ridge_lines(lines: dict[str, list[dict[str, Any]]]) -> dict[float, list[str]]:
+    """Each Linear ridge (batch) once, with the weight formats whose ridge it is: "int4wo" and "int4wo
+    (reduce-overhead)" are one format; int4wo and int4wo_gemlite, both about half a byte a weight, share one line
+    (their ridges differ by their scales' bytes, within RIDGE_TOLERANCE)."""
+    ridges: dict[float, list[str]] = {}
     for quant, rows in lines.items():
         ridge = next((r["ridge"] for r in rows if r["ridge"]), None)
-        weights = quant.split(" (")[0]
-        if ridge and weights not in (names := ridges.setdefault(round(ridge), [])):
-            names.append(weights)
+        if not ridge:
+            continue
+        at = next((k for k in ridges if abs(ridge - k) <= RIDGE_TOLERANCE * k), ridge)
+        names, weights = ridges.setdefault(at, []), quant.split(" (")[0]
+        names.extend([weights] if weights not in names else [])
     return ridges
 
 
@@ -114,11 +120,11 @@ def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
         batches = [r["batch"] for r in rows]
         (line,) = rate.plot(batches, [r["tokens_per_s"] for r in rows], marker="o", label=quant)
         share.plot(batches, [r["share_of_bandwidth"] or 0 for r in rows], marker="o", color=line.get_color())
-        colors[quant.split(" (")[0]] = colors.get(quant.split(" (")[0], line.get_color())
+        colors.setdefault(quant.split(" (")[0], line.get_color())
     for ridge, names in ridge_lines(lines).items():  # right of it, the matmuls are compute-bound: bandwidth falls
         for ax in (rate, share):
             ax.axvline(ridge, color=colors[names[0]], linestyle=":", linewidth=1)
-        share.annotate(f"{', '.join(names)} ridge ≈ {ridge}", (ridge, 0.05), rotation=90, fontsize=7)
+        share.annotate(f"{', '.join(names)} ridge ≈ {ridge:.0f}", (ridge, 0.05), rotation=90, fontsize=7)
     for ax, label in ((rate, "decode tokens/s (all rows)"), (share, "share of memory bandwidth")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -14,6 +15,8 @@ from tests.conftest import CONF, compose_config
 GROUPS = ["model", "quant", "attention", "backend", "hardware", "scenario", "pipeline"]
 # what a GPU-only option says on a host without one (a kernel, a device, a count of them)
 NEEDS_A_GPU = r"needs a CUDA GPU|only on CUDA GPUs|needs \d+ GPUs"
+# what an option whose package is not installed says (gemlite: a GPU-host extra, outside [all])
+NEEDS_A_PACKAGE = re.compile(r"needs (\w+): pip install 'runner\[\w+\]'")
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -25,7 +28,11 @@ def test_every_option_composes(group, option):
         typed = to_run_config(cfg)
     except ConfigError as e:  # only an option that needs a GPU this host lacks may fail, and it names both
         message = str(e)
-        assert message.startswith(f"{group}={option} "), message
+        problems = [p.removeprefix("- ") for p in message.splitlines()]
+        assert all(p.startswith(f"{group}={option} ") for p in problems), message
+        for p in problems:  # beside the GPU: a package this host does not have, named with its extra
+            missing = NEEDS_A_PACKAGE.search(p)
+            assert missing is None or importlib.util.find_spec(missing.group(1)) is None, message
         if torch.cuda.is_available():
             assert not re.search(NEEDS_A_GPU, message), message
         else:

@@ -27,7 +27,7 @@ WIDTHS = ("model.architecture.hidden_size=1024", "model.architecture.intermediat
     [
         (["quant=int4wo_gemlite"], 4, 128, True),
         (["quant=int4wo_gemlite", "quant.group_size=64", "quant.int4_choose_qparams_algorithm=tinygemm"], 4, 64, False),
-        (["quant=int8wo_gemlite"], 8, 128, False),
+        (["quant=int8wo_gemlite"], 8, None, False),
     ],
 )
 def test_the_options_reach_transformers_torchao_config(quant, bits, group_size, hqq):
@@ -41,9 +41,9 @@ def test_the_options_reach_transformers_torchao_config(quant, bits, group_size, 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["quant=int4wo_gemlite", "model.dtype=bfloat16"], "int4wo_gemlite needs a CUDA GPU, and this run is on cpu"),
+        (["quant=int4wo_gemlite", "model.dtype=bfloat16"], "_gemlite needs a CUDA GPU, and this run is on the CPU"),
         (["quant=int8wo_gemlite"], "model.dtype=float32: gemlite's kernels take float16 or bfloat16"),
-        (["quant=int4wo_gemlite", "quant.group_size=100"], "quant.group_size=100: takes 32, 64, 128, 256"),
+        (["quant=int4wo_gemlite", "quant.group_size=100"], "group_size=100: quant=int4wo_gemlite takes 32, 64, 128"),
         (["quant=int4wo_gemlite", "quant.bits=3"], "quant.bits=3: gemlite's weight-only kernels here take 4 or 8"),
     ],
 )
@@ -52,17 +52,22 @@ def test_what_gemlite_cannot_run_here_is_refused_before_loading(overrides, messa
         to_run_config(compose_config(["hardware=cpu", *overrides]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("hqq", [True, False])
-def test_int4_levels_rebuild_the_weight_in_gemlites_convention(hqq):
+def test_int4_levels_rebuild_the_weight_in_gemlites_convention(hqq, dtype):
     torch.manual_seed(0)
     weight = torch.randn(64, 256) * 0.02
+    weight[0, :128] = 0.01  # a constant group: its range is 0, and its scale must not round to 0 in the dtype
+    weight = weight.to(dtype)
     q, scale, zero = int4_levels(weight, 128, hqq)
     assert q.dtype == torch.uint8 and int(q.max()) <= 15 and q.shape == weight.shape
-    assert scale.shape == zero.shape == (64, 2)
-    # gemlite dequantizes (q - zero) * scale per group of 128 inputs
-    rebuilt = ((q.float().reshape(64, 2, 128) - zero.float()[..., None]) * scale.float()[..., None]).reshape(64, 256)
+    assert scale.shape == zero.shape == (64, 2) and scale.dtype == zero.dtype == dtype
+    # gemlite dequantizes (q - zero) * scale per group of 128 inputs, in the model's dtype
+    rebuilt = ((q.reshape(64, 2, 128).to(dtype) - zero[..., None]) * scale[..., None]).reshape(64, 256).float()
+    assert torch.isfinite(rebuilt).all()
     # 16 levels over a group's range: about 10 % relative error for normal weights
-    assert float((rebuilt - weight).norm() / weight.norm()) < 0.12
+    assert float((rebuilt - weight.float()).norm() / weight.float().norm()) < 0.12
+    assert torch.allclose(rebuilt[0, :128], weight[0, :128].float(), rtol=0.02)
 
 
 def _gpu_with_gemlite():

@@ -7,7 +7,8 @@ of rows and autotuned per shape on first use. torchao 0.18 holds such a weight i
 keeps it as one opaque call). torchao's own `UIntxWeightOnlyConfig` cannot build it on this stack: it unpacks three
 tensors from gemlite 0.6's `get_tensor_args()`, which returns four (the fourth is the NVFP4 meta scale), and its HQQ
 scales come out in float16 whatever the model's dtype, which a bfloat16 model's kernels refuse
-(docs/quantization.md). `GemliteConfig` builds the same tensor from gemlite's own packing, in the model's dtype.
+(docs/quantization.md). `GemliteConfig` builds the same tensor from gemlite's own packing: int4 scales and zero
+points in the model's dtype, int8 scales in float32 (gemlite's A16W8 keeps them so).
 
 Quantization: int8 symmetric with one scale per output row (gemlite's A16W8); int4 asymmetric in groups of
 `group_size` inputs, with HQQ-optimized scales and zero points (`hqq=True`, torchao's HQQ solver, as torchao's
@@ -36,11 +37,15 @@ def int4_levels(weight: torch.Tensor, group_size: int, hqq: bool) -> tuple[torch
         )  # fmt: skip
         return q, scale, zero
     q, scale, low = levels(weight, group_size)
-    return q, scale.to(weight.dtype), (-low / scale).to(weight.dtype)
+    # the zero point from the scale as the kernel will read it: a float32 scale that rounds to 0 in float16 (a
+    # constant group) would make it infinite
+    scale = scale.to(weight.dtype).clamp(min=torch.finfo(weight.dtype).tiny)
+    return q, scale, (-low / scale.float()).to(weight.dtype)
 
 
 def gemlite_weight(weight: torch.Tensor, bits: int, group_size: int | None, hqq: bool = True):
-    """`weight` (out, in), float16 or bfloat16 on a CUDA device, as torchao's gemlite-backed UIntxBitPackedTensor."""
+    """`weight` (out, in), float16 or bfloat16 on a CUDA device, as torchao's gemlite-backed UIntxBitPackedTensor;
+    `group_size` for 4 bits (int8 has one scale per output row)."""
     import gemlite
     from torchao.prototype.quantization.uintx.uintx_bit_packed_tensor import UIntxBitPackedTensor
 
@@ -53,9 +58,8 @@ def gemlite_weight(weight: torch.Tensor, bits: int, group_size: int | None, hqq:
         packed = gemlite.helper.A16Wn(device=weight.device, dtype=weight.dtype).from_weights(
             q, scale, zero, bits, group_size
         )
-    qdata, scale, zero = packed.get_tensor_args()[:3]  # the fourth, the NVFP4 meta scale, is not read for INT
-    if zero is None:  # symmetric int8: torchao's tensor keeps an empty zero point
-        zero = torch.tensor([[]], device=qdata.device, dtype=torch.int32)
+    # the fourth, the NVFP4 meta scale, is not read for INT; symmetric int8's zero point is gemlite's empty tensor
+    qdata, scale, zero = packed.get_tensor_args()[:3]
     meta = {
         "in_features": k,
         "out_features": out,
@@ -70,10 +74,11 @@ def gemlite_weight(weight: torch.Tensor, bits: int, group_size: int | None, hqq:
 
 @dataclass
 class GemliteConfig(AOBaseConfig):
-    """torchao config (TorchAoConfig(quant_type=GemliteConfig(...))): `bits` 4 or 8; `group_size` for 4 bits."""
+    """torchao config (TorchAoConfig(quant_type=GemliteConfig(...))): `bits` 4 or 8; `group_size` for 4 bits (None
+    for 8: a scale per output row)."""
 
     bits: int = 4
-    group_size: int = 128
+    group_size: int | None = 128
     hqq: bool = True
 
 

@@ -1,6 +1,7 @@
 """The quantization methods, one module each; every module here is imported, so a method's `@quant_method`
 decorator registers it. A method module imports configs and the interface only: the checks read its declarations
-before anything loads, and it imports its library (bitsandbytes, torchao) where it quantizes or measures."""
+before anything loads, and it imports its library (bitsandbytes, torchao, gemlite) where it quantizes or measures. A
+method that extends another (gemlite extends torchao: its weights are torchao tensors) imports that method's module."""
 
 from runner.discovery import import_all
 

@@ -25,16 +25,16 @@ DTYPES = (DType.bfloat16, DType.float16)
 class Gemlite(TorchAo):
     package = "gemlite"
     extra = "gemlite"
-    nothing_quantized_hint = (
-        "Check quant.modules_to_not_convert, and (4 bits) that Linear input sizes are multiples of quant.group_size"
-    )
 
     def quantization_config(self, quant: QuantConfig, model_dtype: DType):
         from transformers import TorchAoConfig
 
         from runner.quant.gemlite_weights import GemliteConfig
 
-        config = GemliteConfig(bits=quant.bits, group_size=quant.group_size, hqq=quant.bits == 4 and self._hqq(quant))
+        if quant.bits == 8:  # one scale per output row: no groups, no zero points to optimize
+            config = GemliteConfig(bits=8, group_size=None, hqq=False)
+        else:
+            config = GemliteConfig(bits=4, group_size=quant.group_size, hqq=self._hqq(quant))
         return TorchAoConfig(quant_type=config, modules_to_not_convert=self._skip_patterns(quant))
 
     @staticmethod
@@ -61,7 +61,8 @@ class Gemlite(TorchAo):
         if quant.bits not in BITS:
             problems.append(f"quant.bits={quant.bits}: gemlite's weight-only kernels here take 4 or 8")
         if quant.bits == 4 and quant.group_size not in GROUP_SIZES:
-            problems.append(f"quant.group_size={quant.group_size}: takes {', '.join(map(str, GROUP_SIZES))}")
+            sizes = ", ".join(map(str, GROUP_SIZES))
+            problems.append(f"quant.group_size={quant.group_size}: quant={quant.name} takes {sizes}")
         if cfg.model.dtype not in DTYPES:
             problems.append(
                 f"quant={quant.name} with model.dtype={cfg.model.dtype.value}: gemlite's kernels take float16 or "
@@ -71,8 +72,9 @@ class Gemlite(TorchAo):
             problems.append(f"quant={quant.name} holds its weights in torchao tensors: pip install 'runner[gemlite]'")
         device = device_or_none(cfg.hardware)
         if device is not None and device.type != "cuda":
+            where = "the CPU" if device.type == "cpu" else device.type
             problems.append(
-                f"quant={quant.name} needs a CUDA GPU, and this run is on {device.type}: gemlite's kernels are Triton "
+                f"quant={quant.name} needs a CUDA GPU, and this run is on {where}: gemlite's kernels are Triton "
                 "kernels for CUDA; use quant=int8wo (or int4wo with quant.int4_packing_format=inductor) here"
             )
         return problems

@@ -5,8 +5,8 @@ module stays an nn.Linear. The census counts layers by that subclass, and the by
 scales and zero points inside it (the subclass itself reports its logical bfloat16 size). torchao 0.18 kernels:
 - int8wo: any device (plain int8 weights and a scale per channel);
 - int4wo: CUDA only: tile_packed_to_4d (tinygemm, in PyTorch, bfloat16), plain/preshuffled (the `mslk` package);
-  torchao 0.18 has no CPU layout for int4 (gemlite's Triton kernels are the gemlite method, quant=int4wo_gemlite:
-  runner/quant/methods/gemlite.py); `int4_packing_format=inductor` is the runner's own
+  gemlite's Triton kernels, CUDA only too, are the gemlite method (quant=int4wo_gemlite: runner/quant/methods/
+  gemlite.py); torchao 0.18 has no CPU layout for int4; `int4_packing_format=inductor` is the runner's own
   layout in plain PyTorch ops (runner/quant/packed_int4.py): any device and float dtype, fused by inductor when
   the decode step is compiled;
 - fp8wo: compute capability 8.9+ (Ada, Hopper) on CUDA, or the CPU (dequantizing fallback);
@@ -146,7 +146,8 @@ class TorchAo(QuantMethod):
     package = "torchao"
     extra = "torchao"
     nothing_quantized_hint = (
-        "Check quant.modules_to_not_convert, and (int4wo) that Linear input sizes are multiples of quant.group_size"
+        "Check quant.modules_to_not_convert, and (4-bit schemes) that Linear input sizes are multiples of "
+        "quant.group_size"
     )
 
     def quantization_config(self, quant: QuantConfig, model_dtype: DType):
