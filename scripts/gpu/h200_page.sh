@@ -50,8 +50,11 @@
 #   pytest_fused    pytest -m gpu tests/test_fused_projections.py: the compiled decode with fused projections  240  ~150
 #   gemlite         gemlite's Triton kernels (quant=int4wo_gemlite, int8wo_gemlite): the gemv probe of their kernels
 #                   beside bf16, torchao's int8 and tinygemm, then experiment=decode_limit with both and bf16  560  ~400
-#   quality_gemlite experiment=quality on smollm2: bf16, int8wo_gemlite, int4wo_gemlite in groups of 64 (so that its
-#                   576-wide layers qualify), eager attention as the report's baseline                 300  ~150
+#   quality_gemlite experiment=quality on smollm2: bf16, int4wo_gemlite, int8wo_gemlite in groups of 64 (so that its
+#                   576-wide layers qualify), eager attention as the report's baseline; int8wo_gemlite crashed there
+#                   (illegal memory access) and int4wo_gemlite was cut at 300 s (f5f8a02), so int4 now runs first  420  ~300
+#   gemlite_hunt    scripts/gpu/gemlite_shapes.py: which of smollm2's int8 shapes and row counts (1-64) gemlite gets
+#                   wrong, each shape in its own process with blocking launches (40 s reached 8 rows, f5f8a02)  600  ~560
 #   batch_gemlite   experiment=decode_limit, int4wo_gemlite at batch 4, 16, 64 (BATCHES), for the throughput chart  600  ~400
 #   pytest_gemlite  pytest -m gpu of test_gemlite.py, test_torchao.py and test_measure.py (new GPU code since 1e745d6)  400  ~200
 #   attention_llama_flex16          the one cell the 2x H200 run of ea68a2e left: flex at batch 16, beside sdpa at 16
@@ -74,14 +77,14 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
-  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite)
+  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite gemlite_hunt)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
   [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300
-  [decode_fp8_ro]=500 [pytest_fused]=240 [decode_fused_modes]=420 [gemlite]=560 [pytest_gemlite]=400 [quality_gemlite]=300
-  [batch_gemlite]=600)
+  [decode_fp8_ro]=500 [pytest_fused]=240 [decode_fused_modes]=420 [gemlite]=560 [pytest_gemlite]=400 [quality_gemlite]=420
+  [batch_gemlite]=600 [gemlite_hunt]=600)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -150,7 +153,8 @@ commands() {
       echo 'python3 scripts/gpu/gemv_probe.py --formats bf16 int8-torchao int4-tinygemm int4-gemlite int8-gemlite --out {W}/gemv_gemlite.json'
       echo "python3 -m runner -m experiment=decode_limit 'quant=int4wo_gemlite,int8wo_gemlite,none' hydra.sweep.dir={W}/sweep" ;;
     pytest_gemlite) echo 'python3 -m pytest -m gpu -v -rs -p no:cacheprovider tests/test_gemlite.py tests/test_torchao.py tests/test_measure.py > {W}/pytest_gpu.log' ;;
-    quality_gemlite) echo "python3 -m runner -m experiment=quality attention=eager 'quant=none,int8wo_gemlite,int4wo_gemlite' quant.group_size=64 convert.compile=false hydra.sweep.dir={W}/sweep" ;;
+    quality_gemlite) echo "python3 -m runner -m experiment=quality attention=eager 'quant=none,int4wo_gemlite,int8wo_gemlite' quant.group_size=64 convert.compile=false hydra.sweep.dir={W}/sweep" ;;
+    gemlite_hunt) echo 'python3 scripts/gpu/gemlite_shapes.py --shapes 576x576 192x576 1536x576 576x1536 --bits 8 --timeout 140 > {W}/gemlite_shapes.jsonl' ;;
     batch_gemlite) echo "python3 -m runner -m experiment=decode_limit quant=int4wo_gemlite 'scenario.batch_size=${BATCHES:-4,16,64}'${COMPILE_MODE:+ convert.compile_options.mode=$COMPILE_MODE} hydra.sweep.dir={W}/sweep" ;;
     decode_fused) echo "python3 -m runner -m experiment=decode_limit quant=none 'convert.fuse_projections=false,true' hydra.sweep.dir={W}/sweep" ;;
     attention_falcon) echo 'python3 -m runner -m experiment=attention_speedup_falcon timeout_s=150 resume=true hydra.sweep.dir={W}/sweep' ;;
