@@ -196,6 +196,7 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "quality_gemlite",
         "batch_gemlite",
         "gemlite_hunt",
+        "gemv_fbgemm",
     ]
     # each study fits one 600 s call of the device tool (all of them together take more than one session's 30 min)
     assert plan["overhead"]["limit"] <= 90 and max(p["limit"] for p in plan.values()) <= 600

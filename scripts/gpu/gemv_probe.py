@@ -20,7 +20,10 @@ with coordinate descent, which turns a one-row matmul into a fused reduction; CU
   (a candidate rewrite of the runner's int4 decode, one row of x only);
 - int4-tinygemm: PyTorch's `_weight_int4pack_mm` (torchao int4wo's default kernel), not compiled;
 - int4-gemlite, int8-gemlite: gemlite's Triton kernels (`quant=int4wo_gemlite`, `int8wo_gemlite`,
-  runner/quant/gemlite_weights.py), the custom op the quantized Linear calls; where gemlite is installed.
+  runner/quant/gemlite_weights.py), the custom op the quantized Linear calls; where gemlite is installed;
+- int4-fbgemm: FBGEMM's CUTLASS mixed-input kernel over preshuffled int4 weights (`fbgemm-gpu-genai`, whose
+  1.6.0 wheel is built for torch 2.11 and CUDA 13; the kernel torchao's `int4_packing_format=preshuffled` calls under
+  the unpublished `mslk` name), bf16 activations, groups of max(--group-size, 128); where fbgemm_gpu is installed.
 
 Each format's time per call is the median of --rounds timings of --calls calls on the runner's clock (CUDA
 events). Prints one JSON object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum
@@ -47,7 +50,7 @@ from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
 # every format formats() can build; which of them run depends on the device (fp8 and tinygemm: CUDA only)
 FORMATS = (
     "bf16", "int8", "int4-inductor", "int4-inductor-split", "bf16-cublas", "int8-torchao", "fp8wo-torchao",
-    "fp8dq-torchao", "int4-tinygemm", "int4-gemlite", "int8-gemlite",
+    "fp8dq-torchao", "int4-tinygemm", "int4-gemlite", "int8-gemlite", "int4-fbgemm",
 )  # fmt: skip
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
 LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
@@ -155,6 +158,11 @@ def formats(weight: torch.Tensor, group: int, compile_options: dict) -> dict:
                 found[f"int{bits}-gemlite"] = gemlite_layer(weight, bits, group)
             except Exception as error:  # as the torchao formats: a row with the reason
                 failed[f"int{bits}-gemlite"] = error
+    if weight.is_cuda and importlib.util.find_spec("fbgemm_gpu") is not None:
+        try:
+            found["int4-fbgemm"] = fbgemm_int4(weight, group)
+        except Exception as error:
+            failed["int4-fbgemm"] = error
     return {name: (fn, args, nbytes(args)) for name, (fn, args) in found.items()} | failed
 
 
@@ -209,6 +217,19 @@ def gemlite_layer(weight: torch.Tensor, bits: int, group: int):
         return torch.ops.gemlite.forward_functional(x, None, [qdata, scale, zero], meta_args)
 
     return run, (None, packed.qdata, packed.scale, packed.zero_point)
+
+
+def fbgemm_int4(weight: torch.Tensor, group: int):
+    """FBGEMM's bf16 x int4 kernel on its own preshuffled layout (scales and zero points per group, bf16)."""
+    import fbgemm_gpu.experimental.gen_ai  # noqa: F401  (registers torch.ops.fbgemm's gen_ai kernels)
+    from fbgemm_gpu.experimental.gen_ai.quantize import quantize_int4_preshuffle
+
+    packed, (scale, zero) = quantize_int4_preshuffle(weight, group_size=max(group, 128), dtype="bf16", use_zp=True)
+
+    def run(x, packed, scale, zero):
+        return torch.ops.fbgemm.bf16i4bf16_shuffled(x, packed, scale, zero)
+
+    return run, (None, packed, scale, zero)
 
 
 def measure(entry: tuple, x: torch.Tensor, reference: torch.Tensor, args, device: torch.device) -> dict:

@@ -53,6 +53,8 @@
 #   quality_gemlite experiment=quality on smollm2: bf16, int4wo_gemlite, int8wo_gemlite in groups of 64 (so that its
 #                   576-wide layers qualify), eager attention as the report's baseline; int8wo_gemlite crashed there
 #                   (illegal memory access) and int4wo_gemlite was cut at 300 s (f5f8a02), so int4 now runs first  420  ~300
+#   gemv_fbgemm     scripts/gpu/gemv_probe.py with FBGEMM's preshuffled int4 kernel beside bf16 and tinygemm (install
+#                   the kit first: bash ../shared/offline-wheels/fetch.sh .kitF fbgemm-gpu-genai==1.6.0, 35 MB)  300  ~90
 #   gemlite_hunt    scripts/gpu/gemlite_shapes.py: which of smollm2's int8 shapes and row counts (1-64) gemlite gets
 #                   wrong, each shape in its own process with blocking launches (40 s reached 8 rows, f5f8a02)  600  ~560
 #   batch_gemlite   experiment=decode_limit, int4wo_gemlite at batch 4, 16, 64 (BATCHES), for the throughput chart  600  ~400
@@ -77,14 +79,14 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
-  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite gemlite_hunt)
+  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite gemlite_hunt gemv_fbgemm)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
   [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300
   [decode_fp8_ro]=500 [pytest_fused]=240 [decode_fused_modes]=420 [gemlite]=560 [pytest_gemlite]=400 [quality_gemlite]=420
-  [batch_gemlite]=600 [gemlite_hunt]=600)
+  [batch_gemlite]=600 [gemlite_hunt]=600 [gemv_fbgemm]=300)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -154,6 +156,7 @@ commands() {
       echo "python3 -m runner -m experiment=decode_limit 'quant=int4wo_gemlite,int8wo_gemlite,none' hydra.sweep.dir={W}/sweep" ;;
     pytest_gemlite) echo 'python3 -m pytest -m gpu -v -rs -p no:cacheprovider tests/test_gemlite.py tests/test_torchao.py tests/test_measure.py > {W}/pytest_gpu.log' ;;
     quality_gemlite) echo "python3 -m runner -m experiment=quality attention=eager 'quant=none,int4wo_gemlite,int8wo_gemlite' quant.group_size=64 convert.compile=false hydra.sweep.dir={W}/sweep" ;;
+    gemv_fbgemm) echo 'python3 scripts/gpu/gemv_probe.py --formats bf16 int4-tinygemm int4-fbgemm --out {W}/gemv_fbgemm.json' ;;
     gemlite_hunt) echo 'python3 scripts/gpu/gemlite_shapes.py --shapes 576x576 192x576 1536x576 576x1536 --bits 8 --timeout 140 > {W}/gemlite_shapes.jsonl' ;;
     batch_gemlite) echo "python3 -m runner -m experiment=decode_limit quant=int4wo_gemlite 'scenario.batch_size=${BATCHES:-4,16,64}'${COMPILE_MODE:+ convert.compile_options.mode=$COMPILE_MODE} hydra.sweep.dir={W}/sweep" ;;
     decode_fused) echo "python3 -m runner -m experiment=decode_limit quant=none 'convert.fuse_projections=false,true' hydra.sweep.dir={W}/sweep" ;;
