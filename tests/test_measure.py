@@ -204,6 +204,25 @@ def test_nvml_monitor_watches_the_hosts_other_gpus(monkeypatch):
     assert other["compute_processes_max"] == 2  # the fake lists two processes on every GPU
 
 
+def test_queries_the_driver_does_not_answer_are_recorded_as_unknown(monkeypatch):
+    """Virtualized GPUs answer NotSupported for clocks, energy or utilization: those figures are None, not 0, and
+    the rest of the record stands."""
+
+    def unsupported(*args):
+        raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+
+    for query in ("nvmlDeviceGetClockInfo", "nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetUtilizationRates"):
+        monkeypatch.setattr(FakeNvml, query, unsupported)
+    _, monitor = _started_monitor(monkeypatch)
+    time.sleep(0.05)
+    report = monitor.stop()
+    device = report["devices"]["cuda:0"]
+    assert device["energy_joules"] is None and device["sm_clock_mhz"] is None
+    assert device["device_used_peak_bytes"] == 1000 * MiB and device["nvml_index"] == 0
+    other = report["other_gpus"]["nvml:1"]
+    assert other["utilization_percent_mean"] is None and other["compute_processes_max"] == 2
+
+
 def test_host_load_tells_other_processes_from_this_one():
     """A busy process beside the job counts as other cores; the job's own busy loop does not. Compared with the
     CPU time each process really got (the suite's other workers may share the cores), not with a fixed share."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -55,11 +56,17 @@ def _process_used_bytes(pynvml, handle, pid: int) -> int | None:
     return None
 
 
-def _sm_clock_mhz(pynvml, handle) -> int | None:
+def _query(read: Callable[[], Any]) -> Any:
+    """One NVML query, or None where the driver does not answer it (NotSupported on some virtualized GPUs, energy
+    before Volta, a device that went away, ...)."""
     try:
-        return int(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM))
-    except Exception:  # NotSupported on some virtualized GPUs
+        return read()
+    except Exception:
         return None
+
+
+def _sm_clock_mhz(pynvml, handle) -> int | None:
+    return _query(lambda: int(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)))
 
 
 def _clock_summary(samples: list[int]) -> dict | None:
@@ -69,11 +76,11 @@ def _clock_summary(samples: list[int]) -> dict | None:
 
 
 def _uuid(pynvml, handle) -> str | None:
-    try:
+    def read() -> str:
         uuid = pynvml.nvmlDeviceGetUUID(handle)
         return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
-    except Exception:
-        return None
+
+    return _query(read)
 
 
 def _other_gpus(pynvml, own: list[Any]) -> dict[str, Any]:
@@ -89,31 +96,19 @@ def _other_gpus(pynvml, own: list[Any]) -> dict[str, Any]:
 
 
 def _nvml_index(pynvml, handle) -> int | None:
-    try:
-        return int(pynvml.nvmlDeviceGetIndex(handle))
-    except Exception:
-        return None
+    return _query(lambda: int(pynvml.nvmlDeviceGetIndex(handle)))
 
 
 def _utilization(pynvml, handle) -> int | None:
-    try:
-        return int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)  # % of the last period a kernel ran
-    except Exception:
-        return None
+    return _query(lambda: int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu))  # % of the last period a kernel ran
 
 
 def _compute_processes(pynvml, handle) -> int | None:
-    try:
-        return len(pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
-    except Exception:
-        return None
+    return _query(lambda: len(pynvml.nvmlDeviceGetComputeRunningProcesses(handle)))
 
 
 def _energy_mj(pynvml, handle) -> int | None:
-    try:
-        return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))  # millijoules since the driver loaded
-    except Exception:  # NotSupported before Volta and on some virtualized GPUs
-        return None
+    return _query(lambda: int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)))  # mJ since the driver loaded
 
 
 # The sampler thread runs inside the measured window and takes the GIL from the host loop that launches kernels:
