@@ -40,6 +40,7 @@ import importlib.util
 import json
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -142,27 +143,25 @@ def formats(weight: torch.Tensor, group: int, compile_options: dict) -> dict:
     torchao_formats = {"int8-torchao": "int8wo"}
     if weight.is_cuda and torch.cuda.get_device_capability(weight.device) >= (8, 9):
         torchao_formats |= {"fp8wo-torchao": "fp8wo", "fp8dq-torchao": "fp8dq"}
-    failed = {}
-    for name, scheme in torchao_formats.items():
-        try:
-            run, args = torchao_layer(weight, scheme)
-        except Exception as error:  # a scheme torchao cannot build here is a row with the reason, not a crash
-            failed[name] = error
-            continue
-        found[name] = (compiled(run), args)
+
+    def torchao(scheme: str):
+        run, args = torchao_layer(weight, scheme)
+        return compiled(run), args
+
+    # formats a library builds, each where it can run
+    library = {name: partial(torchao, scheme) for name, scheme in torchao_formats.items()}
     if weight.is_cuda and hasattr(torch.ops.aten, "_weight_int4pack_mm"):
         found["int4-tinygemm"] = tinygemm(weight, group)
     if weight.is_cuda and importlib.util.find_spec("gemlite") is not None:
-        for bits in (4, 8):
-            try:
-                found[f"int{bits}-gemlite"] = gemlite_layer(weight, bits, group)
-            except Exception as error:  # as the torchao formats: a row with the reason
-                failed[f"int{bits}-gemlite"] = error
+        library |= {f"int{bits}-gemlite": partial(gemlite_layer, weight, bits, group) for bits in (4, 8)}
     if weight.is_cuda and importlib.util.find_spec("fbgemm_gpu") is not None:
+        library["int4-fbgemm"] = partial(fbgemm_int4, weight, group)
+    failed = {}
+    for name, build in library.items():
         try:
-            found["int4-fbgemm"] = fbgemm_int4(weight, group)
-        except Exception as error:
-            failed["int4-fbgemm"] = error
+            found[name] = build()
+        except Exception as error:  # a format its library cannot build here is a row with the reason, not a crash
+            failed[name] = error
     return {name: (fn, args, nbytes(args)) for name, (fn, args) in found.items()} | failed
 
 
