@@ -133,8 +133,8 @@ def test_model_package_must_be_a_presets_or_allowed(tmp_path, monkeypatch):
         (["+model.dtyp=bf16"], "Did you mean 'model.dtype'?"),
         (
             ["quant=4bitt"],
-            "Could not find 'quant/4bitt'; valid options: 4bit, 8bit, fp8dq, fp8wo, int4wo, int4wo_gemlite, int8wo, "
-            "int8wo_gemlite, nf4, none",
+            "Could not find 'quant/4bitt'; valid options: 4bit, 8bit, fp8dq, fp8wo, int4wo, int4wo_gemlite, "
+            "int4wo_triton, int8wo, int8wo_gemlite, int8wo_triton, nf4, none",
         ),
         (["scenario.batch_size=abc"], "could not be converted to Integer"),
         (["timeout_s=5", "isolate=false"], "drop isolate=false, or add timeout_s=null"),

@@ -23,7 +23,10 @@ with coordinate descent, which turns a one-row matmul into a fused reduction; CU
   runner/quant/gemlite_weights.py), the custom op the quantized Linear calls; where gemlite is installed;
 - int4-fbgemm: FBGEMM's CUTLASS mixed-input kernel over preshuffled int4 weights (`fbgemm-gpu-genai`, whose
   1.6.0 wheel is built for torch 2.11 and CUDA 13; the kernel torchao's `int4_packing_format=preshuffled` calls under
-  the unpublished `mslk` name), bf16 activations, groups of max(--group-size, 128); where fbgemm_gpu is installed.
+  the unpublished `mslk` name), bf16 activations, groups of max(--group-size, 128); where fbgemm_gpu is installed;
+- int4-triton, int8-triton: the runner's own Triton kernels over int32 words (runner/quant/triton_gemv.py), levels
+  turned into floats by bit operations instead of conversions; autotuned on first call (the chosen configs are in
+  the JSON's `triton_configs`); where Triton is installed.
 
 Each format's time per call is the median of --rounds timings of --calls calls on the runner's clock (CUDA
 events). Prints one JSON object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum
@@ -51,7 +54,7 @@ from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
 # every format formats() can build; which of them run depends on the device (fp8 and tinygemm: CUDA only)
 FORMATS = (
     "bf16", "int8", "int4-inductor", "int4-inductor-split", "bf16-cublas", "int8-torchao", "fp8wo-torchao",
-    "fp8dq-torchao", "int4-tinygemm", "int4-gemlite", "int8-gemlite", "int4-fbgemm",
+    "fp8dq-torchao", "int4-tinygemm", "int4-gemlite", "int8-gemlite", "int4-fbgemm", "int4-triton", "int8-triton",
 )  # fmt: skip
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
 LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
@@ -156,6 +159,8 @@ def formats(weight: torch.Tensor, group: int, compile_options: dict) -> dict:
         library |= {f"int{bits}-gemlite": partial(gemlite_layer, weight, bits, group) for bits in (4, 8)}
     if weight.is_cuda and importlib.util.find_spec("fbgemm_gpu") is not None:
         library["int4-fbgemm"] = partial(fbgemm_int4, weight, group)
+    if weight.is_cuda and importlib.util.find_spec("triton") is not None:
+        library |= {"int4-triton": partial(triton_int4, weight, group), "int8-triton": partial(triton_int8, weight)}
     failed = {}
     for name, build in library.items():
         try:
@@ -231,6 +236,33 @@ def fbgemm_int4(weight: torch.Tensor, group: int):
     return run, (None, packed, scale, zero)
 
 
+def triton_int4(weight: torch.Tensor, group: int):
+    """The runner's int4 Triton kernel on its word layout (scale and minimum per group, in the weight's dtype)."""
+    from runner.quant.triton_gemv import int4_gemv
+    from runner.quant.word_packing import pack_int4
+
+    return partial(int4_gemv, group_size=group), (None, *pack_int4(weight, group))
+
+
+def triton_int8(weight: torch.Tensor):
+    """The runner's int8 Triton kernel on its word layout (a scale per output row)."""
+    from runner.quant.triton_gemv import int8_gemv
+    from runner.quant.word_packing import pack_int8
+
+    return int8_gemv, (None, *pack_int8(weight))
+
+
+def triton_configs() -> dict:
+    """The config autotuning chose per kernel and (out, in) shape, where the Triton kernels ran."""
+    if "runner.quant.triton_gemv" not in sys.modules:
+        return {}
+    kernels = sys.modules["runner.quant.triton_gemv"]
+    return {
+        name: {str(key[:2]): str(config) for key, config in getattr(kernels, name).cache.items()}
+        for name in ("_int4_gemv", "_int8_gemv")
+    }
+
+
 def measure(entry: tuple, x: torch.Tensor, reference: torch.Tensor, args, device: torch.device) -> dict:
     """One format on one shape: microseconds per call over cold weights, GB/s, share of the bandwidth, error."""
     fn, fn_args, size = entry
@@ -298,6 +330,7 @@ def main() -> None:
             except Exception as error:  # one format that fails (compile, kernel) leaves the others' figures
                 row[name] = {"error": f"{type(error).__name__}: {error}"[:400]}
             results["shapes"][f"{out}x{k}"] = row
+            results["triton_configs"] = triton_configs()
             if args.out:
                 Path(args.out).write_text(json.dumps(results, indent=2))
     if not args.shapes:  # a whole 7B decoder stack's Linear layers

@@ -1,0 +1,200 @@
+"""The runner's Triton kernels for decode's matrix-vector products over int4 and int8 weights (the word layouts of
+runner/quant/word_packing.py), `y = x @ W.T` for a few rows of x.
+
+Why hand-written: at one row, every int4 kernel on this stack reads at most a third of the H200's bandwidth
+(tinygemm, gemlite: docs/benchmarks.md §6f, §6i), so 4-bit weights cannot decode 1.6x faster than bf16. One
+likely cause is the integer-to-float conversion of each level, which Hopper runs at 16 per clock and SM against
+128 for fused multiply-adds: at half a byte per level that caps a kernel near 44 % of 4.8 TB/s. These kernels
+make each level a float with two bit operations and a subtraction instead (word_packing.py), and each program
+reduces `BLOCK_N` output rows over the whole input, one row of x per program column.
+
+Importing this module needs Triton (a CUDA build of PyTorch ships it); TRITON_INTERPRET=1 runs the kernels on
+the CPU, slowly, for tests."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import triton
+import triton.language as tl
+
+from runner.quant.word_packing import INT8_CHUNK
+
+# A level becomes a float by bit operations, with no integer-to-float conversion: its bits moved into a float32's
+# mantissa and ORed with the bits of 1.0 read as 1 + level / 2**8 (a field ending at bit 22: int8, or int4 at bits
+# 19-22 gives 1 + level / 16) or 1 + level / 2**16 (int8 at bits 7-14) or 1 + level / 256 (int4 at bits 15-18). One
+# shift places two fields, one AND-OR (a single LOP3, given the bits of 1.0 in a register: the kernels take them as
+# the argument `one`) extracts each, and the input it multiplies is scaled by the field's 2**n so that the product is
+# 2**n * x + level * x; the 2**n * x parts are summed once per column and subtracted per group.
+ONE_BITS = 0x3F800000
+INT4_HIGH: tl.constexpr = tl.constexpr(0x00780000)  # bits 19-22: 1 + level / 16
+INT4_LOW: tl.constexpr = tl.constexpr(0x00078000)  # bits 15-18: 1 + level / 256
+INT8_HIGH: tl.constexpr = tl.constexpr(0x007F8000)  # bits 15-22: 1 + level / 2**8
+INT8_LOW: tl.constexpr = tl.constexpr(0x00007F80)  # bits 7-14: 1 + level / 2**16
+
+
+def _configs(words_per_thread: tuple[int, ...], **variants: tuple) -> list:
+    """Rows per program, warps, words of each row per thread and loop step (BLOCK_W = 32 threads x warps x those
+    words, so that each thread holds all BLOCK_N rows of its columns and reads each input once for all of them), and
+    each combination of the kernel's `variants`."""
+    return [
+        triton.Config({"BLOCK_N": n, "BLOCK_W": 32 * warps * w, **dict(zip(variants, v, strict=True))}, num_warps=warps)
+        for n, warps, w in itertools.product((4, 8, 16), (1, 2, 4), words_per_thread)
+        for v in itertools.product(*variants.values())
+    ]
+
+
+@triton.jit
+def _shifted(words, shift: tl.constexpr):
+    """words << shift (a negative shift: >>, arithmetic; the fields read afterwards are masked)."""
+    if shift >= 0:
+        return words << shift
+    else:
+        return words >> (-shift)
+
+
+@triton.jit
+def _as_float(bits, mask: tl.constexpr, one):
+    return ((bits & mask) | one).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr):
+    """This loop step's words (rows x BLOCK_W from word w0 on) and, with PREFETCH, the next step's, loaded now and
+    used one step later; without, `upcoming` is passed through."""
+    if PREFETCH:
+        words = upcoming
+        upcoming = tl.load(w_at + (w0 + BLOCK_W), row_ok[:, None] & (c + BLOCK_W < words_per_row)[None, :], 0)
+    else:
+        words = tl.load(w_at + w0, row_ok[:, None] & (c < words_per_row)[None, :], 0)
+    return words, upcoming
+
+
+@triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row"])
+@triton.jit
+def _int4_gemv(
+    x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, N, words_per_row, groups, one, stride_xm, stride_wn, stride_sn, stride_ym,
+    GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr,
+):  # fmt: skip
+    """y[m, rows] for BLOCK_N rows, BLOCK_W words (BLOCK_W / (GROUP / 8) groups) of each row per loop step.
+    PREFETCH: load the next step's words before reducing this step's, so the loads stay in flight."""
+    PER: tl.constexpr = GROUP // 8  # words per group
+    GPS: tl.constexpr = BLOCK_W // PER  # groups per step
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    m = tl.program_id(1)
+    row_ok = rows < N
+    cols = tl.arange(0, BLOCK_W)
+    x_row = x_ptr + m * stride_xm
+    acc = tl.zeros([BLOCK_N, GPS], dtype=tl.float32)
+    w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
+    upcoming = tl.load(w_at, row_ok[:, None] & (cols < words_per_row)[None, :], 0)
+    for w0 in range(0, words_per_row, BLOCK_W):
+        c = w0 + cols
+        c_ok = c < words_per_row
+        words, upcoming = _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W, PREFETCH)
+        # word c holds inputs (c // PER) * GROUP + i * PER + c % PER, i = 0..7: runs of PER consecutive inputs
+        x_at = tl.max_contiguous(tl.multiple_of((c // PER) * GROUP + c % PER, PER), PER)
+        part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
+        x_low_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # the inputs of the fields at bits 15-18
+        x_high_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # and at bits 19-22
+        for pair in tl.static_range(4):  # nibbles 2 * pair (to bits 15-18) and 2 * pair + 1 (to bits 19-22)
+            bits = _shifted(words, 15 - 8 * pair)
+            x_low = tl.load(x_row + x_at + (2 * pair) * PER, c_ok, 0.0).to(tl.float32)
+            x_high = tl.load(x_row + x_at + (2 * pair + 1) * PER, c_ok, 0.0).to(tl.float32)
+            part += _as_float(bits, INT4_LOW, one) * (x_low * 256.0)[None, :]
+            part += _as_float(bits, INT4_HIGH, one) * (x_high * 16.0)[None, :]
+            x_low_sum += x_low
+            x_high_sum += x_high
+        # per group: sum of level * x = part - (256 * low inputs + 16 * high inputs); weight = level * scale + minimum
+        g = w0 // PER + tl.arange(0, GPS)
+        part_g = tl.sum(tl.reshape(part, [BLOCK_N, GPS, PER]), axis=2)
+        low_g = tl.sum(tl.reshape(x_low_sum, [GPS, PER]), axis=1)
+        high_g = tl.sum(tl.reshape(x_high_sum, [GPS, PER]), axis=1)
+        scaled_g = 256.0 * low_g + 16.0 * high_g
+        x_g = low_g + high_g
+        ok = row_ok[:, None] & (g < groups)[None, :]
+        scale = tl.load(s_ptr + rows[:, None] * stride_sn + g[None, :], ok, 0.0).to(tl.float32)
+        low = tl.load(z_ptr + rows[:, None] * stride_sn + g[None, :], ok, 0.0).to(tl.float32)
+        acc += scale * (part_g - scaled_g[None, :]) + low * x_g[None, :]
+    y = tl.sum(acc, axis=1)
+    tl.store(y_ptr + m * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
+
+
+@triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row"])
+@triton.jit
+def _int8_gemv(
+    x_ptr, w_ptr, s_ptr, y_ptr, N, words_per_row, one, stride_xm, stride_wn, stride_ym,
+    CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr,
+):  # fmt: skip
+    """y[m, rows] for BLOCK_N rows, BLOCK_W words of each row per loop step (PREFETCH: as _int4_gemv)."""
+    PER: tl.constexpr = CHUNK // 4  # words per chunk
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    m = tl.program_id(1)
+    row_ok = rows < N
+    cols = tl.arange(0, BLOCK_W)
+    x_row = x_ptr + m * stride_xm
+    part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
+    x_low_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # the inputs of the fields at bits 7-14
+    x_high_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # and at bits 15-22
+    w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
+    upcoming = tl.load(w_at, row_ok[:, None] & (cols < words_per_row)[None, :], 0)
+    for w0 in range(0, words_per_row, BLOCK_W):
+        c = w0 + cols
+        c_ok = c < words_per_row
+        words, upcoming = _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W, PREFETCH)
+        x_at = tl.max_contiguous(tl.multiple_of((c // PER) * CHUNK + c % PER, PER), PER)
+        for pair in tl.static_range(2):  # bytes 2 * pair (to bits 7-14) and 2 * pair + 1 (to bits 15-22)
+            bits = _shifted(words, 7 - 16 * pair)
+            x_low = tl.load(x_row + x_at + (2 * pair) * PER, c_ok, 0.0).to(tl.float32)
+            x_high = tl.load(x_row + x_at + (2 * pair + 1) * PER, c_ok, 0.0).to(tl.float32)
+            part += _as_float(bits, INT8_LOW, one) * (x_low * 65536.0)[None, :]
+            part += _as_float(bits, INT8_HIGH, one) * (x_high * 256.0)[None, :]
+            x_low_sum += x_low
+            x_high_sum += x_high
+    # part - (65536 * low inputs + 256 * high inputs): the sum of stored * x; stored = level + 128
+    low_total, high_total = tl.sum(x_low_sum, axis=0), tl.sum(x_high_sum, axis=0)
+    dot = tl.sum(part, axis=1) - (65536.0 * low_total + 256.0 * high_total + 128.0 * (low_total + high_total))
+    y = dot * tl.load(s_ptr + rows, row_ok, 0.0).to(tl.float32)
+    tl.store(y_ptr + m * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, x.shape[-1]).contiguous()
+
+
+def int4_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int):
+    """x (..., in) @ W.T with W in pack_int4's layout -> (..., out) in x's dtype; one program column per row of x."""
+    x2 = _rows(x)
+    n, k = words.shape[0], x2.shape[1]
+    y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)
+    grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), x2.shape[0])  # noqa: E731
+    _int4_gemv[grid](
+        x2,
+        words,
+        scale,
+        low,
+        y,
+        n,
+        words.shape[1],
+        k // group_size,
+        ONE_BITS,
+        x2.stride(0),
+        words.stride(0),
+        scale.stride(0),
+        y.stride(0),
+        GROUP=group_size,
+    )
+    return y.reshape(*x.shape[:-1], n)
+
+
+def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
+    """x (..., in) @ W.T with W in pack_int8's layout -> (..., out) in x's dtype."""
+    x2 = _rows(x)
+    n = words.shape[0]
+    y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)
+    grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), x2.shape[0])  # noqa: E731
+    _int8_gemv[grid](
+        x2, words, scale, y, n, words.shape[1], ONE_BITS, x2.stride(0), words.stride(0), y.stride(0), CHUNK=INT8_CHUNK
+    )
+    return y.reshape(*x.shape[:-1], n)

@@ -1,0 +1,81 @@
+"""Weight layouts for the runner's Triton matrix-vector kernels (runner/quant/triton_gemv.py), in plain PyTorch.
+
+Both pack their levels into int32 words, so that a kernel loads 4 bytes at a time and turns each level into a float
+with bit operations (`(word >> shift) & mask | 0x4B000000` read as a float is 2**23 + level) instead of an
+integer-to-float conversion, which Hopper runs at a quarter of the rate of its other instructions and which would
+bound a one-row product to less than half of the memory bandwidth.
+
+- int4: a group of `group_size` inputs is `group_size / 8` words; nibble `i` of word `j` holds input
+  `i * group_size / 8 + j` of the group. A scale and a minimum per group and output row: weight = level * scale +
+  minimum (16 levels from the group's minimum to its maximum, as runner/quant/packed_int4.py's `levels`).
+- int8: symmetric levels -127..127 per output row with one scale (torchao Int8WeightOnlyConfig's scheme), stored
+  as level + 128 in 0..255; a chunk of 32 inputs is 8 words, byte `i` of word `j` holds input `i * 8 + j` of the
+  chunk.
+
+Unpacking (`int4_weight`, `int8_weight`) is the reference the kernels are tested against, and the path for many
+rows (a prefill) and for devices without the kernels."""
+
+from __future__ import annotations
+
+import torch
+
+from runner.quant.packed_int4 import levels
+
+INT8_CHUNK = 32  # inputs per chunk of 8 words
+NIBBLES = 8  # 4-bit levels per int32 word
+BYTES = 4  # 8-bit levels per int32 word
+
+
+def _to_words(fields: torch.Tensor, width: int) -> torch.Tensor:
+    """(rows, words, per_word) levels, each < 2**width -> (rows, words) int32, field i at bit i * width."""
+    shifts = torch.arange(fields.shape[-1], device=fields.device, dtype=torch.int64) * width
+    value = (fields.to(torch.int64) << shifts).sum(-1)  # 0 .. 2**32 - 1
+    return (value - ((value >> 31) << 32)).to(torch.int32)  # the same 32 bits as a signed word
+
+
+def _from_words(words: torch.Tensor, per_word: int, width: int) -> torch.Tensor:
+    """(rows, words) int32 -> (rows, words, per_word) levels as int32."""
+    shifts = torch.arange(per_word, device=words.device, dtype=torch.int32) * width
+    return (words.unsqueeze(-1) >> shifts) & ((1 << width) - 1)
+
+
+def pack_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`weight` (out, in) -> words (out, in / 8) int32, scale and minimum (out, in / group_size) in its dtype."""
+    if group_size % NIBBLES or weight.shape[1] % group_size:
+        raise ValueError(f"int4 words need group_size a multiple of 8 dividing the input size, got {group_size}")
+    q, scale, low = levels(weight, group_size)
+    out, k = q.shape
+    per = group_size // NIBBLES
+    # (out, groups, nibble i, word j) -> (out, groups, word j, nibble i)
+    fields = q.reshape(out, k // group_size, NIBBLES, per).transpose(2, 3)
+    words = _to_words(fields.reshape(out, k // NIBBLES, NIBBLES), 4)
+    return words, scale.to(weight.dtype), low.to(weight.dtype)
+
+
+def int4_weight(words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The (out, in) weight in the scale's dtype, from pack_int4's words, scale and minimum."""
+    out, groups = scale.shape
+    per = group_size // NIBBLES
+    q = _from_words(words, NIBBLES, 4).reshape(out, groups, per, NIBBLES).transpose(2, 3)
+    weight = q.to(scale.dtype) * scale[:, :, None, None] + low[:, :, None, None]
+    return weight.reshape(out, groups * group_size)
+
+
+def pack_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`weight` (out, in) -> words (out, in / 4) int32 and a scale per output row in its dtype."""
+    if weight.shape[1] % INT8_CHUNK:
+        raise ValueError(f"int8 words need an input size that is a multiple of {INT8_CHUNK}, got {weight.shape[1]}")
+    scale = weight.float().abs().amax(dim=1).clamp(min=1e-8) / 127
+    q = torch.round(weight.float() / scale[:, None]).clamp(-127, 127).to(torch.int32) + 128
+    out, k = q.shape
+    per = INT8_CHUNK // BYTES
+    fields = q.reshape(out, k // INT8_CHUNK, BYTES, per).transpose(2, 3)
+    return _to_words(fields.reshape(out, k // BYTES, BYTES), 8), scale.to(weight.dtype)
+
+
+def int8_weight(words: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The (out, in) weight in the scale's dtype, from pack_int8's words and scales."""
+    out = words.shape[0]
+    per = INT8_CHUNK // BYTES
+    q = _from_words(words, BYTES, 8).reshape(out, -1, per, BYTES).transpose(2, 3) - 128
+    return (q.reshape(out, -1).to(scale.dtype)) * scale[:, None]

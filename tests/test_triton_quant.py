@@ -1,0 +1,190 @@
+"""quant=int4wo_triton and int8wo_triton: the runner's own Triton matrix-vector kernels over int32-word weights.
+
+On the CPU: the word layouts rebuild the weights, the options reach transformers' TorchAoConfig, bad options are
+refused, a job quantizes and agrees (its layers dequantize there), the model compiles as one graph. The kernels
+themselves run in Triton's interpreter on the CPU where Triton is installed (not in CI: PyTorch's CPU wheels do not
+ship it), and on a GPU under `pytest -m gpu`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from runner.config.load import to_run_config
+from runner.config.model import DType
+from runner.config.quant import QuantConfig
+from runner.errors import ConfigError
+from runner.quant import method_of
+from runner.quant.packed_int4 import levels
+from runner.quant.word_packing import int4_weight, int8_weight, pack_int4, pack_int8
+from tests.conftest import COMPILED_ON_GPU, ROOT, compose_config
+
+pytest.importorskip("torchao")
+
+from runner.quant.triton_weights import TritonInt4Tensor, TritonInt8Tensor, TritonWeightConfig  # noqa: E402
+
+TINY_LLAMA_LINEARS = 14  # 2 layers x (q, k, v, o, gate, up, down); lm_head stays unquantized
+WIDTHS = ("model.architecture.hidden_size=1024", "model.architecture.intermediate_size=2048")
+SUBCLASS = {"int4wo_triton": "TritonInt4Tensor", "int8wo_triton": "TritonInt8Tensor"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("group", [32, 64, 128])
+def test_int4_words_hold_each_level_where_the_kernel_reads_it(group, dtype):
+    torch.manual_seed(0)
+    weight = (torch.randn(24, 2 * group) * 0.02).to(dtype)
+    words, scale, low = pack_int4(weight, group)
+    assert words.dtype == torch.int32 and words.shape == (24, 2 * group // 8)
+    q, s, z = levels(weight, group)
+    per = group // 8
+    # nibble i of word j in group g holds input g * group + i * per + j
+    for g, i, j in [(0, 0, 0), (0, 7, per - 1), (1, 3, 2), (1, 5, per - 1)]:
+        nibble = (words[:, g * per + j] >> (4 * i)) & 0xF
+        assert torch.equal(nibble, q[:, g * group + i * per + j].to(torch.int32))
+    rebuilt = int4_weight(words, scale, low, group)
+    # level * scale + minimum, the scale and minimum as stored (in the weight's dtype); bfloat16 arithmetic rounds
+    stored = scale.float()[..., None], low.float()[..., None]
+    expected = (q.float().reshape(24, 2, group) * stored[0] + stored[1]).reshape(24, -1)
+    step = float(scale.float().max())
+    assert rebuilt.dtype == dtype and torch.allclose(rebuilt.float(), expected, rtol=0.01, atol=step / 20)
+
+
+def test_int8_words_round_trip_within_half_a_level():
+    torch.manual_seed(0)
+    weight = torch.randn(40, 576) * 0.02
+    words, scale = pack_int8(weight)
+    assert words.shape == (40, 144) and scale.shape == (40,)
+    # byte i of word j in chunk c holds input c * 32 + i * 8 + j, stored as level + 128
+    level = torch.round(weight[3, 32 + 2 * 8 + 5] / scale[3]).int() + 128
+    assert int((words[3, 8 + 5] >> 16) & 0xFF) == int(level)
+    assert ((int8_weight(words, scale) - weight).abs() <= scale[:, None] / 2 + 1e-7).all()
+
+
+@pytest.mark.parametrize(
+    ("quant", "bits", "group_size"),
+    [(["quant=int4wo_triton"], 4, 128), (["quant=int4wo_triton", "quant.group_size=64"], 4, 64)]
+    + [(["quant=int8wo_triton"], 8, 128)],
+)
+def test_the_options_reach_transformers_torchao_config(quant, bits, group_size):
+    node = OmegaConf.merge(OmegaConf.structured(QuantConfig), compose_config(["hardware=cpu", *quant]).quant)
+    config = method_of(node).quantization_config(OmegaConf.to_object(node), DType.bfloat16)
+    assert type(config).__name__ == "TorchAoConfig"
+    assert config.quant_type == TritonWeightConfig(bits=bits, group_size=group_size)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["quant=int4wo_triton", "quant.group_size=100"], "group_size=100: quant=int4wo_triton takes 32, 64, 128"),
+        (["quant=int8wo_triton", "quant.bits=3"], "quant.bits=3: the runner's Triton kernels take 4 or 8"),
+    ],
+)
+def test_what_the_kernels_cannot_take_is_refused_before_loading(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        to_run_config(compose_config(["hardware=cpu", *overrides]))
+
+
+@pytest.mark.parametrize(("quant", "ratio"), [("int4wo_triton", (0.5 + 8 / 128) / 4), ("int8wo_triton", 1 / 4)])
+def test_a_job_quantizes_every_linear_layer_and_agrees_on_the_cpu(run_job, quant, ratio):
+    record = run_job(f"quant={quant}", *WIDTHS)
+    assert record["status"] == "ok", record.get("error")
+    q = record["model"]["quantization"]
+    assert q["by_scheme"] == {SUBCLASS[quant]: TINY_LLAMA_LINEARS}
+    # float32 weights: 4 bytes -> half a byte (int4, plus a float32 scale and minimum per 128) or one byte (int8)
+    assert ratio * 0.99 < q["linear_weight_ratio"] < ratio * 1.03
+    assert record["agreement"]["agrees"], record["agreement"]
+
+
+def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_graph():
+    from torchao.quantization import quantize_
+
+    from runner.quant.methods.torchao import UnwrappedWeights
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 512, bias=False), torch.nn.Linear(512, 256))
+    quantize_(model[0], TritonWeightConfig(bits=4, group_size=64))
+    quantize_(model[1], TritonWeightConfig(bits=8))
+    assert isinstance(model[0].weight, TritonInt4Tensor) and isinstance(model[1].weight, TritonInt8Tensor)
+    x = torch.randn(2, 256)
+    expected = model[1](x @ model[0].weight.dequantize().t())
+    assert torch.allclose(model(x), expected, atol=1e-5)
+    UnwrappedWeights(model)  # as convert.compile does: plain tensors in, the subclass rebuilt inside the graph
+    assert torch.allclose(torch.compile(model, fullgraph=True)(x), expected, atol=1e-4)
+
+
+# The kernels in Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: a fresh process), with one
+# autotuning config at a time so the interpreter runs each kernel once per shape. Shapes with a partial last block of rows,
+# a partial last loop step and group sizes 32-128; up to 3 rows of x.
+INTERPRETED = textwrap.dedent(
+    """
+    import torch
+    import runner.quant.triton_gemv as tg
+    from runner.quant.word_packing import int4_weight, int8_weight, pack_int4, pack_int8
+    every = {kernel: kernel.configs for kernel in (tg._int4_gemv, tg._int8_gemv)}
+    torch.manual_seed(0)
+    worst = 0.0
+    for prefetch in (False, True):  # both ways of loading the words; one config (the interpreter cannot time them)
+        for kernel, configs in every.items():
+            kernel.configs = [
+                c for c in configs if (c.kwargs["BLOCK_N"], c.num_warps, c.kwargs["PREFETCH"]) == (4, 1, prefetch)
+            ][:1]
+            kernel.cache.clear()
+        for out, k, group, rows in [(44, 1024, 128, 1), (20, 576, 64, 3), (12, 384, 32, 2)]:
+            w = torch.randn(out, k) * 0.02
+            x = torch.randn(rows, k)
+            words, scale, low = pack_int4(w, group)
+            want = x @ int4_weight(words, scale, low, group).t()
+            got = tg.int4_gemv(x, words, scale, low, group)
+            worst = max(worst, float((got - want).norm() / want.norm()))
+            words8, scale8 = pack_int8(w)
+            want8 = x @ int8_weight(words8, scale8).t()
+            worst = max(worst, float((tg.int8_gemv(x, words8, scale8) - want8).norm() / want8.norm()))
+    print(worst)
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed (CPU PyTorch)")
+def test_the_kernels_match_the_dequantized_product_in_tritons_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # float32 throughout: what is left is the rounding of the offsets the kernels subtract (int8's is 65536 x)
+    assert float(done.stdout.split()[-1]) < 1e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("shape", [(4096, 4096), (11008, 4096), (4096, 11008), (1536, 576)])
+def test_the_kernels_match_the_dequantized_product_on_the_gpu(shape, rows):
+    from runner.quant import triton_gemv
+
+    torch.manual_seed(0)
+    out, k = shape
+    w = (torch.randn(out, k, device="cuda") * 0.02).to(torch.bfloat16)
+    x = torch.randn(rows, k, device="cuda", dtype=torch.bfloat16)
+    group = 64 if k % 128 else 128
+    words, scale, low = pack_int4(w, group)
+    want = x.float() @ int4_weight(words, scale, low, group).float().t()
+    got = triton_gemv.int4_gemv(x, words, scale, low, group).float()
+    assert float((got - want).norm() / want.norm()) < 0.01  # the output's bfloat16 rounding
+    words8, scale8 = pack_int8(w)
+    want8 = x.float() @ int8_weight(words8, scale8).float().t()
+    assert float((triton_gemv.int8_gemv(x, words8, scale8).float() - want8).norm() / want8.norm()) < 0.01
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quant", ["int4wo_triton", "int8wo_triton"])
+def test_compiled_decode_with_the_runners_kernels_on_the_gpu(run_job, quant):
+    overrides = [f"quant={quant}", *WIDTHS, "model.dtype=bfloat16", "scenario.new_tokens=8"]
+    record = run_job(*COMPILED_ON_GPU, *overrides, fast=False)
+    assert record["status"] == "ok", record.get("error")
+    assert record["model"]["quantization"]["by_scheme"] == {SUBCLASS[quant]: TINY_LLAMA_LINEARS}
+    assert record["convert"]["unwrap_tensor_subclass"]["reversed"] is True
