@@ -197,13 +197,18 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "batch_gemlite",
         "gemlite_hunt",
         "gemv_fbgemm",
+        "gemv_triton",
+        "decode_triton",
+        "pytest_triton",
+        "batch_triton",
+        "quality_triton",
     ]
     # each study fits one 600 s call of the device tool (all of them together take more than one session's 30 min)
     assert plan["overhead"]["limit"] <= 90 and max(p["limit"] for p in plan.values()) <= 600
     for name, p in plan.items():  # every output lands in the study's own folder
         assert all(str(tmp_path / "work" / name) in c for c in p["commands"]), p
     runs = [c.split() for p in plan.values() for c in p["commands"] if c.startswith("python3 -m runner ")]
-    assert len(runs) == 26
+    assert len(runs) == 29
     profiles = [c.split() for c in plan["int8wo"]["commands"]]
     assert len(profiles) == 2
     for words in profiles:  # decode_profile's runner overrides compose too

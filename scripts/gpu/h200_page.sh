@@ -58,6 +58,16 @@
 #   gemlite_hunt    scripts/gpu/gemlite_shapes.py: which of smollm2's int8 shapes and row counts (1-64) gemlite gets
 #                   wrong, each shape in its own process with blocking launches (40 s reached 8 rows, f5f8a02)  600  ~560
 #   batch_gemlite   experiment=decode_limit, int4wo_gemlite at batch 4, 16, 64 (BATCHES), for the throughput chart  600  ~400
+#   gemv_triton     the gemv probe of the runner's own Triton kernels (int4-triton, int8-triton) beside bf16, tinygemm
+#                   and torchao's int8, on the 7B shapes and the fused q/k/v and gate/up shapes (5ea930d: ~250 s with
+#                   autotuning)  400  ~250
+#   decode_triton   experiment=decode_limit, bf16, int4wo_triton and int8wo_triton at batch 1 (int4wo_triton alone:
+#                   153 s, 129 s of it the first call, 5ea930d)  600  ~450
+#   pytest_triton   pytest -m gpu tests/test_triton_quant.py: the kernels against the dequantized product, and the
+#                   compiled decode (85 s reached 4 of 10 tests at 5ea930d: each new shape autotunes)  400  ~250
+#   batch_triton    experiment=decode_limit, int4wo_triton at batch 4, 16 (BATCHES): 4 rows still run the kernel,
+#                   16 dequantize and multiply  600  ~350
+#   quality_triton  experiment=quality on smollm2: bf16, int4wo_triton and int8wo_triton in groups of 64  420  ~250
 #   pytest_gemlite  pytest -m gpu of test_gemlite.py, test_torchao.py and test_measure.py (new GPU code since 1e745d6)  400  ~200
 #   attention_llama_flex16          the one cell the 2x H200 run of ea68a2e left: flex at batch 16, beside sdpa at 16
 #                   for a same-machine reference (2 jobs)                                     240  ~120
@@ -79,14 +89,16 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RUNNER_CACHE=${RUNNER
 ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_int4 decode_fp8 batch_bf16 batch_int4
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
-  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite gemlite_hunt gemv_fbgemm)
+  attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite gemlite_hunt gemv_fbgemm
+  gemv_triton decode_triton pytest_triton batch_triton quality_triton)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
   [attention_falcon]=450 [attention_llama_fa4_flex]=600 [attention_llama_sdpa_backends]=450
   [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300
   [decode_fp8_ro]=500 [pytest_fused]=240 [decode_fused_modes]=420 [gemlite]=560 [pytest_gemlite]=400 [quality_gemlite]=420
-  [batch_gemlite]=600 [gemlite_hunt]=600 [gemv_fbgemm]=300)
+  [batch_gemlite]=600 [gemlite_hunt]=600 [gemv_fbgemm]=300
+  [gemv_triton]=400 [decode_triton]=600 [pytest_triton]=400 [batch_triton]=600 [quality_triton]=420)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -157,6 +169,13 @@ commands() {
     pytest_gemlite) echo 'python3 -m pytest -m gpu -v -rs -p no:cacheprovider tests/test_gemlite.py tests/test_torchao.py tests/test_measure.py > {W}/pytest_gpu.log' ;;
     quality_gemlite) echo "python3 -m runner -m experiment=quality attention=eager 'quant=none,int4wo_gemlite,int8wo_gemlite' quant.group_size=64 convert.compile=false hydra.sweep.dir={W}/sweep" ;;
     gemv_fbgemm) echo 'python3 scripts/gpu/gemv_probe.py --formats bf16 int4-tinygemm int4-fbgemm --out {W}/gemv_fbgemm.json' ;;
+    gemv_triton)
+      echo 'python3 scripts/gpu/gemv_probe.py --formats bf16 int4-tinygemm int8-torchao int4-triton int8-triton --out {W}/gemv_triton.json'
+      echo 'python3 scripts/gpu/gemv_probe.py --shapes 12288x4096 22016x4096 --formats bf16 int4-triton int8-triton --out {W}/gemv_triton_fused.json' ;;
+    decode_triton) echo "python3 -m runner -m experiment=decode_limit 'quant=none,int4wo_triton,int8wo_triton' hydra.sweep.dir={W}/sweep" ;;
+    pytest_triton) echo 'python3 -m pytest -m gpu -v -rs -p no:cacheprovider tests/test_triton_quant.py > {W}/pytest_gpu.log' ;;
+    batch_triton) echo "python3 -m runner -m experiment=decode_limit quant=int4wo_triton 'scenario.batch_size=${BATCHES:-4,16}' hydra.sweep.dir={W}/sweep" ;;
+    quality_triton) echo "python3 -m runner -m experiment=quality attention=eager 'quant=none,int4wo_triton,int8wo_triton' quant.group_size=64 convert.compile=false hydra.sweep.dir={W}/sweep" ;;
     gemlite_hunt) echo 'python3 scripts/gpu/gemlite_shapes.py --shapes 576x576 192x576 1536x576 576x1536 --bits 8 --timeout 140 > {W}/gemlite_shapes.jsonl' ;;
     batch_gemlite) echo "python3 -m runner -m experiment=decode_limit quant=int4wo_gemlite 'scenario.batch_size=${BATCHES:-4,16,64}'${COMPILE_MODE:+ convert.compile_options.mode=$COMPILE_MODE} hydra.sweep.dir={W}/sweep" ;;
     decode_fused) echo "python3 -m runner -m experiment=decode_limit quant=none 'convert.fuse_projections=false,true' hydra.sweep.dir={W}/sweep" ;;
