@@ -120,8 +120,8 @@ def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_g
 
 
 # The kernels in Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: a fresh process), with one
-# autotuning config at a time so the interpreter runs each kernel once per shape. Shapes with a partial last block of rows,
-# a partial last loop step and group sizes 32-128; up to 3 rows of x.
+# autotuning config at a time so the interpreter runs each kernel once per shape. Shapes with a partial last block of
+# rows, a partial last loop step and group sizes 32-128; up to 3 rows of x.
 INTERPRETED = textwrap.dedent(
     """
     import torch

@@ -1,9 +1,9 @@
 """Schema of the `quant` group: which quantization method (a plugin in runner/quant/) and its options.
 
-`method` names a registered plugin (none, bitsandbytes, torchao, gemlite; `runner/quant/methods/<method>.py`); the
-fields of each block carry the library's own names, so its documentation applies as is. A method reads only its own
-block (gemlite, whose weights are torchao tensors, reads torchao's): 8-bit fields are ignored by 4-bit runs,
-bitsandbytes fields by torchao runs, and the other way round."""
+`method` names a registered plugin (none, bitsandbytes, torchao, gemlite, triton;
+`runner/quant/methods/<method>.py`); the fields of each block carry the library's own names, so its documentation
+applies as is. A method reads only its own block (gemlite and triton, whose weights are torchao tensors, read
+torchao's): 8-bit fields are ignored by 4-bit runs, bitsandbytes fields by torchao runs, and the other way round."""
 
 from dataclasses import dataclass
 from enum import Enum
@@ -56,7 +56,7 @@ class Int4QParams(str, Enum):
 @dataclass
 class QuantConfig:
     name: str = "none"
-    method: str = "none"  # a registered quantization method: none, bitsandbytes, torchao, gemlite
+    method: str = "none"  # a registered quantization method: none, bitsandbytes, torchao, gemlite, triton
     bits: int | None = None  # bits per quantized weight (None: no quantization); bitsandbytes: 8 or 4
     # bitsandbytes 8-bit (LLM.int8)
     llm_int8_threshold: float = 6.0  # activations above this magnitude are outliers, multiplied in 16-bit
@@ -69,7 +69,7 @@ class QuantConfig:
     bnb_4bit_quant_storage: StorageDType = StorageDType.uint8
     # torchao (TorchAoConfig)
     scheme: TorchAoScheme | None = None
-    group_size: int = 128  # int4wo, int4wo_gemlite: weights per scale and zero point (32, 64, 128, 256)
+    group_size: int = 128  # int4wo, int4wo_gemlite, int4wo_triton: weights per scale and zero point (32, 64, 128, 256)
     int4_packing_format: Int4Packing = Int4Packing.tile_packed_to_4d  # int4wo: the kernel's weight layout
     # int4wo: hqq for better scales; int4wo_gemlite: hqq (its default) or tinygemm, meaning the plain min/max grid
     int4_choose_qparams_algorithm: Int4QParams = Int4QParams.tinygemm

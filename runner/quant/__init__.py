@@ -1,5 +1,5 @@
 """Quantization: the methods (runner/quant/methods/, one plugin module each: none, bitsandbytes, torchao,
-gemlite), found by
+gemlite, triton), found by
 name in QUANT_METHODS, and the proof that one happened (report.py, sizes.py, compat.py: imported by the code that
 loads a model, never by the checks).
 

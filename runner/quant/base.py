@@ -5,8 +5,8 @@ and why not elsewhere, whether the decode step can be compiled, and how to prove
 happened. Nothing outside a plugin tests `quant.method == "..."`. Adding a method: `conf/quant/<name>.yaml` with
 `method: <name>`, and one module in runner/quant/methods/ that registers a QuantMethod subclass
 (docs/quantization.md). The module imports configs and this interface only (the checks read it before anything
-loads), or the module of a method it extends (gemlite extends torchao); its library is imported inside the methods
-that quantize or measure.
+loads), or the module of a method it extends (gemlite and triton extend torchao); its library is imported inside the
+methods that quantize or measure.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """The runner's Triton kernels for decode's matrix-vector products over int4 and int8 weights (the word layouts of
 runner/quant/word_packing.py), `y = x @ W.T` for a few rows of x.
 
-Why hand-written: at one row, every int4 kernel on this stack reads at most a third of the H200's bandwidth
-(tinygemm, gemlite: docs/benchmarks.md §6f, §6i), so 4-bit weights cannot decode 1.6x faster than bf16. One
-likely cause is the integer-to-float conversion of each level, which Hopper runs at 16 per clock and SM against
-128 for fused multiply-adds: at half a byte per level that caps a kernel near 44 % of 4.8 TB/s. These kernels
-make each level a float with two bit operations and a subtraction instead (word_packing.py), and each program
-reduces `BLOCK_N` output rows over the whole input, one row of x per program column.
+Why hand-written: at one row every int4 kernel on this stack reads at most a third of the H200's bandwidth
+(tinygemm, gemlite, FBGEMM's preshuffled kernel: docs/benchmarks.md §6f, §6i, §6j), so 4-bit weights could not
+decode 1.6x faster than bf16. A one-row product has to stream 18 bytes per clock and SM on the H200, 37 int4
+levels, and an SM issues 128 thread-instructions per clock, so each level may cost about 3.5 instructions in all.
+These kernels spend one shift per two levels, one LOP3 per level (its bits ORed into the mantissa of 1.0: no
+integer-to-float conversion, which Hopper runs at 16 per clock and SM, and no subtraction per level) and one fused
+multiply-add, and each thread holds all the rows of its columns, so an input is loaded and converted once for
+BLOCK_N rows: 3.5-4.5 SASS instructions per level in the loop (ptxas for sm_90; 3.5-3.8 with 8-16 rows a
+program), against 6.7 for this file's earlier version (§6j). Each program reduces BLOCK_N output rows over the
+whole input; one program column per row of x.
 
 Importing this module needs Triton (a CUDA build of PyTorch ships it); TRITON_INTERPRET=1 runs the kernels on
 the CPU, slowly, for tests."""
