@@ -22,7 +22,8 @@ from runner.quant.word_packing import INT8_CHUNK, int4_weight, int8_weight, pack
 
 aten = torch.ops.aten
 # rows of input up to which a Linear runs the matrix-vector kernel: each row's products read the whole weight again
-# (one program column per row), so a few rows only; more (a prefill, a large batch) dequantize and multiply
+# (one program column per row), so a few rows only; more (a prefill, a large batch) dequantize and multiply. 4 is
+# not measured: `h200_page.sh batch_triton` (4 and 16 rows) is the study that will say where the kernel stops paying
 KERNEL_ROWS = 4
 HAS_TRITON = importlib.util.find_spec("triton") is not None  # CUDA builds of PyTorch ship it
 
