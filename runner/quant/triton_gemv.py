@@ -1,7 +1,7 @@
 """The runner's Triton kernels for decode's matrix-vector products over int4 and int8 weights (the word layouts of
 runner/quant/word_packing.py), `y = x @ W.T` for a few rows of x.
 
-Why hand-written: at one row every int4 kernel on this stack reads at most a third of the H200's bandwidth
+Why hand-written: at one row every int4 kernel on this stack reads at most 34 % of the H200's bandwidth
 (tinygemm, gemlite, FBGEMM's preshuffled kernel: docs/benchmarks.md §6f, §6i, §6j), so 4-bit weights could not
 decode 1.6x faster than bf16. A one-row product has to stream 18 bytes per clock and SM on the H200, 37 int4
 levels, and an SM issues 128 thread-instructions per clock, so each level may cost about 3.5 instructions in all.

@@ -4,7 +4,7 @@ weights (runner/quant/triton_gemv.py), through transformers' TorchAoConfig with 
 
 A torchao method in all but its kernels and layout: the weights are torchao tensor subclasses, so the census, the
 real byte count and the unwrapping before compile are the torchao plugin's. Written because at one row every int4
-kernel on this stack read at most a third of the H200's bandwidth (tinygemm, gemlite, FBGEMM: docs/benchmarks.md
+kernel on this stack read at most 34 % of the H200's bandwidth (tinygemm, gemlite, FBGEMM: docs/benchmarks.md
 §6f, §6i, §6j). The kernels run for inputs of a few rows on a CUDA GPU (a decode step); elsewhere the layers
 dequantize in PyTorch ops, so the method runs on the CPU too (slowly: it is there to be tested, not to be fast)."""
 
