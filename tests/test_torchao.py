@@ -124,7 +124,7 @@ def test_compiling_a_bitsandbytes_model_is_refused():
 
 
 def test_every_method_answers_for_itself():
-    assert QUANT_METHODS.names() == ["bitsandbytes", "gemlite", "none", "torchao"]
+    assert QUANT_METHODS.names() == ["bitsandbytes", "gemlite", "none", "torchao", "triton"]
     assert not is_quantized(QuantConfig())
     assert is_quantized(QuantConfig(method="torchao", scheme=TorchAoScheme.int8wo))
     int4 = QuantConfig(method="torchao", scheme=TorchAoScheme.int4wo, int4_packing_format=Int4Packing.plain)

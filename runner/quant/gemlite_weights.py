@@ -22,7 +22,7 @@ import torch
 from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
 
-from runner.quant.packed_int4 import levels
+from runner.quant.int4_grid import levels
 
 
 def int4_levels(weight: torch.Tensor, group_size: int, hqq: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

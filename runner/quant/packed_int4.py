@@ -21,19 +21,8 @@ from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
 from torchao.utils import TorchAOBaseTensor
 
-aten = torch.ops.aten
-LEVELS = 15  # 4 bits: 0..15
-
-
-def levels(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`weight` (out, in) on 16 levels per group: the levels (out, in) as uint8 0..15, and each group's scale and
-    minimum (out, in / group_size) in float32; a weight is level * scale + minimum."""
-    out, k = weight.shape
-    w = weight.float().reshape(out, k // group_size, group_size)
-    low, high = w.amin(dim=2, keepdim=True), w.amax(dim=2, keepdim=True)
-    scale = ((high - low) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
-    q = torch.round((w - low) / scale).clamp(0, LEVELS).to(torch.uint8).reshape(out, k)
-    return q, scale.squeeze(2), low.squeeze(2)
+from runner.quant.int4_grid import levels
+from runner.quant.subclass_linear import registers_linear
 
 
 def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -43,6 +32,7 @@ def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_
     return (q.to(scale.dtype) * scale.unsqueeze(2) + zero.unsqueeze(2)).reshape(out, -1)
 
 
+@registers_linear
 class PackedInt4Tensor(TorchAOBaseTensor):
     """A (out, in) weight as `packed` (out, in / 2) uint8, `scale` and `zero` (out, in / group_size)."""
 
@@ -67,16 +57,8 @@ class PackedInt4Tensor(TorchAOBaseTensor):
     def dequantize(self, output_dtype: torch.dtype | None = None) -> torch.Tensor:
         return unpack(self.packed, self.scale, self.zero, self.group_size).to(output_dtype or self.dtype)
 
-
-implements = PackedInt4Tensor.implements
-
-
-@implements(aten.linear.default)
-@PackedInt4Tensor.implements_torch_function(torch.nn.functional.linear)
-def _(func, types, args, kwargs):
-    x, weight = args[0], args[1]
-    bias = args[2] if len(args) > 2 else None
-    return torch.nn.functional.linear(x, weight.dequantize(x.dtype), bias)
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.dequantize(x.dtype))
 
 
 @dataclass

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from runner.quant.word_packing import INT8_CHUNK
+from runner.quant.word_packing import INT8_CHUNK, check_int4_operands, check_int8_operands
 
 # A level becomes a float by bit operations, with no integer-to-float conversion: its bits moved into a float32's
 # mantissa and ORed with the bits of 1.0 read as 1 + level / 2**8 (a field ending at bit 22: int8, or int4 at bits
@@ -64,6 +64,17 @@ def _as_float(bits, mask: tl.constexpr, one):
 
 
 @triton.jit
+def _first_words(
+    w_at, row_ok, cols, words_per_row, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr
+):
+    """The first step's words, loaded before the loop when PREFETCH (else a placeholder the loop never reads)."""
+    if PREFETCH:
+        return tl.load(w_at, row_ok[:, None] & (cols < words_per_row)[None, :], 0)
+    else:
+        return tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+
+
+@triton.jit
 def _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr):
     """This loop step's words (rows x BLOCK_W from word w0 on) and, with PREFETCH, the next step's, loaded now and
     used one step later; without, `upcoming` is passed through."""
@@ -75,7 +86,7 @@ def _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W: tl.conste
     return words, upcoming
 
 
-@triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row"])
+@triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row", "GROUP"])
 @triton.jit
 def _int4_gemv(
     x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, N, words_per_row, groups, one, stride_xm, stride_wn, stride_sn, stride_ym,
@@ -92,7 +103,7 @@ def _int4_gemv(
     x_row = x_ptr + m * stride_xm
     acc = tl.zeros([BLOCK_N, GPS], dtype=tl.float32)
     w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
-    upcoming = tl.load(w_at, row_ok[:, None] & (cols < words_per_row)[None, :], 0)
+    upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
         c = w0 + cols
         c_ok = c < words_per_row
@@ -138,27 +149,32 @@ def _int8_gemv(
     row_ok = rows < N
     cols = tl.arange(0, BLOCK_W)
     x_row = x_ptr + m * stride_xm
-    part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
-    x_low_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # the inputs of the fields at bits 7-14
-    x_high_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # and at bits 15-22
+    acc = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
+    x_total = tl.zeros([BLOCK_W], dtype=tl.float32)
     w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
-    upcoming = tl.load(w_at, row_ok[:, None] & (cols < words_per_row)[None, :], 0)
+    upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
         c = w0 + cols
         c_ok = c < words_per_row
         words, upcoming = _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W, PREFETCH)
         x_at = tl.max_contiguous(tl.multiple_of((c // PER) * CHUNK + c % PER, PER), PER)
-        for pair in tl.static_range(2):  # bytes 2 * pair (to bits 7-14) and 2 * pair + 1 (to bits 15-22)
-            bits = _shifted(words, 7 - 16 * pair)
-            x_low = tl.load(x_row + x_at + (2 * pair) * PER, c_ok, 0.0).to(tl.float32)
-            x_high = tl.load(x_row + x_at + (2 * pair + 1) * PER, c_ok, 0.0).to(tl.float32)
-            part += _as_float(bits, INT8_LOW, one) * (x_low * 65536.0)[None, :]
-            part += _as_float(bits, INT8_HIGH, one) * (x_high * 256.0)[None, :]
-            x_low_sum += x_low
-            x_high_sum += x_high
-    # part - (65536 * low inputs + 256 * high inputs): the sum of stored * x; stored = level + 128
-    low_total, high_total = tl.sum(x_low_sum, axis=0), tl.sum(x_high_sum, axis=0)
-    dot = tl.sum(part, axis=1) - (65536.0 * low_total + 256.0 * high_total + 128.0 * (low_total + high_total))
+        # inputs of bytes 0..3 (to bits 7-14, 15-22, 7-14, 15-22), loaded first: the step's sum starts at minus the
+        # offsets its products carry (65536 x and 256 x), so they cancel within the step, not over the whole row,
+        # whatever the inputs' mean
+        x0 = tl.load(x_row + x_at, c_ok, 0.0).to(tl.float32)
+        x1 = tl.load(x_row + x_at + PER, c_ok, 0.0).to(tl.float32)
+        x2 = tl.load(x_row + x_at + 2 * PER, c_ok, 0.0).to(tl.float32)
+        x3 = tl.load(x_row + x_at + 3 * PER, c_ok, 0.0).to(tl.float32)
+        part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32) - (65536.0 * (x0 + x2) + 256.0 * (x1 + x3))[None, :]
+        low01, low23 = _shifted(words, 7), _shifted(words, -9)
+        part += _as_float(low01, INT8_LOW, one) * (x0 * 65536.0)[None, :]
+        part += _as_float(low01, INT8_HIGH, one) * (x1 * 256.0)[None, :]
+        part += _as_float(low23, INT8_LOW, one) * (x2 * 65536.0)[None, :]
+        part += _as_float(low23, INT8_HIGH, one) * (x3 * 256.0)[None, :]
+        acc += part
+        x_total += x0 + x1 + x2 + x3
+    # acc: the sum of stored * x, stored = level + 128
+    dot = tl.sum(acc, axis=1) - 128.0 * tl.sum(x_total, axis=0)
     y = dot * tl.load(s_ptr + rows, row_ok, 0.0).to(tl.float32)
     tl.store(y_ptr + m * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
 
@@ -169,8 +185,9 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 
 def int4_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int):
     """x (..., in) @ W.T with W in pack_int4's layout -> (..., out) in x's dtype; one program column per row of x."""
+    check_int4_operands(x, words, scale, low, group_size)
     x2 = _rows(x)
-    n, k = words.shape[0], x2.shape[1]
+    n = words.shape[0]
     y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)
     grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), x2.shape[0])  # noqa: E731
     _int4_gemv[grid](
@@ -181,7 +198,7 @@ def int4_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: to
         y,
         n,
         words.shape[1],
-        k // group_size,
+        scale.shape[1],
         ONE_BITS,
         x2.stride(0),
         words.stride(0),
@@ -194,6 +211,7 @@ def int4_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: to
 
 def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
     """x (..., in) @ W.T with W in pack_int8's layout -> (..., out) in x's dtype."""
+    check_int8_operands(x, words, scale)
     x2 = _rows(x)
     n = words.shape[0]
     y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)

@@ -3,14 +3,13 @@ tensor subclasses applied by torchao's `quantize_` through transformers' TorchAo
 
 A weight holds its levels in int32 words (runner/quant/word_packing.py): int4 with a scale and a minimum per group
 of `group_size` inputs, int8 with a scale per output row. A Linear over it calls the runner's matrix-vector kernel
-(runner/quant/triton_gemv.py, the custom ops `runner::int4_gemv` and `runner::int8_gemv`, so a compiled decode step
-keeps each as one call) when its input is on a CUDA GPU and has at most KERNEL_ROWS rows: a decode step. Anywhere
+(runner/quant/triton_gemv.py through the custom ops of triton_ops.py, so a compiled decode step keeps each as one
+call) when its input is on a CUDA GPU and has at most triton_ops.KERNEL_ROWS rows: a decode step. Anywhere
 else (a prefill, the CPU) it dequantizes the weight in PyTorch ops and multiplies in the input's dtype, so the
 method runs on every device and its layers are tested on the CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 import torch
@@ -18,45 +17,9 @@ from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
 from torchao.utils import TorchAOBaseTensor
 
-from runner.quant.word_packing import INT8_CHUNK, int4_weight, int8_weight, pack_int4, pack_int8
-
-aten = torch.ops.aten
-# rows of input up to which a Linear runs the matrix-vector kernel: each row's products read the whole weight again
-# (one program column per row), so a few rows only; more (a prefill, a large batch) dequantize and multiply. 4 is
-# not measured: `h200_page.sh batch_triton` (4 and 16 rows) is the study that will say where the kernel stops paying
-KERNEL_ROWS = 4
-HAS_TRITON = importlib.util.find_spec("triton") is not None  # CUDA builds of PyTorch ship it
-
-
-@torch.library.custom_op("runner::int4_gemv", mutates_args=())
-def int4_gemv(
-    x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int
-) -> torch.Tensor:
-    from runner.quant import triton_gemv
-
-    return triton_gemv.int4_gemv(x, words, scale, low, group_size)
-
-
-@int4_gemv.register_fake
-def _(x, words, scale, low, group_size):
-    return x.new_empty(*x.shape[:-1], words.shape[0])
-
-
-@torch.library.custom_op("runner::int8_gemv", mutates_args=())
-def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    from runner.quant import triton_gemv
-
-    return triton_gemv.int8_gemv(x, words, scale)
-
-
-@int8_gemv.register_fake
-def _(x, words, scale):
-    return x.new_empty(*x.shape[:-1], words.shape[0])
-
-
-def runs_kernel(x: torch.Tensor) -> bool:
-    """Whether a Linear over a runner Triton weight runs the kernel for input `x` (else it dequantizes)."""
-    return x.is_cuda and x.numel() // x.shape[-1] <= KERNEL_ROWS and HAS_TRITON
+from runner.quant.subclass_linear import registers_linear
+from runner.quant.triton_ops import runs_kernel
+from runner.quant.word_packing import INT4_GROUPS, INT8_CHUNK, int4_weight, int8_weight, pack_int4, pack_int8
 
 
 class _WordWeight(TorchAOBaseTensor):
@@ -71,6 +34,7 @@ class _WordWeight(TorchAOBaseTensor):
         raise NotImplementedError
 
 
+@registers_linear
 class TritonInt4Tensor(_WordWeight):
     """`words` (out, in / 8) int32, `scale` and `low` (out, in / group_size) in the weight's dtype."""
 
@@ -96,6 +60,7 @@ class TritonInt4Tensor(_WordWeight):
         return torch.nn.functional.linear(x, self.dequantize(x.dtype))
 
 
+@registers_linear
 class TritonInt8Tensor(_WordWeight):
     """`words` (out, in / 4) int32 and a `scale` per output row in the weight's dtype."""
 
@@ -120,17 +85,6 @@ class TritonInt8Tensor(_WordWeight):
         return torch.nn.functional.linear(x, self.dequantize(x.dtype))
 
 
-for _cls in (TritonInt4Tensor, TritonInt8Tensor):
-
-    @_cls.implements(aten.linear.default)
-    @_cls.implements_torch_function(torch.nn.functional.linear)
-    def _(func, types, args, kwargs):
-        x, weight = args[0], args[1]
-        bias = args[2] if len(args) > 2 else None
-        y = weight.linear(x)
-        return y if bias is None else y + bias
-
-
 @dataclass
 class TritonWeightConfig(AOBaseConfig):
     """torchao config (TorchAoConfig(quant_type=TritonWeightConfig(...))): `bits` 4 (groups of `group_size` inputs)
@@ -142,6 +96,8 @@ class TritonWeightConfig(AOBaseConfig):
 
 def fits(in_features: int, config: TritonWeightConfig) -> bool:
     """Whether a Linear's input size fits the layout: whole groups (int4) or chunks of 32 inputs (int8)."""
+    if config.bits not in (4, 8) or (config.bits == 4 and config.group_size not in INT4_GROUPS):
+        raise ValueError(f"TritonWeightConfig takes bits 4 (group_size {INT4_GROUPS}) or 8, got {config}")
     return in_features % (config.group_size if config.bits == 4 else INT8_CHUNK) == 0
 
 

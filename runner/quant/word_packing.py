@@ -6,7 +6,7 @@ an integer-to-float conversion, which Hopper runs at 16 per clock and SM, an eig
 
 - int4: a group of `group_size` inputs is `group_size / 8` words; nibble `i` of word `j` holds input
   `i * group_size / 8 + j` of the group. A scale and a minimum per group and output row: weight = level * scale +
-  minimum (16 levels from the group's minimum to its maximum, as runner/quant/packed_int4.py's `levels`).
+  minimum (16 levels from the group's minimum to its maximum: runner/quant/int4_grid.py).
 - int8: symmetric levels -127..127 per output row with one scale (torchao Int8WeightOnlyConfig's scheme), stored
   as level + 128 in 0..255; a chunk of 32 inputs is 8 words, byte `i` of word `j` holds input `i * 8 + j` of the
   chunk.
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from runner.quant.packed_int4 import levels
+from runner.quant.int4_grid import levels
 
 INT8_CHUNK = 32  # inputs per chunk of 8 words
+INT4_GROUPS = (32, 64, 128, 256)  # the kernels read a group as 4 to 32 words, a power of two
 NIBBLES = 8  # 4-bit levels per int32 word
 BYTES = 4  # 8-bit levels per int32 word
 
@@ -40,8 +41,11 @@ def _from_words(words: torch.Tensor, per_word: int, width: int) -> torch.Tensor:
 
 def pack_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`weight` (out, in) -> words (out, in / 8) int32, scale and minimum (out, in / group_size) in its dtype."""
-    if group_size % NIBBLES or weight.shape[1] % group_size:
-        raise ValueError(f"int4 words need group_size a multiple of 8 dividing the input size, got {group_size}")
+    if group_size not in INT4_GROUPS or weight.shape[1] % group_size:
+        raise ValueError(
+            f"int4 words take group_size {', '.join(map(str, INT4_GROUPS))} dividing the input size; got {group_size} "
+            f"for {weight.shape[1]} inputs"
+        )
     q, scale, low = levels(weight, group_size)
     out, k = q.shape
     per = group_size // NIBBLES
@@ -64,12 +68,13 @@ def pack_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`weight` (out, in) -> words (out, in / 4) int32 and a scale per output row in its dtype."""
     if weight.shape[1] % INT8_CHUNK:
         raise ValueError(f"int8 words need an input size that is a multiple of {INT8_CHUNK}, got {weight.shape[1]}")
-    scale = weight.float().abs().amax(dim=1).clamp(min=1e-8) / 127
-    q = torch.round(weight.float() / scale[:, None]).clamp(-127, 127).to(torch.int32) + 128
+    # the levels from the scale as it is stored (in the weight's dtype), so that level * stored scale is the nearest
+    scale = (weight.float().abs().amax(dim=1) / 127).to(weight.dtype).clamp(min=torch.finfo(weight.dtype).tiny)
+    q = torch.round(weight.float() / scale.float()[:, None]).clamp(-127, 127).to(torch.int32) + 128
     out, k = q.shape
     per = INT8_CHUNK // BYTES
     fields = q.reshape(out, k // INT8_CHUNK, BYTES, per).transpose(2, 3)
-    return _to_words(fields.reshape(out, k // BYTES, BYTES), 8), scale.to(weight.dtype)
+    return _to_words(fields.reshape(out, k // BYTES, BYTES), 8), scale
 
 
 def int8_weight(words: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -78,3 +83,29 @@ def int8_weight(words: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     per = INT8_CHUNK // BYTES
     q = _from_words(words, BYTES, 8).reshape(out, -1, per, BYTES).transpose(2, 3) - 128
     return (q.reshape(out, -1).to(scale.dtype)) * scale[:, None]
+
+
+def check_int4_operands(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int):
+    """What a kernel over pack_int4's layout needs of its operands (torch._check: fake tensors under compile too)."""
+    torch._check(
+        x.shape[-1] == words.shape[1] * NIBBLES,
+        lambda: f"x has {x.shape[-1]} inputs, the weight {words.shape[1] * NIBBLES}",
+    )
+    torch._check(
+        scale.shape == low.shape == (words.shape[0], words.shape[1] * NIBBLES // group_size),
+        lambda: "scale and minimum must be (out, in / group_size)",
+    )
+    torch._check(
+        words.is_contiguous() and scale.is_contiguous() and low.is_contiguous(),
+        lambda: "int4 words, scale and minimum must be contiguous",
+    )
+
+
+def check_int8_operands(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
+    """What a kernel over pack_int8's layout needs of its operands."""
+    torch._check(
+        x.shape[-1] == words.shape[1] * BYTES,
+        lambda: f"x has {x.shape[-1]} inputs, the weight {words.shape[1] * BYTES}",
+    )
+    torch._check(scale.shape == (words.shape[0],), lambda: "scale must be (out,)")
+    torch._check(words.is_contiguous() and scale.is_contiguous(), lambda: "int8 words and scale must be contiguous")

@@ -49,7 +49,8 @@ from pathlib import Path
 import torch
 
 from runner.measure.timer import DeviceClock
-from runner.quant.packed_int4 import PackedInt4Tensor, levels, unpack
+from runner.quant.int4_grid import levels
+from runner.quant.packed_int4 import PackedInt4Tensor, unpack
 
 # every format formats() can build; which of them run depends on the device (fp8 and tinygemm: CUDA only)
 FORMATS = (
@@ -253,7 +254,7 @@ def triton_int8(weight: torch.Tensor):
 
 
 def triton_configs() -> dict:
-    """The config autotuning chose per kernel and (out, in) shape, where the Triton kernels ran."""
+    """The config autotuning chose per kernel and (out, int32 words per row), where the Triton kernels ran."""
     if "runner.quant.triton_gemv" not in sys.modules:
         return {}
     kernels = sys.modules["runner.quant.triton_gemv"]

@@ -15,9 +15,8 @@ from runner.config.quant import Int4QParams, QuantConfig
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.quant.base import quant_method
-from runner.quant.methods.torchao import GROUP_SIZES, TorchAo
+from runner.quant.methods.torchao import TorchAo, int_weight_problems, int_weight_storage
 
-BITS = (4, 8)
 DTYPES = (DType.bfloat16, DType.float16)
 
 
@@ -42,10 +41,7 @@ class Gemlite(TorchAo):
         return quant.int4_choose_qparams_algorithm == Int4QParams.hqq
 
     def weight_storage(self, quant: QuantConfig):
-        import torch
-        from accelerate.utils import CustomDtype
-
-        return CustomDtype.INT4 if quant.bits == 4 else torch.int8
+        return int_weight_storage(quant)
 
     def describe(self, quant: QuantConfig) -> str:
         return f"gemlite int{quant.bits}"
@@ -57,12 +53,8 @@ class Gemlite(TorchAo):
         return record
 
     def problems(self, cfg: RunConfig) -> list[str]:
-        quant, problems = cfg.quant, []
-        if quant.bits not in BITS:
-            problems.append(f"quant.bits={quant.bits}: gemlite's weight-only kernels here take 4 or 8")
-        if quant.bits == 4 and quant.group_size not in GROUP_SIZES:
-            sizes = ", ".join(map(str, GROUP_SIZES))
-            problems.append(f"quant.group_size={quant.group_size}: quant={quant.name} takes {sizes}")
+        quant = cfg.quant
+        problems = int_weight_problems(quant, "gemlite's weight-only kernels here")
         if cfg.model.dtype not in DTYPES:
             problems.append(
                 f"quant={quant.name} with model.dtype={cfg.model.dtype.value}: gemlite's kernels take float16 or "

@@ -46,6 +46,25 @@ CPU_REFUSALS = {
 MSLK_PACKINGS = (Int4Packing.plain, Int4Packing.preshuffled)  # kernels of the separate `mslk` package
 
 
+def int_weight_problems(quant: QuantConfig, kernels: str) -> list[str]:
+    """The checks of a method with int4 and int8 weight-only kernels (gemlite, triton): `bits` 4 or 8, and for 4 a
+    group size of GROUP_SIZES; `kernels` names them in the message."""
+    problems = []
+    if quant.bits not in (4, 8):
+        problems.append(f"quant.bits={quant.bits}: {kernels} take 4 or 8")
+    if quant.bits == 4 and quant.group_size not in GROUP_SIZES:
+        sizes = ", ".join(map(str, GROUP_SIZES))
+        problems.append(f"quant.group_size={quant.group_size}: quant={quant.name} takes {sizes}")
+    return problems
+
+
+def int_weight_storage(quant: QuantConfig):
+    """Storage dtype of an int4 or int8 weight, for size estimates."""
+    from accelerate.utils import CustomDtype
+
+    return CustomDtype.INT4 if quant.bits == 4 else torch.int8
+
+
 def ao_config(quant: QuantConfig):
     """The torchao AOBaseConfig of the scheme, options field for field."""
     import torchao.quantization as q

@@ -1,0 +1,54 @@
+"""The custom ops `runner::int4_gemv` and `runner::int8_gemv` over the runner's Triton kernels (triton_gemv.py), and
+when a Linear over a runner Triton weight (triton_weights.py) calls them.
+
+As custom ops the kernels stay one opaque call each in a compiled graph, and their fake implementations give
+torch.compile the output's shape after checking the operands. The kernels autotune on their first call for each
+shape, which benchmarks and synchronizes: that must happen outside a CUDA graph capture. The runner's compiled decode
+warms up eagerly before capturing; a graph captured by hand must call each shape once first."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from runner.quant.word_packing import check_int4_operands, check_int8_operands
+
+# rows of input up to which a Linear runs the matrix-vector kernel: each row's products read the whole weight again
+# (one program column per row), so a few rows only; more (a prefill, a large batch) dequantize and multiply. 4 is
+# not measured: `h200_page.sh batch_triton` (4 and 16 rows) is the study that will say where the kernel stops paying
+KERNEL_ROWS = 4
+HAS_TRITON = importlib.util.find_spec("triton") is not None  # CUDA builds of PyTorch ship it
+
+
+@torch.library.custom_op("runner::int4_gemv", mutates_args=())
+def int4_gemv(
+    x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int
+) -> torch.Tensor:
+    from runner.quant import triton_gemv
+
+    return triton_gemv.int4_gemv(x, words, scale, low, group_size)
+
+
+@int4_gemv.register_fake
+def _(x, words, scale, low, group_size):
+    check_int4_operands(x, words, scale, low, group_size)
+    return x.new_empty(*x.shape[:-1], words.shape[0])
+
+
+@torch.library.custom_op("runner::int8_gemv", mutates_args=())
+def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    from runner.quant import triton_gemv
+
+    return triton_gemv.int8_gemv(x, words, scale)
+
+
+@int8_gemv.register_fake
+def _(x, words, scale):
+    check_int8_operands(x, words, scale)
+    return x.new_empty(*x.shape[:-1], words.shape[0])
+
+
+def runs_kernel(x: torch.Tensor) -> bool:
+    """Whether a Linear over a runner Triton weight runs the kernel for input `x` (else it dequantizes)."""
+    return x.is_cuda and x.numel() // x.shape[-1] <= KERNEL_ROWS and HAS_TRITON
