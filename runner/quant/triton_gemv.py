@@ -64,6 +64,16 @@ def _as_float(bits, mask: tl.constexpr, one):
 
 
 @triton.jit
+def _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
+    """This program's output rows (and which exist), its word columns, its row of x (program column) and the
+    addresses of its first step's words."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = tl.arange(0, BLOCK_W)
+    w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
+    return rows, rows < N, cols, x_ptr + tl.program_id(1) * stride_xm, w_at
+
+
+@triton.jit
 def _first_words(
     w_at, row_ok, cols, words_per_row, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr
 ):
@@ -96,13 +106,8 @@ def _int4_gemv(
     PREFETCH: load the next step's words before reducing this step's, so the loads stay in flight."""
     PER: tl.constexpr = GROUP // 8  # words per group
     GPS: tl.constexpr = BLOCK_W // PER  # groups per step
-    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    m = tl.program_id(1)
-    row_ok = rows < N
-    cols = tl.arange(0, BLOCK_W)
-    x_row = x_ptr + m * stride_xm
+    rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W)
     acc = tl.zeros([BLOCK_N, GPS], dtype=tl.float32)
-    w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
         c = w0 + cols
@@ -133,7 +138,7 @@ def _int4_gemv(
         low = tl.load(z_ptr + rows[:, None] * stride_sn + g[None, :], ok, 0.0).to(tl.float32)
         acc += scale * (part_g - scaled_g[None, :]) + low * x_g[None, :]
     y = tl.sum(acc, axis=1)
-    tl.store(y_ptr + m * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
+    tl.store(y_ptr + tl.program_id(1) * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
 
 
 @triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row"])
@@ -144,14 +149,9 @@ def _int8_gemv(
 ):  # fmt: skip
     """y[m, rows] for BLOCK_N rows, BLOCK_W words of each row per loop step (PREFETCH: as _int4_gemv)."""
     PER: tl.constexpr = CHUNK // 4  # words per chunk
-    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    m = tl.program_id(1)
-    row_ok = rows < N
-    cols = tl.arange(0, BLOCK_W)
-    x_row = x_ptr + m * stride_xm
+    rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W)
     acc = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
     x_total = tl.zeros([BLOCK_W], dtype=tl.float32)
-    w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
         c = w0 + cols
@@ -176,7 +176,7 @@ def _int8_gemv(
     # acc: the sum of stored * x, stored = level + 128
     dot = tl.sum(acc, axis=1) - 128.0 * tl.sum(x_total, axis=0)
     y = dot * tl.load(s_ptr + rows, row_ok, 0.0).to(tl.float32)
-    tl.store(y_ptr + m * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
+    tl.store(y_ptr + tl.program_id(1) * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
