@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import torch
 from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
-from torchao.utils import TorchAOBaseTensor
 
 from runner.quant.int4_grid import levels
-from runner.quant.subclass_linear import registers_linear
+from runner.quant.subclass_linear import DequantizingWeight, registers_linear
 
 
 def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -33,15 +32,11 @@ def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_
 
 
 @registers_linear
-class PackedInt4Tensor(TorchAOBaseTensor):
+class PackedInt4Tensor(DequantizingWeight):
     """A (out, in) weight as `packed` (out, in / 2) uint8, `scale` and `zero` (out, in / group_size)."""
 
     tensor_data_names = ["packed", "scale", "zero"]
     tensor_attribute_names = ["group_size", "shape_", "dtype"]
-
-    def __new__(cls, packed, scale, zero, group_size, shape_, dtype):
-        kwargs = {"device": packed.device, "dtype": dtype, "requires_grad": False}
-        return torch.Tensor._make_wrapper_subclass(cls, shape_, **kwargs)
 
     def __init__(self, packed, scale, zero, group_size, shape_, dtype):
         super().__init__()
@@ -56,9 +51,6 @@ class PackedInt4Tensor(TorchAOBaseTensor):
 
     def dequantize(self, output_dtype: torch.dtype | None = None) -> torch.Tensor:
         return unpack(self.packed, self.scale, self.zero, self.group_size).to(output_dtype or self.dtype)
-
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.linear(x, self.dequantize(x.dtype))
 
 
 @dataclass

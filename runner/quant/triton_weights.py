@@ -15,27 +15,14 @@ from dataclasses import dataclass
 import torch
 from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
-from torchao.utils import TorchAOBaseTensor
 
-from runner.quant.subclass_linear import registers_linear
+from runner.quant.subclass_linear import DequantizingWeight, registers_linear
 from runner.quant.triton_ops import runs_kernel
 from runner.quant.word_packing import INT4_GROUPS, INT8_CHUNK, int4_weight, int8_weight, pack_int4, pack_int8
 
 
-class _WordWeight(TorchAOBaseTensor):
-    """A (out, in) weight of `dtype` whose levels are packed in int32 words; subclasses name the tensors."""
-
-    def __new__(cls, *tensors_and_attributes):
-        *_, shape_, dtype = tensors_and_attributes
-        kwargs = {"device": tensors_and_attributes[0].device, "dtype": dtype, "requires_grad": False}
-        return torch.Tensor._make_wrapper_subclass(cls, shape_, **kwargs)
-
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
 @registers_linear
-class TritonInt4Tensor(_WordWeight):
+class TritonInt4Tensor(DequantizingWeight):
     """`words` (out, in / 8) int32, `scale` and `low` (out, in / group_size) in the weight's dtype."""
 
     tensor_data_names = ["words", "scale", "low"]
@@ -57,11 +44,11 @@ class TritonInt4Tensor(_WordWeight):
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         if runs_kernel(x):
             return torch.ops.runner.int4_gemv(x, self.words, self.scale, self.low, self.group_size)
-        return torch.nn.functional.linear(x, self.dequantize(x.dtype))
+        return super().linear(x)
 
 
 @registers_linear
-class TritonInt8Tensor(_WordWeight):
+class TritonInt8Tensor(DequantizingWeight):
     """`words` (out, in / 4) int32 and a `scale` per output row in the weight's dtype."""
 
     tensor_data_names = ["words", "scale"]
@@ -82,7 +69,7 @@ class TritonInt8Tensor(_WordWeight):
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         if runs_kernel(x):
             return torch.ops.runner.int8_gemv(x, self.words, self.scale)
-        return torch.nn.functional.linear(x, self.dequantize(x.dtype))
+        return super().linear(x)
 
 
 @dataclass
@@ -93,11 +80,13 @@ class TritonWeightConfig(AOBaseConfig):
     bits: int = 4
     group_size: int = 128
 
+    def __post_init__(self):
+        if self.bits not in (4, 8) or (self.bits == 4 and self.group_size not in INT4_GROUPS):
+            raise ValueError(f"TritonWeightConfig takes bits 4 (group_size {INT4_GROUPS}) or 8, got {self}")
+
 
 def fits(in_features: int, config: TritonWeightConfig) -> bool:
     """Whether a Linear's input size fits the layout: whole groups (int4) or chunks of 32 inputs (int8)."""
-    if config.bits not in (4, 8) or (config.bits == 4 and config.group_size not in INT4_GROUPS):
-        raise ValueError(f"TritonWeightConfig takes bits 4 (group_size {INT4_GROUPS}) or 8, got {config}")
     return in_features % (config.group_size if config.bits == 4 else INT8_CHUNK) == 0
 
 
