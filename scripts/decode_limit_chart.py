@@ -90,6 +90,11 @@ def table(lines: dict[str, list[dict[str, Any]]], failed: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def weights_of(line: str) -> str:
+    """The weight format of a line: its label less the compile mode points() appends ("int4wo (reduce-overhead)")."""
+    return line.split(" (")[0]
+
+
 RIDGE_TOLERANCE = 0.03  # ridges this close (relative) are one line: the same bytes a weight, other scale layouts
 
 
@@ -103,7 +108,7 @@ def ridge_lines(lines: dict[str, list[dict[str, Any]]]) -> dict[float, list[str]
         if not ridge:
             continue
         at = next((k for k in ridges if abs(ridge - k) <= RIDGE_TOLERANCE * k), ridge)
-        names, weights = ridges.setdefault(at, []), quant.split(" (")[0]
+        names, weights = ridges.setdefault(at, []), weights_of(quant)
         names.extend([weights] if weights not in names else [])
     return ridges
 
@@ -120,7 +125,7 @@ def chart(lines: dict[str, list[dict[str, Any]]], path: Path) -> None:
         batches = [r["batch"] for r in rows]
         (line,) = rate.plot(batches, [r["tokens_per_s"] for r in rows], marker="o", label=quant)
         share.plot(batches, [r["share_of_bandwidth"] or 0 for r in rows], marker="o", color=line.get_color())
-        colors.setdefault(quant.split(" (")[0], line.get_color())
+        colors.setdefault(weights_of(quant), line.get_color())
     for ridge, names in ridge_lines(lines).items():  # right of it, the matmuls are compute-bound: bandwidth falls
         for ax in (rate, share):
             ax.axvline(ridge, color=colors[names[0]], linestyle=":", linewidth=1)
