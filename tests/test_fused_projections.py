@@ -13,6 +13,8 @@ from runner.errors import OptimizationNotApplied
 from tests.conftest import COMPILED_ON_GPU
 from tests.test_attention import config_error
 
+WIDTHS = ("model.architecture.hidden_size=1024", "model.architecture.intermediate_size=2048")
+
 
 def tiny_llama(**changes) -> LlamaForCausalLM:
     torch.manual_seed(0)
@@ -115,13 +117,68 @@ def test_pipeline_fuses_records_agrees_and_reverses(run_job):
     ("overrides", "message"),
     [
         (["model=tiny-falcon"], "model=tiny-falcon is model_type=falcon: use a llama model"),
-        (["quant=8bit"], "quant=8bit replaces them with quantized layers: use quant=none"),
+        (["quant=8bit"], "quant=8bit (method bitsandbytes) holds quantized layers that do not concatenate"),
         (["hardware=tp", "hardware.tp_on_cpu=true"], "hardware=tp splits it"),
         (["+model.architecture.mlp_bias=true"], "sets mlp_bias"),
     ],
 )
 def test_refused_before_loading_naming_the_option(overrides, message):
     assert message in config_error("convert.fuse_projections=true", "hardware=cpu", *overrides)
+
+
+def quantized_llama(bits: int) -> LlamaForCausalLM:
+    """A tiny llama (inputs of 256: whole groups of 64), the runner's Triton word weights on every decoder Linear."""
+    from torchao.quantization import quantize_
+
+    from runner.quant.triton_weights import TritonWeightConfig
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=256, initializer_range=0.2,
+    )
+    model = LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval()
+    quantize_(model.model, TritonWeightConfig(bits=bits, group_size=64))
+    return model
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantized_weights_fuse_into_one_quantized_matrix_and_reverse(bits):
+    """quant=int4wo_triton/int8wo_triton: the packed words, scales (and minima) concatenate by rows, the fused layer
+    gives the same logits and tokens, the original weights are views of it (no second copy), and reversing gives
+    each back a storage of its own with the same values."""
+    pytest.importorskip("torchao")
+    model, batch = quantized_llama(bits), left_padded()
+    with torch.inference_mode():
+        logits, tokens = model(**batch).logits, greedy(model, batch)
+    before = {k: v.dequantize() if hasattr(v, "dequantize") else v.clone() for k, v in model.state_dict().items()}
+    conversion = fused_projections.convert(model)
+    qkv = model.model.layers[0].self_attn.qkv_proj.weight
+    assert type(qkv).__name__ == f"TritonInt{bits}Tensor" and tuple(qkv.shape) == (256 + 2 * 128, 256)
+    k_proj = conversion.layers[0].attention.k_proj.weight
+    assert k_proj.words.untyped_storage().data_ptr() == qkv.words.untyped_storage().data_ptr()  # a view
+    with torch.inference_mode():
+        assert torch.equal(model(**batch).logits, logits)
+        assert torch.equal(greedy(model, batch), tokens)
+    conversion.reverse(model)
+    k_proj = model.model.layers[0].self_attn.k_proj.weight
+    assert k_proj.words.untyped_storage().data_ptr() != qkv.words.untyped_storage().data_ptr()
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        restored = after[name].dequantize() if hasattr(after[name], "dequantize") else after[name]
+        assert torch.equal(restored, value), name
+
+
+def test_quantized_weights_of_different_layouts_are_not_concatenated():
+    pytest.importorskip("torchao")
+    from runner.quant.triton_weights import TritonInt4Tensor
+
+    w = torch.randn(8, 128)
+    with pytest.raises(ValueError, match="one class, attributes and dtype"):
+        torch.cat([TritonInt4Tensor.from_hp(w, 64), TritonInt4Tensor.from_hp(w, 128)])
+    with pytest.raises(NotImplementedError, match="output rows"):
+        torch.cat([TritonInt4Tensor.from_hp(w, 64)] * 2, dim=1)
 
 
 def test_bad_combination_exits_2_in_one_line(cli):
@@ -132,11 +189,23 @@ def test_bad_combination_exits_2_in_one_line(cli):
 
 
 @pytest.mark.gpu
-def test_compiled_decode_with_fused_projections_on_the_gpu(run_job):
+@pytest.mark.parametrize(
+    "quant",
+    [
+        [],
+        # the runner's Triton kernels on the fused shapes (inputs of 1024: whole groups)
+        ["quant=int4wo_triton", "model.dtype=bfloat16", *WIDTHS],
+        ["quant=int8wo_triton", "model.dtype=bfloat16", *WIDTHS],
+    ],
+    ids=["bf16", "int4wo_triton", "int8wo_triton"],
+)
+def test_compiled_decode_with_fused_projections_on_the_gpu(run_job, quant):
     """The path the conversion is for: the compiled decode step (CUDA graphs, max-autotune) over the fused matrices."""
-    record = run_job(*COMPILED_ON_GPU, "scenario.new_tokens=16", "convert.fuse_projections=true", fast=False)
+    overrides = ["scenario.new_tokens=16", "convert.fuse_projections=true", *quant]
+    record = run_job(*COMPILED_ON_GPU, *overrides, fast=False)
     assert record["status"] == "ok", record.get("error")
-    assert record["convert"]["applied"] == ["fused_projections"]
+    # quantized: then torchao's unwrapping of the fused weights before compiling, reversed before them
+    assert record["convert"]["applied"] == ["fused_projections"] + (["unwrap_tensor_subclass"] if quant else [])
     assert record["convert"]["compile"]["first_call_s"] > 0
     assert record["convert"]["fused_projections"]["reversed"]["state_dict_restored"] is True
     assert record["agreement"]["agrees"] is True

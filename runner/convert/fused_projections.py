@@ -13,8 +13,11 @@ fused weight is the concatenation; o_proj and down_proj are the same modules. Th
 weights turned into views of the fused matrix (no second copy in memory), so reversing puts the very same modules
 and parameters back, each weight in storage of its own again: the forward and the state dict are the original ones.
 
-Plain (unquantized) weights on one device only: a quantized layer is no matrix to concatenate, and tensor parallelism
-splits q, k and v by their own names. The checks refuse those before loading (`refusal`)."""
+Plain weights, or quantized weights whose method joins them by rows (quant=int4wo_triton, int8wo_triton: the
+runner's own subclasses concatenate their packed tensors, runner/quant/dequantizing_weight.py, and the fused layer
+runs one kernel where there were three or two), on one device only: other quantized layers are no matrices to
+concatenate, and tensor parallelism splits q, k and v by their own names. The checks refuse those before loading
+(`refusal`)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ MLP = ("gate_proj", "up_proj")  # in the order of Phi3's gate_up_proj
 
 def refusal(cfg: RunConfig) -> str | None:
     """Why convert.fuse_projections=true cannot apply to this run, before anything loads; None when it can."""
-    from runner.quant import is_quantized
+    from runner.quant import QUANT_METHODS, is_quantized, method_of
 
     model = cfg.model
     if model.model_type not in MODEL_TYPES:
@@ -49,10 +52,12 @@ def refusal(cfg: RunConfig) -> str | None:
         return f"convert.fuse_projections=true fuses projections without a bias; model={model.name} sets {biased[0]}"
     if not cfg.backend.runs_torch_modules:
         return f"convert.fuse_projections=true changes PyTorch modules; backend={cfg.backend.name} runs none"
-    if is_quantized(cfg.quant):
+    if is_quantized(cfg.quant) and not method_of(cfg.quant).weights_join_rows:
+        joining = [name for name in QUANT_METHODS.names() if QUANT_METHODS.get(name).weights_join_rows]
         return (
-            f"convert.fuse_projections=true concatenates plain weight matrices; quant={cfg.quant.name} replaces them "
-            "with quantized layers: use quant=none"
+            f"convert.fuse_projections=true concatenates weight matrices; quant={cfg.quant.name} "
+            f"(method {cfg.quant.method}) holds quantized layers that do not concatenate: use quant=none or a "
+            f"quant whose method joins its weights by rows ({', '.join(joining)}: quant=int4wo_triton, ...)"
         )
     if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
         return (
@@ -85,8 +90,7 @@ class FusedProjections:
             kept.layer.mlp = kept.mlp
             for module, names in ((kept.attention, ATTENTION), (kept.mlp, MLP)):
                 for name in names:  # a weight of its own again, not a view of the fused matrix
-                    weight = getattr(module, name).weight
-                    weight.data = weight.data.clone()
+                    _set_weight(getattr(module, name), getattr(module, name).weight.data.clone())
         forward_restored = not any(_is_fused(module) for module in model.modules())
         state_dict_restored = fingerprint(model) == self.before
         if not (forward_restored and state_dict_restored):
@@ -103,29 +107,44 @@ def _is_fused(module: nn.Module) -> bool:
     return type(module).__name__ in ("Phi3Attention", "Phi3MLP")
 
 
+def _joinable(weight: torch.Tensor) -> bool:
+    """A plain tensor, or a quantized one that concatenates by rows (runner/quant/dequantizing_weight.py)."""
+    return type(weight) is torch.Tensor or getattr(type(weight), "joins_rows", False)
+
+
 def _plain_linear(module: nn.Module, names: tuple[str, ...]) -> str | None:
-    """Why these projections cannot be concatenated (quantized, biased, on different devices), or None."""
+    """Why these projections cannot be concatenated (quantized in a layout that does not join, biased, on
+    different devices or in different layouts), or None."""
     layers = [getattr(module, name) for name in names]
     for name, layer in zip(names, layers, strict=True):
-        if type(layer) is not nn.Linear or type(layer.weight.data) is not torch.Tensor:
+        if type(layer) is not nn.Linear or not _joinable(layer.weight.data):
             return f"{name} is a {type(layer).__name__} over {type(layer.weight.data).__name__}, not a plain Linear"
         if layer.bias is not None:
             return f"{name} has a bias"
-    if len({(layer.weight.device, layer.weight.dtype) for layer in layers}) > 1:
-        return f"{', '.join(names)} are on different devices or dtypes"
+    if len({(layer.weight.device, layer.weight.dtype, type(layer.weight.data)) for layer in layers}) > 1:
+        return f"{', '.join(names)} are on different devices, dtypes or layouts"
     return None
+
+
+def _set_weight(linear: nn.Linear, tensor: torch.Tensor) -> None:
+    """linear.weight holds `tensor`: the same Parameter for a plain tensor, a new one over a quantized subclass
+    (whose Parameter cannot take another tensor's data)."""
+    if type(tensor) is torch.Tensor:
+        linear.weight.data = tensor
+    else:
+        linear.weight = nn.Parameter(tensor, requires_grad=False)
 
 
 def _fuse(old: nn.Module, names: tuple[str, ...], new: nn.Module, fused_name: str) -> None:
     """new.<fused_name> holds the concatenated weights; old's weights become views of it."""
-    weights = [getattr(old, name).weight for name in names]
-    fused = torch.cat([w.data for w in weights])
+    linears = [getattr(old, name) for name in names]
+    fused = torch.cat([linear.weight.data for linear in linears])
     setattr(new, fused_name, nn.Linear(fused.shape[1], fused.shape[0], bias=False, device="meta"))
     getattr(new, fused_name).weight = nn.Parameter(fused, requires_grad=False)
     start = 0
-    for weight in weights:
-        rows = weight.shape[0]
-        weight.data = fused[start : start + rows]
+    for linear in linears:
+        rows = linear.weight.shape[0]
+        _set_weight(linear, fused[start : start + rows])
         start += rows
 
 

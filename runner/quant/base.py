@@ -29,6 +29,9 @@ class QuantMethod:
     extra: ClassVar[str | None] = None  # `pip install 'runner[<extra>]'` installs it
     # it replaces PyTorch layers, so it runs on a backend that declares `runs_torch_modules`
     needs_torch_modules: ClassVar[bool] = True
+    # its quantized weights concatenate by output rows (torch.cat, slicing), so convert.fuse_projections can join
+    # q/k/v and gate/up into one quantized matrix each
+    weights_join_rows: ClassVar[bool] = False
 
     def quantizes(self, quant: QuantConfig) -> bool:
         return True

@@ -20,8 +20,8 @@ import torch
 from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
 
+from runner.quant.dequantizing_weight import DequantizingWeight, registers_ops
 from runner.quant.int4_grid import levels
-from runner.quant.subclass_linear import DequantizingWeight, registers_linear
 
 
 def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -31,7 +31,7 @@ def unpack(packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_
     return (q.to(scale.dtype) * scale.unsqueeze(2) + zero.unsqueeze(2)).reshape(out, -1)
 
 
-@registers_linear
+@registers_ops
 class PackedInt4Tensor(DequantizingWeight):
     """A (out, in) weight as `packed` (out, in / 2) uint8, `scale` and `zero` (out, in / group_size)."""
 

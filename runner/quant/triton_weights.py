@@ -16,12 +16,12 @@ import torch
 from torchao.core.config import AOBaseConfig
 from torchao.quantization.transform_module import register_quantize_module_handler
 
-from runner.quant.subclass_linear import DequantizingWeight, registers_linear
+from runner.quant.dequantizing_weight import DequantizingWeight, registers_ops
 from runner.quant.triton_ops import runs_kernel
 from runner.quant.word_packing import INT4_GROUPS, INT8_CHUNK, int4_weight, int8_weight, pack_int4, pack_int8
 
 
-@registers_linear
+@registers_ops
 class TritonInt4Tensor(DequantizingWeight):
     """`words` (out, in / 8) int32, `scale` and `low` (out, in / group_size) in the weight's dtype."""
 
@@ -47,7 +47,7 @@ class TritonInt4Tensor(DequantizingWeight):
         return super().linear(x)
 
 
-@registers_linear
+@registers_ops
 class TritonInt8Tensor(DequantizingWeight):
     """`words` (out, in / 4) int32 and a `scale` per output row in the weight's dtype."""
 

@@ -23,6 +23,7 @@ from runner.quant.methods.torchao import TorchAo, int_weight_problems, int_weigh
 
 @quant_method("triton")
 class Triton(TorchAo):
+    weights_join_rows = True  # runner/quant/dequantizing_weight.py: q/k/v and gate/up fuse into one kernel each
     nothing_quantized_hint = (
         "Check quant.modules_to_not_convert, and that Linear input sizes are multiples of quant.group_size (int4) "
         "or of 32 (int8)"
