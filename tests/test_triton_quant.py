@@ -141,9 +141,9 @@ def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_g
 
 # The kernels in Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: a fresh process), with one
 # autotuning config at a time (the interpreter cannot time them) so each kernel runs once per shape and config: 4 and 8
-# rows a program, with and without the prefetch. The shapes leave a partial last block of rows (45, 19, 13 rows) and
-# take one to five loop steps (int4 groups of 32, 128 and 256); the inputs have a mean of 1, which the kernels'
-# offsets must survive. Reference: the dequantized weights in float64.
+# rows a program, with and without the prefetch. The shapes leave a partial last block of rows (45, 19, 13 rows) or
+# fill whole blocks (16 rows: EVEN_N, no row masks) and take one to five loop steps (int4 groups of 32, 128 and 256);
+# the inputs have a mean of 1, which the kernels' offsets must survive. Reference: the dequantized weights in float64.
 INTERPRETED = textwrap.dedent(
     """
     import torch
@@ -160,7 +160,7 @@ INTERPRETED = textwrap.dedent(
                     c for c in configs if (c.kwargs["BLOCK_N"], c.kwargs["BLOCK_W"], c.kwargs["PREFETCH"]) == wanted
                 ][:1]
                 kernel.cache.clear()
-            for out, k, group, rows in [(45, 1408, 128, 1), (19, 320, 32, 3), (13, 2304, 256, 2)]:
+            for out, k, group, rows in [(45, 1408, 128, 1), (19, 320, 32, 3), (13, 2304, 256, 2), (16, 512, 64, 1)]:
                 w = torch.randn(out, k) * 0.02
                 x = torch.randn(rows, k) + 1.0
                 words, scale, low = pack_int4(w, group)

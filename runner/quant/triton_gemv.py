@@ -38,15 +38,20 @@ INT8_HIGH: tl.constexpr = tl.constexpr(0x007F8000)  # bits 15-22: 1 + level / 2*
 INT8_LOW: tl.constexpr = tl.constexpr(0x00007F80)  # bits 7-14: 1 + level / 2**16
 
 
-def _configs(words_per_thread: tuple[int, ...], **variants: tuple) -> list:
-    """Rows per program, warps, words of each row per thread and loop step (BLOCK_W = 32 threads x warps x those
-    words, so that each thread holds all BLOCK_N rows of its columns and reads each input once for all of them), and
-    each combination of the kernel's `variants`."""
+def configs(rows=(4, 8, 16), warps=(1, 2, 4), words=(4,), prefetch=(False, True)) -> list:
+    """Every combination of rows per program, warps, words of each row per thread and loop step (BLOCK_W = 32
+    threads x warps x those words, so that each thread holds all BLOCK_N rows of its columns and reads each input
+    once for all of them) and PREFETCH. The defaults are what the kernels autotune over: in the 10 choices of the
+    H200 probe over 7B and fused shapes (docs/benchmarks.md §6j) every one took 4 words a thread, none 8, so 8 is
+    not tried (18 configs instead of 36: half the first call's tuning). `gemv_probe.py --triton-configs wide`
+    searches further (WIDE)."""
     return [
-        triton.Config({"BLOCK_N": n, "BLOCK_W": 32 * warps * w, **dict(zip(variants, v, strict=True))}, num_warps=warps)
-        for n, warps, w in itertools.product((4, 8, 16), (1, 2, 4), words_per_thread)
-        for v in itertools.product(*variants.values())
+        triton.Config({"BLOCK_N": n, "BLOCK_W": 32 * w * words_, "PREFETCH": p}, num_warps=w)
+        for n, w, words_, p in itertools.product(rows, warps, words, prefetch)
     ]
+
+
+WIDE = {"rows": (4, 8, 16, 32), "warps": (1, 2, 4, 8), "words": (2, 4)}  # a probe's search: 64 configs
 
 
 @triton.jit
@@ -63,14 +68,21 @@ def _as_float(bits, mask: tl.constexpr, one):
     return ((bits & mask) | one).to(tl.float32, bitcast=True)
 
 
+# EVEN_N: the rows divide into whole blocks (every 7B shape does), so no load or store needs a row mask
+WHOLE_BLOCKS = triton.heuristics({"EVEN_N": lambda args: args["N"] % args["BLOCK_N"] == 0})
+
+
 @triton.jit
-def _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
-    """This program's output rows (and which exist), its word columns, its row of x (program column) and the
-    addresses of its first step's words."""
+def _program(
+    x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, EVEN_N: tl.constexpr
+):
+    """This program's output rows (and which exist: all of them with EVEN_N, a constant the compiler folds), its
+    word columns, its row of x (program column) and the addresses of its first step's words."""
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, BLOCK_W)
     w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
-    return rows, rows < N, cols, x_ptr + tl.program_id(1) * stride_xm, w_at
+    row_ok = tl.full([BLOCK_N], True, tl.int1) if EVEN_N else (rows < N)
+    return rows, row_ok, cols, x_ptr + tl.program_id(1) * stride_xm, w_at
 
 
 @triton.jit
@@ -96,17 +108,18 @@ def _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W: tl.conste
     return words, upcoming
 
 
-@triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row", "GROUP"])
+@triton.autotune(configs=configs(), key=["N", "words_per_row", "GROUP"])
+@WHOLE_BLOCKS
 @triton.jit
 def _int4_gemv(
     x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, N, words_per_row, groups, one, stride_xm, stride_wn, stride_sn, stride_ym,
-    GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr,
+    GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr, EVEN_N: tl.constexpr,
 ):  # fmt: skip
     """y[m, rows] for BLOCK_N rows, BLOCK_W words (BLOCK_W / (GROUP / 8) groups) of each row per loop step.
     PREFETCH: load the next step's words before reducing this step's, so the loads stay in flight."""
     PER: tl.constexpr = GROUP // 8  # words per group
     GPS: tl.constexpr = BLOCK_W // PER  # groups per step
-    rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W)
+    rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W, EVEN_N)
     acc = tl.zeros([BLOCK_N, GPS], dtype=tl.float32)
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
@@ -141,15 +154,16 @@ def _int4_gemv(
     tl.store(y_ptr + tl.program_id(1) * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
 
 
-@triton.autotune(configs=_configs((4, 8), PREFETCH=(False, True)), key=["N", "words_per_row"])
+@triton.autotune(configs=configs(), key=["N", "words_per_row"])
+@WHOLE_BLOCKS
 @triton.jit
 def _int8_gemv(
     x_ptr, w_ptr, s_ptr, y_ptr, N, words_per_row, one, stride_xm, stride_wn, stride_ym,
-    CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr, EVEN_N: tl.constexpr,
 ):  # fmt: skip
     """y[m, rows] for BLOCK_N rows, BLOCK_W words of each row per loop step (PREFETCH: as _int4_gemv)."""
     PER: tl.constexpr = CHUNK // 4  # words per chunk
-    rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W)
+    rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W, EVEN_N)
     acc = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
     x_total = tl.zeros([BLOCK_W], dtype=tl.float32)
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)

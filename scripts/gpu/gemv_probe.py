@@ -264,6 +264,28 @@ def triton_configs() -> dict:
     }
 
 
+TRITON_KERNELS = {"int4-triton": "_int4_gemv", "int8-triton": "_int8_gemv"}
+
+
+def widen_triton_search() -> None:
+    """--triton-configs wide: the kernels autotune over triton_gemv.WIDE instead of their default list."""
+    from runner.quant import triton_gemv
+
+    for name in TRITON_KERNELS.values():
+        kernel = getattr(triton_gemv, name)
+        kernel.configs = triton_gemv.configs(**triton_gemv.WIDE)
+        kernel.cache.clear()
+
+
+def fastest_configs(name: str, keep: int = 6) -> list:
+    """The `keep` fastest configs of the Triton kernel's last autotuning (the shape just run), with microseconds
+    (Triton's do_bench, its cache flushed between calls)."""
+    kernel = getattr(sys.modules["runner.quant.triton_gemv"], TRITON_KERNELS[name])
+    timings = getattr(kernel, "configs_timings", None) or {}
+    ranked = sorted(timings.items(), key=lambda item: item[1][0] if isinstance(item[1], list) else item[1])
+    return [[str(config), round(1e3 * (t[0] if isinstance(t, list) else t), 2)] for config, t in ranked[:keep]]
+
+
 def measure(entry: tuple, x: torch.Tensor, reference: torch.Tensor, args, device: torch.device) -> dict:
     """One format on one shape: microseconds per call over cold weights, GB/s, share of the bandwidth, error."""
     fn, fn_args, size = entry
@@ -300,7 +322,14 @@ def main() -> None:
         help=f"only these formats (default: all that can run here): {', '.join(FORMATS)}",
     )  # fmt: skip
     parser.add_argument("--out", help="also write the JSON here after every format, so a run cut short keeps its rows")
+    parser.add_argument(
+        "--triton-configs", choices=("default", "wide"), default="default",
+        help="int4-triton/int8-triton autotune over the kernels' own list (default) or triton_gemv.WIDE, and the "
+        "JSON keeps each shape's fastest configs",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.triton_configs == "wide":
+        widen_triton_search()
     device = torch.device(args.device)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes] if args.shapes else list(LLAMA_7B_LAYER)
     compile_options = {"coordinate_descent_tuning": True} if device.type == "cuda" else {}
@@ -328,6 +357,8 @@ def main() -> None:
                 if isinstance(entry, Exception):
                     raise entry
                 row[name] = measure(entry, x, reference, args, device)
+                if name in TRITON_KERNELS:
+                    row[name]["fastest_configs"] = fastest_configs(name)
             except Exception as error:  # one format that fails (compile, kernel) leaves the others' figures
                 row[name] = {"error": f"{type(error).__name__}: {error}"[:400]}
             results["shapes"][f"{out}x{k}"] = row
