@@ -11,6 +11,7 @@ from runner.config.attention import AttentionConfig
 from runner.config.pipeline import ConvertConfig
 from runner.config.quant import QuantConfig
 from runner.config.run import RunConfig
+from runner.convert import fused_projections
 from runner.distributed.tp import enabled as tp_enabled
 from runner.distributed.tp import tp_size, unsharded
 from runner.quant.base import is_quantized
@@ -72,6 +73,8 @@ def reference_changes(cfg: RunConfig) -> list[str]:
     if tp_enabled(cfg.hardware):
         changes.append(f"hardware=tp over {tp_size(cfg.hardware)} ranks")
     changes += [f"convert.{name}=true" for name in cfg.convert.switched_on()]
+    if cfg.convert.fuse_projections is None and fused_projections.wanted(cfg):
+        changes.append("convert.fuse_projections (automatic)")
     return changes
 
 

@@ -181,6 +181,41 @@ def test_quantized_weights_of_different_layouts_are_not_concatenated():
         torch.cat([TritonInt4Tensor.from_hp(w, 64)] * 2, dim=1)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fused"),
+    [
+        (["quant=int4wo_triton", *WIDTHS], True),  # left automatic: the runner's Triton kernels prefer fused matrices
+        (["quant=int4wo_triton", *WIDTHS, "convert.fuse_projections=false"], False),
+        ([], False),  # bf16: decodes slower fused on the H200, so automatic leaves it as it is
+    ],
+    ids=["int4wo_triton-automatic", "int4wo_triton-off", "bf16-automatic"],
+)
+def test_automatic_fusion_where_the_quantized_kernels_read_fused_matrices_faster(run_job, overrides, fused):
+    pytest.importorskip("torchao")
+    record = run_job(*overrides, "scenario=generate", "scenario.new_tokens=4")
+    assert record["status"] == "ok", record.get("error")
+    assert ("fused_projections" in record["convert"]["applied"]) is fused
+    assert ("convert.fuse_projections (automatic)" in record["agreement"]["changes"]) is fused
+    if fused:
+        section = record["convert"]["fused_projections"]
+        assert section["chosen_by"].startswith("automatic: quant=int4wo_triton")
+        assert section["reversed"] == {"state_dict_restored": True, "forward_restored": True}
+        assert record["agreement"]["agrees"] is True
+
+
+def test_automatic_fusion_skips_runs_it_cannot_apply_to_instead_of_refusing_them():
+    from runner.config.load import to_run_config
+    from tests.conftest import compose_config
+
+    def wanted(*overrides: str) -> bool:
+        return fused_projections.wanted(to_run_config(compose_config(["hardware=cpu", *overrides])))
+
+    assert wanted("quant=int8wo_triton")
+    assert not wanted("quant=int8wo_triton", "model=tiny-falcon")  # not a Llama architecture: no error, no fusion
+    assert not wanted("quant=int8wo_triton", "convert.fuse_projections=false")
+    assert not wanted("quant=int8wo")  # torchao's own weights do not concatenate
+
+
 def test_bad_combination_exits_2_in_one_line(cli):
     result = cli("convert.fuse_projections=true", "model=tiny-bert", "hardware=cpu")
     assert result.returncode == 2

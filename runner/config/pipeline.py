@@ -37,10 +37,12 @@ class ConvertConfig:
     # generate with a static KV cache and a compiled decode step (torch.compile, CUDA graphs)
     compile: bool = False
     compile_options: CompileOptions = field(default_factory=CompileOptions)
-    # Llama-architecture models: q/k/v as one matrix and gate/up as another (runner/convert/fused_projections.py);
-    # off: the kernel probe's gain (docs/benchmarks.md §6g) did not show end to end on the H200 (§6h: -4.2 % in one
-    # sweep, +8.5-10.4 % in the next)
-    fuse_projections: bool = False
+    # Llama-architecture models: q/k/v as one matrix and gate/up as another (runner/convert/fused_projections.py).
+    # null (default): automatic, on where the quantization method's kernels read fused matrices faster
+    # (QuantMethod.prefers_fused_projections: quant=int4wo_triton, int8wo_triton, 1.13x and 1.21x faster decode on
+    # the H200, docs/benchmarks.md §6k) and the run allows it, off elsewhere (bf16: 8 % slower there, §6k); true:
+    # always, refused before loading where it cannot apply; false: never
+    fuse_projections: bool | None = None
 
     def switched_on(self) -> list[str]:
         """The conversions this run applies (the boolean switches set to true; compile_options only say how

@@ -67,6 +67,24 @@ def refusal(cfg: RunConfig) -> str | None:
     return None
 
 
+def wanted(cfg: RunConfig) -> bool:
+    """Whether this run fuses: convert.fuse_projections as set, or, left at null (automatic), where the quantization
+    method prefers fused matrices and nothing refuses the conversion."""
+    if cfg.convert.fuse_projections is not None:
+        return cfg.convert.fuse_projections
+    from runner.quant import is_quantized, method_of
+
+    preferred = is_quantized(cfg.quant) and method_of(cfg.quant).prefers_fused_projections
+    return preferred and refusal(cfg) is None
+
+
+def chosen_by(cfg: RunConfig) -> str:
+    """How the record says the conversion came to run."""
+    if cfg.convert.fuse_projections:
+        return "convert.fuse_projections=true"
+    return f"automatic: quant={cfg.quant.name}'s kernels read fused matrices faster (convert.fuse_projections=null)"
+
+
 @dataclass
 class _Layer:
     """One decoder layer's original modules, kept while the fused ones run in their place."""

@@ -32,6 +32,8 @@ class QuantMethod:
     # its quantized weights concatenate by output rows (torch.cat, slicing), so convert.fuse_projections can join
     # q/k/v and gate/up into one quantized matrix each
     weights_join_rows: ClassVar[bool] = False
+    # its kernels read one fused matrix faster than the parts, so convert.fuse_projections=null (automatic) fuses
+    prefers_fused_projections: ClassVar[bool] = False
 
     def quantizes(self, quant: QuantConfig) -> bool:
         return True

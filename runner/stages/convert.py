@@ -33,8 +33,9 @@ class Convert(Stage):
         if model is not None and (fused := attention.convert(model, ctx.cfg)) is not None:
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
-        if model is not None and ctx.cfg.convert.fuse_projections:
+        if model is not None and fused_projections.wanted(ctx.cfg):
             self.fused_projections = fused_projections.convert(model)
+            self.fused_projections.record["chosen_by"] = fused_projections.chosen_by(ctx.cfg)
             self.records[fused_projections.KIND] = self.fused_projections.record
         if model is not None and (ready := self._before_compile(model, ctx)) is not None:
             self.compile_ready = ready
