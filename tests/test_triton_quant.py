@@ -215,3 +215,27 @@ def test_compiled_decode_with_the_runners_kernels_on_the_gpu(run_job, quant):
     assert record["status"] == "ok", record.get("error")
     assert record["model"]["quantization"]["by_scheme"] == {SUBCLASS[quant]: TINY_LLAMA_LINEARS}
     assert record["convert"]["unwrap_tensor_subclass"]["reversed"] is True
+
+
+def test_the_record_names_the_config_each_kernels_autotuning_chose(monkeypatch):
+    """convert.compile's reversal adds the kernels' autotuning choices to the record (`kernel_configs`): empty where
+    no kernel ran, else one entry per kernel and shape."""
+    import types
+
+    from torchao.quantization import quantize_
+
+    from runner.quant.methods.triton import KernelWeightsUnwrapped
+
+    model = torch.nn.Sequential(torch.nn.Linear(256, 64))
+    quantize_(model, TritonWeightConfig(bits=4, group_size=64))
+    monkeypatch.delitem(sys.modules, "runner.quant.triton_gemv", raising=False)
+    assert KernelWeightsUnwrapped(model).reverse(model)["kernel_configs"] == {}
+    assert isinstance(model[0].weight, TritonInt4Tensor)  # the weight is back
+    chosen = {(64, 32, 64): "BLOCK_N: 8, BLOCK_W: 128"}
+    tuned = types.SimpleNamespace(keys=["N", "words_per_row", "GROUP"], cache=chosen)
+    untouched = types.SimpleNamespace(keys=["N", "words_per_row"], cache={})
+    kernels = types.SimpleNamespace(_int4_gemv=tuned, _int8_gemv=untouched)
+    monkeypatch.setitem(sys.modules, "runner.quant.triton_gemv", kernels)
+    record = KernelWeightsUnwrapped(model).reverse(model)
+    assert record["kernel_configs"] == {"_int4_gemv": {"N=64, words_per_row=32, GROUP=64": "BLOCK_N: 8, BLOCK_W: 128"}}
+    assert record["reversed"] is True

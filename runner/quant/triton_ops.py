@@ -9,6 +9,7 @@ warms up eagerly before capturing; a graph captured by hand must call each shape
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import torch
 
@@ -52,3 +53,20 @@ def _(x, words, scale):
 def runs_kernel(x: torch.Tensor) -> bool:
     """Whether a Linear over a runner Triton weight runs the kernel for input `x` (else it dequantizes)."""
     return x.is_cuda and x.numel() // x.shape[-1] <= KERNEL_ROWS and HAS_TRITON
+
+
+def chosen_configs() -> dict[str, dict[str, str]]:
+    """The config each kernel's autotuning chose, per key (output rows N, words per row and, for int4, the group
+    size): what the record says ran. Empty where no kernel has run in this process (the CPU, uncompiled prefill)."""
+    kernels = sys.modules.get("runner.quant.triton_gemv")
+    if kernels is None:
+        return {}
+    chosen = {}
+    for name in ("_int4_gemv", "_int8_gemv"):
+        tuner = getattr(kernels, name)
+        if tuner.cache:
+            chosen[name] = {
+                ", ".join(f"{k}={v}" for k, v in zip(tuner.keys, key, strict=False)): str(config)
+                for key, config in tuner.cache.items()
+            }
+    return chosen

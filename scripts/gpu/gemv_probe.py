@@ -254,14 +254,10 @@ def triton_int8(weight: torch.Tensor):
 
 
 def triton_configs() -> dict:
-    """The config autotuning chose per kernel and (out, int32 words per row), where the Triton kernels ran."""
-    if "runner.quant.triton_gemv" not in sys.modules:
-        return {}
-    kernels = sys.modules["runner.quant.triton_gemv"]
-    return {
-        name: {str(key[:2]): str(config) for key, config in getattr(kernels, name).cache.items()}
-        for name in ("_int4_gemv", "_int8_gemv")
-    }
+    """The config autotuning chose per kernel and shape, where the Triton kernels ran."""
+    from runner.quant.triton_ops import chosen_configs
+
+    return chosen_configs()
 
 
 TRITON_KERNELS = {"int4-triton": "_int4_gemv", "int8-triton": "_int8_gemv"}

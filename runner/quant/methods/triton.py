@@ -18,7 +18,17 @@ from runner.config.quant import Int4QParams, QuantConfig
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.quant.base import quant_method
-from runner.quant.methods.torchao import TorchAo, int_weight_problems, int_weight_storage
+from runner.quant.methods.torchao import TorchAo, UnwrappedWeights, int_weight_problems, int_weight_storage
+
+
+class KernelWeightsUnwrapped(UnwrappedWeights):
+    """torchao's unwrapping before compile, whose reversal (after the measured calls) also records the config
+    each kernel's autotuning chose per shape: runs of the same code can differ by which one won."""
+
+    def reverse(self, model) -> dict:
+        from runner.quant.triton_ops import chosen_configs
+
+        return {**super().reverse(model), "kernel_configs": chosen_configs()}
 
 
 @quant_method("triton")
@@ -40,6 +50,9 @@ class Triton(TorchAo):
 
     def weight_storage(self, quant: QuantConfig):
         return int_weight_storage(quant)
+
+    def before_compile(self, model) -> KernelWeightsUnwrapped:
+        return KernelWeightsUnwrapped(model)
 
     def describe(self, quant: QuantConfig) -> str:
         return f"runner Triton int{quant.bits}"
