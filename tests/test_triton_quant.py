@@ -239,3 +239,22 @@ def test_the_record_names_the_config_each_kernels_autotuning_chose(monkeypatch):
     record = KernelWeightsUnwrapped(model).reverse(model)
     assert record["kernel_configs"] == {"_int4_gemv": {"N=64, words_per_row=32, GROUP=64": "BLOCK_N: 8, BLOCK_W: 128"}}
     assert record["reversed"] is True
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed (CPU PyTorch)")
+def test_pinned_configs_replace_autotuning_for_the_7b_shapes_on_hopper_only(monkeypatch):
+    """Each pinned config exists in the kernel's list and is the only one left for its shape on Hopper; other
+    shapes, and every shape on other devices, keep the whole list."""
+    from runner.quant import triton_gemv
+
+    kernel = triton_gemv._int4_gemv
+    prune, every = kernel.early_config_prune, kernel.configs
+    key = {"N": 12288, "words_per_row": 512}
+    assert prune(every, key, GROUP=128) == every  # not Hopper (this machine)
+    monkeypatch.setattr(triton_gemv, "_hopper", lambda: True)
+    for (n, words, group), (rows, block_w, prefetch, warps) in triton_gemv.PINNED_INT4.items():
+        (left,) = prune(every, {"N": n, "words_per_row": words}, GROUP=group)
+        assert (left.kwargs["BLOCK_N"], left.kwargs["BLOCK_W"], left.kwargs["PREFETCH"], left.num_warps) == (
+            rows, block_w, prefetch, warps,
+        )  # fmt: skip
+    assert prune(every, {"N": 11008, "words_per_row": 512}, GROUP=128) == every  # unfused gate: autotuned

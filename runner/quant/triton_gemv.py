@@ -53,6 +53,39 @@ def configs(rows=(4, 8, 16), warps=(1, 2, 4), words=(4,), prefetch=(False, True)
 
 WIDE = {"rows": (4, 8, 16, 32), "warps": (1, 2, 4, 8), "words": (2, 4)}  # a probe's search: 64 configs
 
+# Configs pinned on Hopper (compute capability 9.0: the H200, and the H100 by the same build) for the 7B llama int4
+# shapes with fused projections, per (output rows, int32 words per row, group size): (BLOCK_N, BLOCK_W, PREFETCH,
+# warps). Autotuning times each config alone and its picks for a shape change from run to run among configs within
+# 1-4 % of each other there, while the decode step is not indifferent: the same code decoded at 2.68 ms/token with
+# these picks and at 3.75 with others for q/k/v (4, 128, False, 1) and gate/up (8, 512, False, 4) (docs/benchmarks.md
+# §6k, two GPUs of one host, one sweep each). Other shapes and GPUs autotune over `configs()`.
+PINNED_INT4 = {
+    (12288, 512, 128): (8, 128, True, 1),  # q/k/v fused
+    (4096, 512, 128): (4, 256, True, 2),  # o_proj
+    (22016, 512, 128): (4, 128, False, 1),  # gate/up fused
+    (4096, 1376, 128): (4, 256, True, 2),  # down_proj
+}
+
+
+def _hopper() -> bool:
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+def pinned(table: dict, key_names: tuple[str, ...]):
+    """An autotuner's `early_config_prune`: the one config `table` pins for this call's key on Hopper, else every
+    config."""
+
+    def prune(configs: list, named_args: dict, **kwargs) -> list:
+        values = {**named_args, **kwargs}
+        choice = table.get(tuple(values.get(name) for name in key_names)) if _hopper() else None
+        if choice is None:
+            return configs
+        fields = ("BLOCK_N", "BLOCK_W", "PREFETCH")
+        chosen = [c for c in configs if (*(c.kwargs[k] for k in fields), c.num_warps) == choice]
+        return chosen or configs
+
+    return prune
+
 
 @triton.jit
 def _shifted(words, shift: tl.constexpr):
@@ -108,7 +141,11 @@ def _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W: tl.conste
     return words, upcoming
 
 
-@triton.autotune(configs=configs(), key=["N", "words_per_row", "GROUP"])
+@triton.autotune(
+    configs=configs(),
+    key=["N", "words_per_row", "GROUP"],
+    prune_configs_by={"early_config_prune": pinned(PINNED_INT4, ("N", "words_per_row", "GROUP"))},
+)
 @WHOLE_BLOCKS
 @triton.jit
 def _int4_gemv(

@@ -270,6 +270,7 @@ def widen_triton_search() -> None:
     for name in TRITON_KERNELS.values():
         kernel = getattr(triton_gemv, name)
         kernel.configs = triton_gemv.configs(**triton_gemv.WIDE)
+        kernel.early_config_prune = None  # no pinned configs (triton_gemv.PINNED_INT4): every shape searches
         kernel.cache.clear()
 
 
