@@ -1,5 +1,6 @@
-"""`convert.fuse_projections=true`: a Llama-architecture model's q/k/v projections as one matrix and gate/up as another,
-reversibly.
+"""`convert.fuse_projections`: a Llama-architecture model's q/k/v projections as one matrix and gate/up as another,
+reversibly. `true` fuses or is refused before loading; `null` (the default) fuses where the quantization method
+prefers it and nothing refuses it (`wanted`); `false` never.
 
 Why: in batch-1 decode every Linear layer is a matrix-vector product bound by memory bandwidth, and a bigger matrix
 reads faster. On the H200, one 12288x4096 kernel takes 23.6 us where q, k and v as three 4096x4096 kernels take
@@ -16,8 +17,9 @@ and parameters back, each weight in storage of its own again: the forward and th
 Plain weights, or quantized weights whose method joins them by rows (quant=int4wo_triton, int8wo_triton: the
 runner's own subclasses concatenate their packed tensors, runner/quant/dequantizing_weight.py, and the fused layer
 runs one kernel where there were three or two), on one device only: other quantized layers are no matrices to
-concatenate, and tensor parallelism splits q, k and v by their own names. The checks refuse those before loading
-(`refusal`)."""
+concatenate, and tensor parallelism splits q, k and v by their own names. With `true` the checks refuse those before
+loading (`refusal`); automatic fusion skips them. Measured end to end on the H200 (§6k): the Triton quants decode
+1.13-1.21x faster fused, bf16 8 % slower."""
 
 from __future__ import annotations
 

@@ -53,12 +53,12 @@ def configs(rows=(4, 8, 16), warps=(1, 2, 4), words=(4,), prefetch=(False, True)
 
 WIDE = {"rows": (4, 8, 16, 32), "warps": (1, 2, 4, 8), "words": (2, 4)}  # a probe's search: 64 configs
 
-# Configs pinned on Hopper (compute capability 9.0: the H200, and the H100 by the same build) for the 7B llama int4
-# shapes with fused projections, per (output rows, int32 words per row, group size): (BLOCK_N, BLOCK_W, PREFETCH,
-# warps). Autotuning times each config alone and its picks for a shape change from run to run among configs within
-# 1-4 % of each other there, while the decode step is not indifferent: the same code decoded at 2.68 ms/token with
-# these picks and at 3.75 with others for q/k/v (4, 128, False, 1) and gate/up (8, 512, False, 4) (docs/benchmarks.md
-# §6k, two GPUs of one host, one sweep each). Other shapes and GPUs autotune over `configs()`.
+# Configs pinned on Hopper (compute capability 9.0: chosen on the H200; the H100 shares it, untested) for the 7B int4
+# llama shapes with fused projections, per (output rows, int32 words per row, group size): (BLOCK_N, BLOCK_W, PREFETCH,
+# warps). Autotuning times each config alone, where the top four of a shape lie within 1-8 % of each other, and its
+# picks change from run to run; the decode step is not indifferent: the same code decoded at 2.68 ms/token with these
+# picks and at 3.75 with others for q/k/v (4, 128, False, 1) and gate/up (8, 512, False, 4) (docs/benchmarks.md §6k,
+# two GPUs of one host, one sweep each; not yet measured with the pins). Other shapes and GPUs autotune.
 PINNED_INT4 = {
     (12288, 512, 128): (8, 128, True, 1),  # q/k/v fused
     (4096, 512, 128): (4, 256, True, 2),  # o_proj
