@@ -61,8 +61,8 @@
 #   gemv_triton     the gemv probe of the runner's own Triton kernels (int4-triton, int8-triton) beside bf16, tinygemm
 #                   and torchao's int8, on the 7B shapes and the fused q/k/v and gate/up shapes (5ea930d: ~250 s with
 #                   autotuning)  400  ~250
-#   decode_triton   experiment=decode_limit, bf16, int4wo_triton and int8wo_triton at batch 1 (int4wo_triton alone:
-#                   153 s, 129 s of it the first call, 5ea930d)  600  ~450
+#   decode_triton   experiment=decode_limit, bf16, int4wo_triton and int8wo_triton at batch 1, the Triton quants fused
+#                   automatically (713a5ea: 67 + 83 + 49 s; the pinned int4 configs of ce84989 are not measured yet)  600  ~250
 #   pytest_triton   pytest -m gpu tests/test_triton_quant.py: the kernels against the dequantized product, and the
 #                   compiled decode (85 s reached 4 of 10 tests at 5ea930d: each new shape autotunes)  400  ~250
 #   batch_triton    experiment=decode_limit, int4wo_triton at batch 4, 16 (BATCHES): 4 rows still run the kernel,
