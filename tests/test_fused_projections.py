@@ -117,7 +117,7 @@ def test_pipeline_fuses_records_agrees_and_reverses(run_job):
     ("overrides", "message"),
     [
         (["model=tiny-falcon"], "model=tiny-falcon is model_type=falcon: use a llama model"),
-        (["quant=8bit"], "quant=8bit (method bitsandbytes) holds quantized layers that do not concatenate"),
+        (["quant=8bit"], "quant=8bit (method bitsandbytes) holds quantized layers that this conversion does not join"),
         (["hardware=tp", "hardware.tp_on_cpu=true"], "hardware=tp splits it"),
         (["+model.architecture.mlp_bias=true"], "sets mlp_bias"),
     ],
@@ -179,6 +179,9 @@ def test_quantized_weights_of_different_layouts_are_not_concatenated():
         torch.cat([TritonInt4Tensor.from_hp(w, 64), TritonInt4Tensor.from_hp(w, 128)])
     with pytest.raises(NotImplementedError, match="output rows"):
         torch.cat([TritonInt4Tensor.from_hp(w, 64)] * 2, dim=1)
+    for mixed in ([TritonInt4Tensor.from_hp(w, 64), w], [w, TritonInt4Tensor.from_hp(w, 64)]):
+        with pytest.raises(ValueError, match="by rows: one class"):
+            torch.cat(mixed)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +201,7 @@ def test_automatic_fusion_where_the_quantized_kernels_read_fused_matrices_faster
     assert ("convert.fuse_projections (automatic)" in record["agreement"]["changes"]) is fused
     if fused:
         section = record["convert"]["fused_projections"]
-        assert section["chosen_by"].startswith("automatic: quant=int4wo_triton")
+        assert section["chosen_by"].startswith("automatic: quant=int4wo_triton's method prefers fused matrices")
         assert section["reversed"] == {"state_dict_restored": True, "forward_restored": True}
         assert record["agreement"]["agrees"] is True
 
@@ -213,7 +216,27 @@ def test_automatic_fusion_skips_runs_it_cannot_apply_to_instead_of_refusing_them
     assert wanted("quant=int8wo_triton")
     assert not wanted("quant=int8wo_triton", "model=tiny-falcon")  # not a Llama architecture: no error, no fusion
     assert not wanted("quant=int8wo_triton", "convert.fuse_projections=false")
-    assert not wanted("quant=int8wo")  # torchao's own weights do not concatenate
+    assert not wanted("quant=int8wo")  # torchao's method does not ask for it
+
+
+def test_automatic_fusion_skips_a_method_whose_weights_do_not_join(monkeypatch):
+    from runner.config.load import to_run_config
+    from runner.quant.methods.triton import Triton
+    from tests.conftest import compose_config
+
+    monkeypatch.setattr(Triton, "weights_join_rows", False)
+    assert not fused_projections.wanted(to_run_config(compose_config(["hardware=cpu", "quant=int8wo_triton"])))
+
+
+def test_automatic_fusion_leaves_a_model_whose_layers_do_not_join_unfused(run_job):
+    """q_proj left unquantized beside quantized k and v: automatic fusion skips the model (true would fail)."""
+    pytest.importorskip("torchao")
+    overrides = ["quant=int4wo_triton", *WIDTHS, "quant.modules_to_not_convert=[q_proj]"]
+    record = run_job(*overrides, "scenario=generate", "scenario.new_tokens=2")
+    assert record["status"] == "ok", record.get("error")
+    assert "fused_projections" not in record["convert"]["applied"]
+    failed = run_job(*overrides, "convert.fuse_projections=true", "scenario=generate", "scenario.new_tokens=2")
+    assert failed["status"] == "failed" and "only weights of one layout" in failed["error"]["message"]
 
 
 def test_bad_combination_exits_2_in_one_line(cli):

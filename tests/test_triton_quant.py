@@ -231,13 +231,15 @@ def test_the_record_names_the_config_each_kernels_autotuning_chose(monkeypatch):
     monkeypatch.delitem(sys.modules, "runner.quant.triton_gemv", raising=False)
     assert KernelWeightsUnwrapped(model).reverse(model)["kernel_configs"] == {}
     assert isinstance(model[0].weight, TritonInt4Tensor)  # the weight is back
-    chosen = {(64, 32, 64): "BLOCK_N: 8, BLOCK_W: 128"}
+    # this model's shape, and one an earlier job of the same process tuned
+    chosen = {(64, 32, 64, "torch.bfloat16"): "BLOCK_N: 8, BLOCK_W: 128", (4096, 512, 128, "torch.bfloat16"): "other"}
     tuned = types.SimpleNamespace(keys=["N", "words_per_row", "GROUP"], cache=chosen)
     untouched = types.SimpleNamespace(keys=["N", "words_per_row"], cache={})
     kernels = types.SimpleNamespace(_int4_gemv=tuned, _int8_gemv=untouched)
     monkeypatch.setitem(sys.modules, "runner.quant.triton_gemv", kernels)
     record = KernelWeightsUnwrapped(model).reverse(model)
-    assert record["kernel_configs"] == {"_int4_gemv": {"N=64, words_per_row=32, GROUP=64": "BLOCK_N: 8, BLOCK_W: 128"}}
+    label = "N=64, words_per_row=32, GROUP=64, dtypes=torch.bfloat16"
+    assert record["kernel_configs"] == {"_int4_gemv": {label: "BLOCK_N: 8, BLOCK_W: 128"}}
     assert record["reversed"] is True
 
 
@@ -250,7 +252,8 @@ def test_pinned_configs_replace_autotuning_for_the_7b_shapes_on_hopper_only(monk
     kernel = triton_gemv._int4_gemv
     prune, every = kernel.early_config_prune, kernel.configs
     key = {"N": 12288, "words_per_row": 512}
-    assert prune(every, key, GROUP=128) == every  # not Hopper (this machine)
+    monkeypatch.setattr(triton_gemv, "_hopper", lambda: False)
+    assert prune(every, key, GROUP=128) == every  # not Hopper
     monkeypatch.setattr(triton_gemv, "_hopper", lambda: True)
     for (n, words, group), (rows, block_w, prefetch, warps) in triton_gemv.PINNED_INT4.items():
         (left,) = prune(every, {"N": n, "words_per_row": words}, GROUP=group)

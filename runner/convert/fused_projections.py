@@ -12,7 +12,8 @@ How: Transformers' Phi3 is Llama with exactly these two fusions (`qkv_proj` hold
 interface, the activation). Each LlamaAttention is replaced by a Phi3Attention and each LlamaMLP by a Phi3MLP whose
 fused weight is the concatenation; o_proj and down_proj are the same modules. The original modules are kept, their
 weights turned into views of the fused matrix (no second copy in memory), so reversing puts the very same modules
-and parameters back, each weight in storage of its own again: the forward and the state dict are the original ones.
+back, each weight in storage of its own again: the forward and the state dict are the original ones (plain weights
+keep their Parameter objects too; quantized ones get new Parameters over the same values).
 
 Plain weights, or quantized weights whose method joins them by rows (quant=int4wo_triton, int8wo_triton: the
 runner's own subclasses concatenate their packed tensors, runner/quant/dequantizing_weight.py, and the fused layer
@@ -58,8 +59,8 @@ def refusal(cfg: RunConfig) -> str | None:
         joining = [name for name in QUANT_METHODS.names() if QUANT_METHODS.get(name).weights_join_rows]
         return (
             f"convert.fuse_projections=true concatenates weight matrices; quant={cfg.quant.name} "
-            f"(method {cfg.quant.method}) holds quantized layers that do not concatenate: use quant=none or a "
-            f"quant whose method joins its weights by rows ({', '.join(joining)}: quant=int4wo_triton, ...)"
+            f"(method {cfg.quant.method}) holds quantized layers that this conversion does not join: use quant=none "
+            f"or a quant whose method joins its weights by rows ({', '.join(joining)}: quant=int4wo_triton, ...)"
         )
     if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
         return (
@@ -84,7 +85,10 @@ def chosen_by(cfg: RunConfig) -> str:
     """How the record says the conversion came to run."""
     if cfg.convert.fuse_projections:
         return "convert.fuse_projections=true"
-    return f"automatic: quant={cfg.quant.name}'s kernels read fused matrices faster (convert.fuse_projections=null)"
+    return (
+        f"automatic: quant={cfg.quant.name}'s method prefers fused matrices (its GPU kernels read them faster; "
+        "convert.fuse_projections=null)"
+    )
 
 
 @dataclass
@@ -147,8 +151,8 @@ def _plain_linear(module: nn.Module, names: tuple[str, ...]) -> str | None:
 
 
 def _set_weight(linear: nn.Linear, tensor: torch.Tensor) -> None:
-    """linear.weight holds `tensor`: the same Parameter for a plain tensor, a new one over a quantized subclass
-    (whose Parameter cannot take another tensor's data)."""
+    """linear.weight holds `tensor`: the same Parameter for a plain tensor, a new Parameter over a quantized subclass
+    (assigning `.data` there would change the wrapper's shape but not its packed tensors)."""
     if type(tensor) is torch.Tensor:
         linear.weight.data = tensor
     else:
@@ -168,23 +172,34 @@ def _fuse(old: nn.Module, names: tuple[str, ...], new: nn.Module, fused_name: st
         start += rows
 
 
-def convert(model: nn.Module) -> FusedProjections:
-    """Fuse every LlamaDecoderLayer's q/k/v and gate/up projections in place; the result reverses it."""
+def why_not(model: nn.Module) -> str | None:
+    """Why this loaded model's projections cannot be fused (no Llama decoder layers, other attention or MLP classes,
+    weights that do not concatenate: a layer left unquantized beside quantized ones, a bias), or None."""
     from transformers.models.llama.modeling_llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP
-    from transformers.models.phi3.modeling_phi3 import Phi3Attention, Phi3MLP
 
     layers = [m for m in model.modules() if type(m) is LlamaDecoderLayer]
     if not layers:
-        raise OptimizationNotApplied(f"{KIND}: {type(model).__name__} has no Llama decoder layers to fuse")
+        return f"{type(model).__name__} has no Llama decoder layers to fuse"
     for layer in layers:
         if type(layer.self_attn) is not LlamaAttention or type(layer.mlp) is not LlamaMLP:
-            raise OptimizationNotApplied(
-                f"{KIND}: a decoder layer runs {type(layer.self_attn).__name__} and {type(layer.mlp).__name__}, "
+            return (
+                f"a decoder layer runs {type(layer.self_attn).__name__} and {type(layer.mlp).__name__}, "
                 "not Transformers' LlamaAttention and LlamaMLP"
             )
         why = _plain_linear(layer.self_attn, ATTENTION) or _plain_linear(layer.mlp, MLP)
         if why:
-            raise OptimizationNotApplied(f"{KIND}: {why}; only plain weights can be fused")
+            return f"{why}; only weights of one layout that concatenate by rows can be fused"
+    return None
+
+
+def convert(model: nn.Module) -> FusedProjections:
+    """Fuse every LlamaDecoderLayer's q/k/v and gate/up projections in place; the result reverses it."""
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+    from transformers.models.phi3.modeling_phi3 import Phi3Attention, Phi3MLP
+
+    if (why := why_not(model)) is not None:
+        raise OptimizationNotApplied(f"{KIND}: {why}")
+    layers = [m for m in model.modules() if type(m) is LlamaDecoderLayer]
     from runner.convert.bettertransformer import fingerprint
 
     result = FusedProjections(record={"kind": KIND, "layers": len(layers)}, before=fingerprint(model))

@@ -39,11 +39,15 @@ class DequantizingWeight(TorchAOBaseTensor):
         return type(self)(*tensors, *attributes, torch.Size((rows, self.shape[1])), self.dtype)
 
 
-def _join_rows(weights: list[DequantizingWeight]) -> DequantizingWeight:
-    first = weights[0]
+def _join_rows(weights: list[torch.Tensor]) -> DequantizingWeight:
+    first = next(w for w in weights if isinstance(w, DequantizingWeight))
     _, attributes = first._parts()
-    for weight in weights[1:]:
-        if type(weight) is not type(first) or weight._parts()[1] != attributes or weight.dtype != first.dtype:
+    for weight in weights:
+        if type(weight) is not type(first):
+            raise ValueError(
+                f"cannot concatenate a {type(weight).__name__} with a {type(first).__name__} by rows: one class"
+            )
+        if weight._parts()[1] != attributes or weight.dtype != first.dtype:
             raise ValueError(
                 f"cannot concatenate {type(weight).__name__}{weight._parts()[1]} ({weight.dtype}) onto "
                 f"{type(first).__name__}{attributes} ({first.dtype}): one class, attributes and dtype"

@@ -55,7 +55,7 @@ WIDE = {"rows": (4, 8, 16, 32), "warps": (1, 2, 4, 8), "words": (2, 4)}  # a pro
 
 # Configs pinned on Hopper (compute capability 9.0: chosen on the H200; the H100 shares it, untested) for the 7B int4
 # llama shapes with fused projections, per (output rows, int32 words per row, group size): (BLOCK_N, BLOCK_W, PREFETCH,
-# warps). Autotuning times each config alone, where the top four of a shape lie within 1-8 % of each other, and its
+# warps). Autotuning times each config alone, where the top four of a shape lie within 3-9 % of each other, and its
 # picks change from run to run; the decode step is not indifferent: the same code decoded at 2.68 ms/token with these
 # picks and at 3.75 with others for q/k/v (4, 128, False, 1) and gate/up (8, 512, False, 4) (docs/benchmarks.md §6k,
 # two GPUs of one host, one sweep each; not yet measured with the pins). Other shapes and GPUs autotune.

@@ -55,18 +55,23 @@ def runs_kernel(x: torch.Tensor) -> bool:
     return x.is_cuda and x.numel() // x.shape[-1] <= KERNEL_ROWS and HAS_TRITON
 
 
-def chosen_configs() -> dict[str, dict[str, str]]:
+def chosen_configs(keys: set[tuple[str, tuple]] | None = None) -> dict[str, dict[str, str]]:
     """The config each kernel's autotuning chose, per key (output rows N, words per row and, for int4, the group
-    size): what the record says ran. Empty where no kernel has run in this process (the CPU, uncompiled prefill)."""
+    size; then the arguments' dtypes), limited to `keys` ((kernel name, key values) pairs, as the weights'
+    `kernel_key()` gives them) when given: the autotuners' caches live as long as the process, across the jobs of a
+    sweep. Empty where no kernel has run in this process (the CPU, uncompiled prefill)."""
     kernels = sys.modules.get("runner.quant.triton_gemv")
     if kernels is None:
         return {}
     chosen = {}
     for name in ("_int4_gemv", "_int8_gemv"):
         tuner = getattr(kernels, name)
-        if tuner.cache:
-            chosen[name] = {
-                ", ".join(f"{k}={v}" for k, v in zip(tuner.keys, key, strict=False)): str(config)
-                for key, config in tuner.cache.items()
-            }
+        for key, config in tuner.cache.items():
+            values, dtypes = tuple(key[: len(tuner.keys)]), key[len(tuner.keys) :]
+            if keys is not None and (name, values) not in keys:
+                continue
+            label = ", ".join(f"{k}={v}" for k, v in zip(tuner.keys, values, strict=True))
+            chosen.setdefault(name, {})[label + (f", dtypes={'/'.join(map(str, dtypes))}" if dtypes else "")] = str(
+                config
+            )
     return chosen

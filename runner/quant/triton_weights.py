@@ -46,6 +46,10 @@ class TritonInt4Tensor(DequantizingWeight):
             return torch.ops.runner.int4_gemv(x, self.words, self.scale, self.low, self.group_size)
         return super().linear(x)
 
+    def kernel_key(self) -> tuple[str, tuple]:
+        """(kernel, autotuning key values) of this weight's product: triton_ops.chosen_configs reads them."""
+        return "_int4_gemv", (self.shape[0], self.words.shape[1], self.group_size)
+
 
 @registers_ops
 class TritonInt8Tensor(DequantizingWeight):
@@ -70,6 +74,9 @@ class TritonInt8Tensor(DequantizingWeight):
         if runs_kernel(x):
             return torch.ops.runner.int8_gemv(x, self.words, self.scale)
         return super().linear(x)
+
+    def kernel_key(self) -> tuple[str, tuple]:
+        return "_int8_gemv", (self.shape[0], self.words.shape[1])
 
 
 @dataclass

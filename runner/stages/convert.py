@@ -4,6 +4,7 @@ writes the `convert` section of the record (`write`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from runner.context import RunContext
@@ -13,6 +14,8 @@ from runner.quant import is_quantized
 from runner.quant.base import CompileReady, method_of
 from runner.record import Convert as ConvertSection
 from runner.stages.base import Stage, stage
+
+log = logging.getLogger(__name__)
 
 
 @stage("convert")
@@ -34,9 +37,13 @@ class Convert(Stage):
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
         if model is not None and fused_projections.wanted(ctx.cfg):
-            self.fused_projections = fused_projections.convert(model)
-            self.fused_projections.record["chosen_by"] = fused_projections.chosen_by(ctx.cfg)
-            self.records[fused_projections.KIND] = self.fused_projections.record
+            automatic = ctx.cfg.convert.fuse_projections is None
+            if automatic and (why := fused_projections.why_not(model)) is not None:  # =true raises in convert()
+                log.info("convert.fuse_projections (automatic) left the model unfused: %s", why)
+            else:
+                self.fused_projections = fused_projections.convert(model)
+                self.fused_projections.record["chosen_by"] = fused_projections.chosen_by(ctx.cfg)
+                self.records[fused_projections.KIND] = self.fused_projections.record
         if model is not None and (ready := self._before_compile(model, ctx)) is not None:
             self.compile_ready = ready
             self.records[ready.record["kind"]] = ready.record

@@ -28,7 +28,8 @@ class KernelWeightsUnwrapped(UnwrappedWeights):
     def reverse(self, model) -> dict:
         from runner.quant.triton_ops import chosen_configs
 
-        return {**super().reverse(model), "kernel_configs": chosen_configs()}
+        keys = {weight.kernel_key() for weight in self.weights.values()}  # this model's shapes only
+        return {**super().reverse(model), "kernel_configs": chosen_configs(keys)}
 
 
 @quant_method("triton")
