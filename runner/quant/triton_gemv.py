@@ -130,15 +130,22 @@ def _first_words(
 
 
 @triton.jit
-def _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr):
-    """This loop step's words (rows x BLOCK_W from word w0 on) and, with PREFETCH, the next step's, loaded now and
-    used one step later; without, `upcoming` is passed through."""
+def _step(
+    w_at, w0, upcoming, row_ok, cols, words_per_row,
+    PER: tl.constexpr, SPAN: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr,
+):  # fmt: skip
+    """The loop step from word w0 on: which of its word columns exist, its words (rows x BLOCK_W) and, with PREFETCH,
+    the next step's, loaded now and used one step later (without, `upcoming` is passed through), and the offset in x
+    of each column's first input: word c holds runs of PER consecutive inputs of the SPAN inputs (an int4 group, an
+    int8 chunk) starting at (c // PER) * SPAN + c % PER."""
+    c = w0 + cols
     if PREFETCH:
         words = upcoming
         upcoming = tl.load(w_at + (w0 + BLOCK_W), row_ok[:, None] & (c + BLOCK_W < words_per_row)[None, :], 0)
     else:
         words = tl.load(w_at + w0, row_ok[:, None] & (c < words_per_row)[None, :], 0)
-    return words, upcoming
+    x_at = tl.max_contiguous(tl.multiple_of((c // PER) * SPAN + c % PER, PER), PER)
+    return c < words_per_row, words, upcoming, x_at
 
 
 @triton.autotune(
@@ -160,11 +167,9 @@ def _int4_gemv(
     acc = tl.zeros([BLOCK_N, GPS], dtype=tl.float32)
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
-        c = w0 + cols
-        c_ok = c < words_per_row
-        words, upcoming = _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W, PREFETCH)
-        # word c holds inputs (c // PER) * GROUP + i * PER + c % PER, i = 0..7: runs of PER consecutive inputs
-        x_at = tl.max_contiguous(tl.multiple_of((c // PER) * GROUP + c % PER, PER), PER)
+        # word c holds inputs x_at + i * PER, i = 0..7 (nibble i)
+        step = _step(w_at, w0, upcoming, row_ok, cols, words_per_row, PER, GROUP, BLOCK_W, PREFETCH)
+        c_ok, words, upcoming, x_at = step
         part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
         x_low_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # the inputs of the fields at bits 15-18
         x_high_sum = tl.zeros([BLOCK_W], dtype=tl.float32)  # and at bits 19-22
@@ -205,10 +210,8 @@ def _int8_gemv(
     x_total = tl.zeros([BLOCK_W], dtype=tl.float32)
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
-        c = w0 + cols
-        c_ok = c < words_per_row
-        words, upcoming = _step_words(w_at, w0, upcoming, row_ok, c, words_per_row, BLOCK_W, PREFETCH)
-        x_at = tl.max_contiguous(tl.multiple_of((c // PER) * CHUNK + c % PER, PER), PER)
+        step = _step(w_at, w0, upcoming, row_ok, cols, words_per_row, PER, CHUNK, BLOCK_W, PREFETCH)
+        c_ok, words, upcoming, x_at = step
         # inputs of bytes 0..3 (to bits 7-14, 15-22, 7-14, 15-22), loaded first: the step's sum starts at minus the
         # offsets its products carry (65536 x and 256 x), so they cancel within the step, not over the whole row,
         # whatever the inputs' mean
@@ -230,17 +233,18 @@ def _int8_gemv(
     tl.store(y_ptr + tl.program_id(1) * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
 
 
-def _rows(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(-1, x.shape[-1]).contiguous()
+def _launch_shapes(x: torch.Tensor, n: int):
+    """x as (rows, in), contiguous; the (rows, n) output in x's dtype; the grid: row blocks x rows of x."""
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)
+    return x2, y, lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), x2.shape[0])
 
 
 def int4_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int):
     """x (..., in) @ W.T with W in pack_int4's layout -> (..., out) in x's dtype; one program column per row of x."""
     check_int4_operands(x, words, scale, low, group_size)
-    x2 = _rows(x)
     n = words.shape[0]
-    y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)
-    grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), x2.shape[0])  # noqa: E731
+    x2, y, grid = _launch_shapes(x, n)
     _int4_gemv[grid](
         x2,
         words,
@@ -263,10 +267,8 @@ def int4_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: to
 def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
     """x (..., in) @ W.T with W in pack_int8's layout -> (..., out) in x's dtype."""
     check_int8_operands(x, words, scale)
-    x2 = _rows(x)
     n = words.shape[0]
-    y = torch.empty(x2.shape[0], n, device=x.device, dtype=x.dtype)
-    grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), x2.shape[0])  # noqa: E731
+    x2, y, grid = _launch_shapes(x, n)
     _int8_gemv[grid](
         x2, words, scale, y, n, words.shape[1], ONE_BITS, x2.stride(0), words.stride(0), y.stride(0), CHUNK=INT8_CHUNK
     )
