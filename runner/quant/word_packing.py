@@ -26,17 +26,26 @@ NIBBLES = 8  # 4-bit levels per int32 word
 BYTES = 4  # 8-bit levels per int32 word
 
 
-def _to_words(fields: torch.Tensor, width: int) -> torch.Tensor:
-    """(rows, words, per_word) levels, each < 2**width -> (rows, words) int32, field i at bit i * width."""
-    shifts = torch.arange(fields.shape[-1], device=fields.device, dtype=torch.int64) * width
+def _to_words(q: torch.Tensor, span: int, width: int) -> torch.Tensor:
+    """(out, in) levels, each < 2**width -> (out, in * width / 32) int32 words: within each run of `span` inputs, field
+    i of word j (at bit i * width) holds input i * (span / per_word) + j, so consecutive words hold consecutive
+    inputs in the same field (the kernels read a field's inputs as one contiguous run)."""
+    out, k = q.shape
+    per_word = 32 // width
+    # (out, spans, field i, word j) -> (out, spans, word j, field i)
+    fields = q.reshape(out, k // span, per_word, span // per_word).transpose(2, 3).reshape(out, k // per_word, per_word)
+    shifts = torch.arange(per_word, device=q.device, dtype=torch.int64) * width
     value = (fields.to(torch.int64) << shifts).sum(-1)  # 0 .. 2**32 - 1
     return (value - ((value >> 31) << 32)).to(torch.int32)  # the same 32 bits as a signed word
 
 
-def _from_words(words: torch.Tensor, per_word: int, width: int) -> torch.Tensor:
-    """(rows, words) int32 -> (rows, words, per_word) levels as int32."""
+def _from_words(words: torch.Tensor, span: int, width: int) -> torch.Tensor:
+    """_to_words undone: (out, words) int32 -> (out, in) levels as int32."""
+    out = words.shape[0]
+    per_word = 32 // width
     shifts = torch.arange(per_word, device=words.device, dtype=torch.int32) * width
-    return (words.unsqueeze(-1) >> shifts) & ((1 << width) - 1)
+    fields = (words.unsqueeze(-1) >> shifts) & ((1 << width) - 1)
+    return fields.reshape(out, -1, span // per_word, per_word).transpose(2, 3).reshape(out, -1)
 
 
 def pack_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -47,20 +56,14 @@ def pack_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torc
             f"for {weight.shape[1]} inputs"
         )
     q, scale, low = levels(weight, group_size)
-    out, k = q.shape
-    per = group_size // NIBBLES
-    # (out, groups, nibble i, word j) -> (out, groups, word j, nibble i)
-    fields = q.reshape(out, k // group_size, NIBBLES, per).transpose(2, 3)
-    words = _to_words(fields.reshape(out, k // NIBBLES, NIBBLES), 4)
-    return words, scale.to(weight.dtype), low.to(weight.dtype)
+    return _to_words(q, group_size, 4), scale.to(weight.dtype), low.to(weight.dtype)
 
 
 def int4_weight(words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int) -> torch.Tensor:
     """The (out, in) weight in the scale's dtype, from pack_int4's words, scale and minimum."""
     out, groups = scale.shape
-    per = group_size // NIBBLES
-    q = _from_words(words, NIBBLES, 4).reshape(out, groups, per, NIBBLES).transpose(2, 3)
-    weight = q.to(scale.dtype) * scale[:, :, None, None] + low[:, :, None, None]
+    q = _from_words(words, group_size, 4).reshape(out, groups, group_size)
+    weight = q.to(scale.dtype) * scale[:, :, None] + low[:, :, None]
     return weight.reshape(out, groups * group_size)
 
 
@@ -71,18 +74,13 @@ def pack_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # the levels from the scale as it is stored (in the weight's dtype), so that level * stored scale is the nearest
     scale = (weight.float().abs().amax(dim=1) / 127).to(weight.dtype).clamp(min=torch.finfo(weight.dtype).tiny)
     q = torch.round(weight.float() / scale.float()[:, None]).clamp(-127, 127).to(torch.int32) + 128
-    out, k = q.shape
-    per = INT8_CHUNK // BYTES
-    fields = q.reshape(out, k // INT8_CHUNK, BYTES, per).transpose(2, 3)
-    return _to_words(fields.reshape(out, k // BYTES, BYTES), 8), scale
+    return _to_words(q, INT8_CHUNK, 8), scale
 
 
 def int8_weight(words: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """The (out, in) weight in the scale's dtype, from pack_int8's words and scales."""
-    out = words.shape[0]
-    per = INT8_CHUNK // BYTES
-    q = _from_words(words, BYTES, 8).reshape(out, -1, per, BYTES).transpose(2, 3) - 128
-    return (q.reshape(out, -1).to(scale.dtype)) * scale[:, None]
+    q = _from_words(words, INT8_CHUNK, 8) - 128
+    return q.to(scale.dtype) * scale[:, None]
 
 
 def check_int4_operands(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int):
