@@ -16,8 +16,9 @@ import torch
 from runner.quant.word_packing import check_int4_operands, check_int8_operands
 
 # rows of input up to which a Linear runs the matrix-vector kernel: each row's products read the whole weight again
-# (one program column per row), so a few rows only; more (a prefill, a large batch) dequantize and multiply. 4 is
-# not measured: `h200_page.sh batch_triton` (4 and 16 rows) is the study that will say where the kernel stops paying
+# (one program column per row), so a few rows only; more (a prefill, a large batch) dequantize and multiply. At 4
+# rows the kernel decoded a 7B model at 668 tok/s, below tinygemm's 873 (docs/benchmarks.md §6k); the dequantizing
+# path at 2-4 rows was not measured, so where the kernel stops paying is still open
 KERNEL_ROWS = 4
 HAS_TRITON = importlib.util.find_spec("triton") is not None  # CUDA builds of PyTorch ship it
 

@@ -51,6 +51,7 @@ import torch
 from runner.measure.timer import DeviceClock
 from runner.quant.int4_grid import levels
 from runner.quant.packed_int4 import PackedInt4Tensor, unpack
+from runner.quant.triton_ops import chosen_configs
 
 # every format formats() can build; which of them run depends on the device (fp8 and tinygemm: CUDA only)
 FORMATS = (
@@ -253,13 +254,6 @@ def triton_int8(weight: torch.Tensor):
     return int8_gemv, (None, *pack_int8(weight))
 
 
-def triton_configs() -> dict:
-    """The config autotuning chose per kernel and shape, where the Triton kernels ran."""
-    from runner.quant.triton_ops import chosen_configs
-
-    return chosen_configs()
-
-
 TRITON_KERNELS = {"int4-triton": "_int4_gemv", "int8-triton": "_int8_gemv"}
 
 
@@ -359,7 +353,7 @@ def main() -> None:
             except Exception as error:  # one format that fails (compile, kernel) leaves the others' figures
                 row[name] = {"error": f"{type(error).__name__}: {error}"[:400]}
             results["shapes"][f"{out}x{k}"] = row
-            results["triton_configs"] = triton_configs()
+            results["triton_configs"] = chosen_configs()  # what autotuning chose per shape
             if args.out:
                 Path(args.out).write_text(json.dumps(results, indent=2))
     if not args.shapes:  # a whole 7B decoder stack's Linear layers
