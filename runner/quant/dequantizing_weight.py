@@ -12,7 +12,8 @@ aten = torch.ops.aten
 
 class DequantizingWeight(TorchAOBaseTensor):
     """A (out, in) weight of `dtype` held in packed tensors. A subclass names them (`tensor_data_names`) and its
-    attributes (`tensor_attribute_names`, ending with `shape_` and `dtype`), and defines `dequantize`; its product
+    attributes (`tensor_attribute_names`, ending with `shape_` and `dtype`; the constructor takes them in that order),
+    and defines `dequantize`; its product
     with an input, `linear`, dequantizes and multiplies in the input's dtype unless the subclass has a kernel.
 
     Every packed tensor holds one row (or one slice of rows, the same for each) per output row, in dimension 0, so
@@ -25,6 +26,15 @@ class DequantizingWeight(TorchAOBaseTensor):
         *_, shape_, dtype = tensors_and_attributes
         kwargs = {"device": tensors_and_attributes[0].device, "dtype": dtype, "requires_grad": False}
         return torch.Tensor._make_wrapper_subclass(cls, shape_, **kwargs)
+
+    def __init__(self, *tensors_and_attributes):
+        """Each packed tensor and attribute under its name, in the order of tensor_data_names and
+        tensor_attribute_names (as torchao's flattening rebuilds it); `dtype` is the wrapper's own."""
+        super().__init__()
+        names = [*self.tensor_data_names, *self.tensor_attribute_names]
+        for name, value in zip(names, tensors_and_attributes, strict=True):
+            if name != "dtype":
+                setattr(self, name, value)
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.linear(x, self.dequantize(x.dtype))

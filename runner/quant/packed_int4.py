@@ -38,11 +38,6 @@ class PackedInt4Tensor(DequantizingWeight):
     tensor_data_names = ["packed", "scale", "zero"]
     tensor_attribute_names = ["group_size", "shape_", "dtype"]
 
-    def __init__(self, packed, scale, zero, group_size, shape_, dtype):
-        super().__init__()
-        self.packed, self.scale, self.zero = packed, scale, zero
-        self.group_size, self.shape_ = group_size, shape_
-
     @classmethod
     def from_hp(cls, weight: torch.Tensor, group_size: int) -> PackedInt4Tensor:
         q, scale, low = levels(weight, group_size)

@@ -28,11 +28,6 @@ class TritonInt4Tensor(DequantizingWeight):
     tensor_data_names = ["words", "scale", "low"]
     tensor_attribute_names = ["group_size", "shape_", "dtype"]
 
-    def __init__(self, words, scale, low, group_size, shape_, dtype):
-        super().__init__()
-        self.words, self.scale, self.low = words, scale, low
-        self.group_size, self.shape_ = group_size, shape_
-
     @classmethod
     def from_hp(cls, weight: torch.Tensor, group_size: int) -> TritonInt4Tensor:
         words, scale, low = pack_int4(weight, group_size)
@@ -57,10 +52,6 @@ class TritonInt8Tensor(DequantizingWeight):
 
     tensor_data_names = ["words", "scale"]
     tensor_attribute_names = ["shape_", "dtype"]
-
-    def __init__(self, words, scale, shape_, dtype):
-        super().__init__()
-        self.words, self.scale, self.shape_ = words, scale, shape_
 
     @classmethod
     def from_hp(cls, weight: torch.Tensor) -> TritonInt8Tensor:
