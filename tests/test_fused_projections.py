@@ -262,8 +262,8 @@ def test_compiled_decode_with_fused_projections_on_the_gpu(run_job, quant):
     overrides = ["scenario.new_tokens=16", "convert.fuse_projections=true", *quant]
     record = run_job(*COMPILED_ON_GPU, *overrides, fast=False)
     assert record["status"] == "ok", record.get("error")
-    # quantized: then torchao's unwrapping of the fused weights before compiling, reversed before them
-    assert record["convert"]["applied"] == ["fused_projections"] + (["unwrap_tensor_subclass"] if quant else [])
+    # quantized: then the fused weights' Linears made kernel Linears before compiling, reversed before them
+    assert record["convert"]["applied"] == ["fused_projections"] + (["kernel_linears"] if quant else [])
     assert record["convert"]["compile"]["first_call_s"] > 0
     assert record["convert"]["fused_projections"]["reversed"]["state_dict_restored"] is True
     assert record["agreement"]["agrees"] is True

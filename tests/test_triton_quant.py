@@ -119,7 +119,7 @@ def test_a_job_quantizes_every_linear_layer_and_agrees_on_the_cpu(run_job, quant
 def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_graph():
     from torchao.quantization import quantize_
 
-    from runner.quant.methods.torchao import UnwrappedWeights
+    from runner.quant.kernel_linears import KernelLinear, KernelLinears
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.Linear(512, 256))
@@ -135,8 +135,22 @@ def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_g
     assert torch.allclose(linear(x, model[0].weight, bias=model[0].bias), hidden, atol=1e-5)
     half = linear(x.half(), model[0].weight, model[0].bias.bfloat16())
     assert half.dtype == torch.float16
-    UnwrappedWeights(model)  # as convert.compile does: plain tensors in, the subclass rebuilt inside the graph
+    # as convert.compile does: each Linear holds its weight's packed tensors as plain parameters and calls the
+    # product on them, so the compiled graph rebuilds no subclass (torchao's unwrapping guards each layer's rebuild)
+    weights = [model[0].weight, model[1].weight]
+    linears = KernelLinears(model)
+    assert all(type(m) is KernelLinear for m in model) and not any(hasattr(m, "weight") for m in model)
+    assert all(type(p) is torch.nn.Parameter for p in model.parameters())
+    assert {name for name, _ in model.named_parameters()} == {
+        "0.words", "0.scale", "0.low", "0.bias", "1.words", "1.scale", "1.bias"
+    }  # fmt: skip
+    assert torch.allclose(model(x), expected, atol=1e-5)
     assert torch.allclose(torch.compile(model, fullgraph=True)(x), expected, atol=1e-4)
+    record = linears.reverse(model)
+    assert record["kind"] == "kernel_linears" and record["layers"] == 2 and record["reversed"] is True
+    assert all(type(m) is torch.nn.Linear for m in model) and [model[0].weight, model[1].weight] == weights
+    assert model[0].weight is weights[0] and model[1].weight is weights[1]  # the original Parameters, back
+    assert torch.allclose(model(x), expected, atol=1e-5)
 
 
 # The kernels in Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: a fresh process), with one
@@ -214,7 +228,9 @@ def test_compiled_decode_with_the_runners_kernels_on_the_gpu(run_job, quant):
     record = run_job(*COMPILED_ON_GPU, *overrides, fast=False)
     assert record["status"] == "ok", record.get("error")
     assert record["model"]["quantization"]["by_scheme"] == {SUBCLASS[quant]: TINY_LLAMA_LINEARS}
-    assert record["convert"]["unwrap_tensor_subclass"]["reversed"] is True
+    assert record["convert"]["kernel_linears"]["reversed"] is True
+    # q/k/v and gate/up fused (automatic for these quants): 2 layers x (q/k/v, o, gate/up, down)
+    assert record["convert"]["kernel_linears"]["layers"] == 8
 
 
 def test_the_record_names_the_config_each_kernels_autotuning_chose(monkeypatch):
@@ -224,12 +240,12 @@ def test_the_record_names_the_config_each_kernels_autotuning_chose(monkeypatch):
 
     from torchao.quantization import quantize_
 
-    from runner.quant.methods.triton import KernelWeightsUnwrapped
+    from runner.quant.kernel_linears import KernelLinears
 
     model = torch.nn.Sequential(torch.nn.Linear(256, 64))
     quantize_(model, TritonWeightConfig(bits=4, group_size=64))
     monkeypatch.delitem(sys.modules, "runner.quant.triton_gemv", raising=False)
-    assert KernelWeightsUnwrapped(model).reverse(model)["kernel_configs"] == {}
+    assert KernelLinears(model).reverse(model)["kernel_configs"] == {}
     assert isinstance(model[0].weight, TritonInt4Tensor)  # the weight is back
     # this model's shape, and one an earlier job of the same process tuned
     chosen = {(64, 32, 64, "torch.bfloat16"): "BLOCK_N: 8, BLOCK_W: 128", (4096, 512, 128, "torch.bfloat16"): "other"}
@@ -237,7 +253,7 @@ def test_the_record_names_the_config_each_kernels_autotuning_chose(monkeypatch):
     untouched = types.SimpleNamespace(keys=["N", "words_per_row"], cache={})
     kernels = types.SimpleNamespace(_int4_gemv=tuned, _int8_gemv=untouched)
     monkeypatch.setitem(sys.modules, "runner.quant.triton_gemv", kernels)
-    record = KernelWeightsUnwrapped(model).reverse(model)
+    record = KernelLinears(model).reverse(model)
     label = "N=64, words_per_row=32, GROUP=64, dtypes=torch.bfloat16"
     assert record["kernel_configs"] == {"_int4_gemv": {label: "BLOCK_N: 8, BLOCK_W: 128"}}
     assert record["reversed"] is True

@@ -23,7 +23,8 @@ class CompileOptions:
     # inductor's FX-graph and autotuning caches in $RUNNER_CACHE/inductor, shared by every job of a sweep
     persistent_cache: bool = True
     # torchao: the quantized weights become plain tensors (torchao's unwrap_tensor_subclass), which the compiled
-    # step rebuilds inside the graph, instead of tensor subclasses that every call flattens and guards in Python
+    # step rebuilds inside the graph, instead of tensor subclasses that every call flattens and guards in Python;
+    # the runner's Triton quants: each Linear calls its kernel on its weight's packed tensors (quant/kernel_linears.py)
     unwrap_subclasses: bool = True
     # a generate call with the same shapes as an earlier one runs the compiled step without re-checking dynamo's
     # guards (torch.compiler.set_stance(skip_guard_eval_unsafe=True)); new shapes are checked as usual

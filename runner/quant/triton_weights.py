@@ -21,12 +21,39 @@ from runner.quant.triton_ops import runs_kernel
 from runner.quant.word_packing import INT4_GROUPS, INT8_CHUNK, int4_weight, int8_weight, pack_int4, pack_int8
 
 
+def int4_product(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group_size: int):
+    """x @ W.T for an int4 weight's packed tensors: the kernel for a decode step's rows on a CUDA GPU, else the
+    weight dequantized and multiplied in x's dtype."""
+    if runs_kernel(x):
+        return torch.ops.runner.int4_gemv(x, words, scale, low, group_size)
+    return torch.nn.functional.linear(x, int4_weight(words, scale, low, group_size).to(x.dtype))
+
+
+def int8_product(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
+    """x @ W.T for an int8 weight's packed tensors (as int4_product)."""
+    if runs_kernel(x):
+        return torch.ops.runner.int8_gemv(x, words, scale)
+    return torch.nn.functional.linear(x, int8_weight(words, scale).to(x.dtype))
+
+
+class KernelWeight(DequantizingWeight):
+    """A weight whose product is a function of its packed tensors and attributes (`product`, the kernel's caller),
+    so a Linear can hold those as plain tensors and call it directly (runner/quant/kernel_linears.py)."""
+
+    product = None  # a staticmethod in each subclass: product(x, *packed tensors, *attributes before shape_)
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        tensors, attributes = self._parts()
+        return self.product(x, *tensors, *attributes)
+
+
 @registers_ops
-class TritonInt4Tensor(DequantizingWeight):
+class TritonInt4Tensor(KernelWeight):
     """`words` (out, in / 8) int32, `scale` and `low` (out, in / group_size) in the weight's dtype."""
 
     tensor_data_names = ["words", "scale", "low"]
     tensor_attribute_names = ["group_size", "shape_", "dtype"]
+    product = staticmethod(int4_product)
 
     @classmethod
     def from_hp(cls, weight: torch.Tensor, group_size: int) -> TritonInt4Tensor:
@@ -36,22 +63,18 @@ class TritonInt4Tensor(DequantizingWeight):
     def dequantize(self, output_dtype: torch.dtype | None = None) -> torch.Tensor:
         return int4_weight(self.words, self.scale, self.low, self.group_size).to(output_dtype or self.dtype)
 
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        if runs_kernel(x):
-            return torch.ops.runner.int4_gemv(x, self.words, self.scale, self.low, self.group_size)
-        return super().linear(x)
-
     def kernel_key(self) -> tuple[str, tuple]:
         """(kernel, autotuning key values) of this weight's product: triton_ops.chosen_configs reads them."""
         return "_int4_gemv", (self.shape[0], self.words.shape[1], self.group_size)
 
 
 @registers_ops
-class TritonInt8Tensor(DequantizingWeight):
+class TritonInt8Tensor(KernelWeight):
     """`words` (out, in / 4) int32 and a `scale` per output row in the weight's dtype."""
 
     tensor_data_names = ["words", "scale"]
     tensor_attribute_names = ["shape_", "dtype"]
+    product = staticmethod(int8_product)
 
     @classmethod
     def from_hp(cls, weight: torch.Tensor) -> TritonInt8Tensor:
@@ -60,11 +83,6 @@ class TritonInt8Tensor(DequantizingWeight):
 
     def dequantize(self, output_dtype: torch.dtype | None = None) -> torch.Tensor:
         return int8_weight(self.words, self.scale).to(output_dtype or self.dtype)
-
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        if runs_kernel(x):
-            return torch.ops.runner.int8_gemv(x, self.words, self.scale)
-        return super().linear(x)
 
     def kernel_key(self) -> tuple[str, tuple]:
         return "_int8_gemv", (self.shape[0], self.words.shape[1])

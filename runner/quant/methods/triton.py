@@ -18,18 +18,7 @@ from runner.config.quant import Int4QParams, QuantConfig
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
 from runner.quant.base import quant_method
-from runner.quant.methods.torchao import TorchAo, UnwrappedWeights, int_weight_problems, int_weight_storage
-
-
-class KernelWeightsUnwrapped(UnwrappedWeights):
-    """torchao's unwrapping before compile, whose reversal (after the measured calls) also records the config
-    each kernel's autotuning chose per shape: runs of the same code can differ by which one won."""
-
-    def reverse(self, model) -> dict:
-        from runner.quant.triton_ops import chosen_configs
-
-        keys = {weight.kernel_key() for weight in self.weights.values()}  # this model's shapes only
-        return {**super().reverse(model), "kernel_configs": chosen_configs(keys)}
+from runner.quant.methods.torchao import TorchAo, int_weight_problems, int_weight_storage
 
 
 @quant_method("triton")
@@ -52,8 +41,13 @@ class Triton(TorchAo):
     def weight_storage(self, quant: QuantConfig):
         return int_weight_storage(quant)
 
-    def before_compile(self, model) -> KernelWeightsUnwrapped:
-        return KernelWeightsUnwrapped(model)
+    def before_compile(self, model):
+        """Each Linear holds its weight's packed tensors and calls the kernel (runner/quant/kernel_linears.py), in
+        place of torchao's unwrapping, whose per-layer guards cost the host about as much as the int4 step's GPU
+        work (docs/benchmarks.md §6l)."""
+        from runner.quant.kernel_linears import KernelLinears
+
+        return KernelLinears(model)
 
     def describe(self, quant: QuantConfig) -> str:
         return f"runner Triton int{quant.bits}"
