@@ -18,7 +18,11 @@ cost cancelled out:
   over the busy time: the bandwidth the kernels reach, had the host never kept the GPU waiting.
 
 With `wall_ms` close to `gpu_busy_ms` the kernels set the pace; with a large `gpu_idle_ms` the host does. The top
-kernels of the long run say which kernels spend the busy time. Prints one JSON object.
+kernels of the long run say which kernels spend the busy time. `host_per_step_ms` says where the host's share goes:
+the host time of each part of transformers' generate loop per step (the inputs' preparation, the model call, which
+with CUDA graphs only launches work, the logits processors, the keyword update, the stopping criteria, and the stop
+check, where the host waits for the GPU: near zero when the host paces the steps), from one more short and long run
+with each part timed. Prints one JSON object.
 
 `--defer-stop-check` (an experiment, not a runner option): `generate` reads `unfinished_sequences.max() == 0` on
 the host after every step, which makes the host wait for the GPU before it can queue the next step. Transformers
@@ -29,6 +33,8 @@ enable it for cuda if we observe perf gains"). This flag turns it on for CUDA to
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import statistics
 import tempfile
@@ -112,6 +118,71 @@ def profiled(ctx: RunContext, new_tokens: int) -> dict:
     return work
 
 
+def host_parts(model) -> dict[str, tuple[object, str]]:
+    """The parts of transformers' generate loop a step passes through: name -> (owner, attribute) to time."""
+    from transformers.generation import logits_process, stopping_criteria
+    from transformers.generation import utils as generation
+
+    parts = {
+        "prepare_inputs": (model, "prepare_inputs_for_generation"),
+        "model_call": (model, "_compiled_call" if getattr(model, "_compiled_call", None) is not None else "__call__"),
+        "logits_processors": (logits_process.LogitsProcessorList, "__call__"),
+        "update_model_kwargs": (model, "_update_model_kwargs_for_generation"),
+        "stopping_criteria": (stopping_criteria.StoppingCriteriaList, "__call__"),
+    }
+    for name in ("StopCheck", "DeferredStopCheck"):  # transformers 5.17 and later
+        if hasattr(generation, name):
+            parts[f"stop_check ({name})"] = (getattr(generation, name), "__call__")
+    return parts
+
+
+@contextlib.contextmanager
+def timing(parts: dict[str, tuple[object, str]], spent: dict[str, float]):
+    """Within the block, each part adds its host time (perf_counter around the call) to `spent`."""
+    originals = {name: getattr(owner, attribute) for name, (owner, attribute) in parts.items()}
+    # an instance's own attribute (the compiled call) goes back as it was; a method read through the class goes
+    own = {name for name, (owner, attribute) in parts.items() if attribute in vars(owner)}
+    for name, (owner, attribute) in parts.items():
+
+        def timed(*args, _original=originals[name], _name=name, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_name] += time.perf_counter() - start
+
+        setattr(owner, attribute, functools.wraps(originals[name])(timed))
+    try:
+        yield
+    finally:
+        for name, (owner, attribute) in parts.items():
+            if name in own:
+                setattr(owner, attribute, originals[name])
+            else:
+                delattr(owner, attribute)
+
+
+def host_per_step(ctx: RunContext, short: int, long: int, repeats: int) -> dict[str, float]:
+    """Host milliseconds per decode step in each part of generate's loop, and the rest of the loop: the difference
+    between the fastest of `repeats` timed runs of each length, over the extra tokens."""
+    totals = {}
+    for n in (short, long):
+        runs = []
+        for _ in range(repeats):
+            spent: dict[str, float] = defaultdict(float)
+            with timing(host_parts(ctx.backend.model), spent), ctx.backend.inference_context():
+                ctx.backend.clock().synchronize()
+                start = time.perf_counter()
+                ctx.backend.generate(ctx.inputs, n, on_step=lambda: None)
+                ctx.backend.clock().synchronize()
+                runs.append({"whole loop": time.perf_counter() - start, **spent})
+        totals[n] = min(runs, key=lambda run: run["whole loop"])
+    steps = long - short
+    per = {name: per_step(totals[short].get(name, 0.0), value, steps) * 1e3 for name, value in totals[long].items()}
+    per["rest of the loop"] = per["whole loop"] - sum(v for k, v in per.items() if k != "whole loop")
+    return per
+
+
 def top_kernels(short: dict[str, float], long: dict[str, float], steps: int, count: int = 10) -> list[dict]:
     """The kernels that spend a decode step's busy time: long run minus short run, per extra token."""
     per_step = {name: (total - short.get(name, 0.0)) / steps for name, total in long.items()}
@@ -173,6 +244,7 @@ def main() -> None:
                 step["gpu_busy_share"] = step["gpu_busy_ms"] / step["wall_ms"]
                 if not 0 < step["gpu_busy_ms"] <= step["wall_ms"]:
                     step["warning"] = "busy time outside (0, wall]: the profile missed kernels, or runs varied a lot"
+        step["host_per_step_ms"] = host_per_step(ctx, args.short, args.long, args.repeats)
         # the steps measured run from context prompt+short to prompt+long: their mean is prompt+(short+long)/2,
         # which decode_bytes gives for short+long new tokens
         model = ctx.backend.model

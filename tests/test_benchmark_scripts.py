@@ -134,6 +134,29 @@ def test_decode_profile_takes_one_step_from_two_runs():
         assert "achieved_gbs" not in step and "raise --long or --repeats" in step["warning"]
     assert "gpu_busy_ms" not in step and out["note"] == "no GPU: wall time only"
     assert out["top_kernels_per_step"] is None
+    # each part of generate's loop was timed (the model call uncompiled here), beside the whole loop and the rest
+    host = step["host_per_step_ms"]
+    parts = ["prepare_inputs", "model_call", "logits_processors", "update_model_kwargs", "stopping_criteria"]
+    assert {*parts, "whole loop", "rest of the loop"} <= set(host) and any(k.startswith("stop_check") for k in host)
+
+
+def test_decode_profile_puts_back_what_it_timed():
+    from decode_profile import host_parts, timing
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, vocab_size=64)  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    model._compiled_call = compiled = object()  # what transformers' get_compiled_call leaves on the model
+    parts = host_parts(model)
+    before = {name: getattr(owner, attribute) for name, (owner, attribute) in parts.items()}
+    spent: dict = __import__("collections").defaultdict(float)
+    with timing(parts, spent):
+        ids = torch.tensor([[1, 2, 3]])
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert spent["prepare_inputs"] > 0 and spent["logits_processors"] > 0
+    assert {name: getattr(owner, attribute) for name, (owner, attribute) in parts.items()} == before
+    assert model._compiled_call is compiled and "prepare_inputs_for_generation" not in vars(model)
 
 
 def h200_page(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -202,15 +225,16 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "pytest_triton",
         "batch_triton",
         "quality_triton",
+        "host_loop",
     ]
     # each study fits one 600 s call of the device tool (all of them together take more than one session's 30 min)
     assert plan["overhead"]["limit"] <= 90 and max(p["limit"] for p in plan.values()) <= 600
     for name, p in plan.items():  # every output lands in the study's own folder
         assert all(str(tmp_path / "work" / name) in c for c in p["commands"]), p
     runs = [c.split() for p in plan.values() for c in p["commands"] if c.startswith("python3 -m runner ")]
-    assert len(runs) == 29
-    profiles = [c.split() for c in plan["int8wo"]["commands"]]
-    assert len(profiles) == 2
+    assert len(runs) == 30
+    profiles = [c.split() for c in [*plan["int8wo"]["commands"], *plan["host_loop"]["commands"][1:]]]
+    assert len(profiles) == 3
     for words in profiles:  # decode_profile's runner overrides compose too
         start = words.index("scripts/decode_profile.py") + 1
         compose_config(["model=llama", *[w for w in words[start:] if "=" in w and not w.startswith("--")]])

@@ -20,6 +20,9 @@ class CompileOptions:
     # read generate's stop flag one step late (transformers' DeferredStopCheck), so the host queues the next
     # step while the GPU runs this one; tokens are those of plain generate
     defer_stop_check: bool = True
+    # with a static cache, generate builds each decode step's attention mask on the host; for unpadded inputs the
+    # compiled step builds the same causal mask inside its graph instead (runner/backends/pytorch/host_loop.py)
+    masks_in_graph: bool = True
     # inductor's FX-graph and autotuning caches in $RUNNER_CACHE/inductor, shared by every job of a sweep
     persistent_cache: bool = True
     # torchao: the quantized weights become plain tensors (torchao's unwrap_tensor_subclass), which the compiled

@@ -1,6 +1,6 @@
 """Greedy generation in ONNX Runtime with the exported KV cache, step for step as transformers' `generate`
 does it for the PyTorch backend: same position ids, mask growth, logits only where needed, and the
-end-of-sequence token suppressed until `new_tokens` exist (min_new_tokens).
+end-of-sequence tokens suppressed until `new_tokens` exist (host_loop.ExactLength).
 
 `start` builds what every call begins from (position ids, the empty KV cache, index tensors) once, outside
 the timed window; `greedy` then does only the steps. Each step binds its growing KV cache and allocates its

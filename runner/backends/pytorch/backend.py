@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessorList
 
 from runner.backends.base import BACKENDS, Backend
 from runner.backends.pytorch import load_options
@@ -20,6 +20,7 @@ from runner.backends.pytorch.compile import (
     require_compiled,
     use_persistent_cache,
 )
+from runner.backends.pytorch.host_loop import ExactLength, decode_masks_in_graph, eos_ids
 from runner.config.model import Task
 from runner.convert.attention import load_implementation
 from runner.distributed import tp
@@ -29,17 +30,6 @@ from runner.placement import placement_summary
 from runner.quant import is_quantized
 from runner.quant.compat import plain_linears
 from runner.quant.report import quantization_report
-
-
-class _OnStep(LogitsProcessor):
-    """Calls back once per generated token, right after that token's logits are computed."""
-
-    def __init__(self, on_step) -> None:
-        self.on_step = on_step
-
-    def __call__(self, input_ids, scores):
-        self.on_step()
-        return scores
 
 
 @BACKENDS.register("pytorch")
@@ -93,9 +83,8 @@ class PyTorchBackend(Backend):
 
     def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
         config = self.model.generation_config
-        generation = GenerationConfig(
+        generation = GenerationConfig(  # exactly new_tokens: ExactLength masks the end-of-sequence tokens
             max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens,
             do_sample=False,
             num_beams=1,
             pad_token_id=config.pad_token_id if config.pad_token_id is not None else 0,
@@ -109,11 +98,16 @@ class PyTorchBackend(Backend):
             start = self._synchronized_clock()
         shapes = (tuple(sorted((k, tuple(v.shape)) for k, v in inputs.items() if hasattr(v, "shape"))), new_tokens)
         repeat = shapes in self.compiled_shapes
-        with torch.inference_mode(), deferred_stop_check(self.cfg) as stop_check, known_shapes(self.cfg, repeat):
+        with (
+            torch.inference_mode(),
+            deferred_stop_check(self.cfg) as stop_check,
+            known_shapes(self.cfg, repeat),
+            decode_masks_in_graph(self.cfg, self.model, inputs) as decode_masks,
+        ):
             output = self.model.generate(
                 **inputs,
                 generation_config=generation,
-                logits_processor=LogitsProcessorList([_OnStep(on_step)]),
+                logits_processor=LogitsProcessorList([ExactLength(on_step, eos_ids(config))]),
             )
         if self.cfg.convert.compile:
             require_compiled(self.model)
@@ -125,6 +119,7 @@ class PyTorchBackend(Backend):
                 "mode": self.cfg.convert.compile_options.mode,
                 "inductor_options": inductor_options(self.cfg),
                 "stop_check": stop_check,
+                "decode_masks": decode_masks,
                 "skip_guard_eval": self.cfg.convert.compile_options.skip_guard_eval,  # on repeated shapes
                 "inductor_cache_dir": inductor_cache,
             }

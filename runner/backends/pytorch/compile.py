@@ -6,8 +6,8 @@ generate auto-compilation, with the host kept out of the GPU's way and the kerne
 - Stop check: generate reads `unfinished_sequences.max() == 0` on the host after every step, which waits for the
   GPU each time. transformers (5.17 and later) has DeferredStopCheck, which reads that flag one step late, but
   turns it on for mps only; it is turned on for CUDA around the runner's generate calls. The runner generates
-  exactly new_tokens (min_new_tokens = max_new_tokens), so the stop always comes from the length, which the
-  check knows on the host: no extra step, and the tokens are those of plain generate.
+  exactly new_tokens (host_loop.ExactLength masks the end-of-sequence tokens), so the stop always comes from the
+  length, which the check knows on the host: no extra step, and the tokens are those of plain generate.
 - Caches: inductor's FX-graph and autotuning caches go to $RUNNER_CACHE/inductor (TORCHINDUCTOR_CACHE_DIR), so
   the jobs of a sweep that share shapes reuse compiled kernels and autotuning results across processes."""
 

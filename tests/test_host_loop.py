@@ -1,0 +1,114 @@
+"""The runner's generate keeps the host's share of a decode step small without changing a token: one logits processor
+makes the length exact (instead of transformers' two min_new_tokens processors), and with a
+static cache the decode steps' attention masks are left to the model (built inside the compiled step) for inputs
+without padding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LogitsProcessorList
+from transformers.generation import logits_process
+
+from runner.backends.pytorch.host_loop import ExactLength, decode_masks_in_graph, eos_ids
+from runner.config.load import to_run_config
+from tests.conftest import compose_config
+
+
+def tiny_llama() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=256,
+        initializer_range=0.2,
+    )
+    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval()
+
+
+def prompt(rows: int = 1) -> dict:
+    ids = torch.randint(3, 256, (rows, 10), generator=torch.Generator().manual_seed(1))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def compiled_cfg(*overrides: str):
+    cfg = to_run_config(compose_config(["hardware=cpu", "scenario=generate", *overrides]))
+    return dataclasses.replace(cfg, convert=dataclasses.replace(cfg.convert, compile=True))
+
+
+def test_exact_length_gives_transformers_min_new_tokens_tokens_with_one_processor(monkeypatch):
+    model, inputs = tiny_llama(), prompt()
+    free = model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    eos = [int(free[0, 12]), int(free[0, 15])]  # tokens greedy decoding picks: masking them changes the sequence
+    model.generation_config.eos_token_id = eos
+    called: list[list[str]] = []
+    original = logits_process.LogitsProcessorList.__call__
+
+    def spy(self, input_ids, scores, **kwargs):
+        called.append([type(p).__name__ for p in self])
+        return original(self, input_ids, scores, **kwargs)
+
+    monkeypatch.setattr(logits_process.LogitsProcessorList, "__call__", spy)
+    steps = []
+    transformers_way = model.generate(
+        **inputs, max_new_tokens=12, min_new_tokens=12, do_sample=False, pad_token_id=0, eos_token_id=eos
+    )
+    assert len(called[0]) == 2  # MinLength and MinNewTokensLength, each inspected on every step
+    called.clear()
+    exact = GenerationConfig(max_new_tokens=12, do_sample=False, pad_token_id=0, eos_token_id=eos)
+    runners_way = model.generate(
+        **inputs,
+        generation_config=exact,
+        logits_processor=LogitsProcessorList([ExactLength(lambda: steps.append(1), eos_ids(model.generation_config))]),
+    )
+    assert called[0] == ["ExactLength"] and len(steps) == 12
+    assert torch.equal(runners_way, transformers_way) and runners_way.shape[1] == 10 + 12
+    assert not torch.equal(runners_way, free)  # the masked tokens were wanted, and never came
+    assert not set(runners_way[0, 10:].tolist()) & set(eos)
+
+
+def test_exact_length_masks_only_ids_the_vocabulary_has():
+    scores = torch.zeros(2, 8)
+    out = ExactLength(lambda: None, [3, 99])(None, scores)
+    assert out[:, 3].eq(-torch.inf).all() and torch.isfinite(out[:, [0, 1, 2, 4, 5, 6, 7]]).all()
+    assert eos_ids(GenerationConfig(eos_token_id=2)) == [2] and eos_ids(GenerationConfig()) == []
+    assert ExactLength(lambda: None, [])(None, torch.zeros(1, 4)).eq(0).all()
+
+
+def test_decode_steps_get_no_host_mask_and_the_same_tokens(monkeypatch):
+    from transformers import masking_utils
+
+    model, inputs = tiny_llama(), prompt()
+    built: list[int] = []  # query lengths of the masks transformers' builder made
+    original = masking_utils.create_masks_for_generate
+
+    def counted(**kwargs):
+        built.append(kwargs["inputs_embeds"].shape[1])
+        return original(**kwargs)
+
+    monkeypatch.setattr(masking_utils, "create_masks_for_generate", counted)
+    monkeypatch.setattr("transformers.generation.utils.create_masks_for_generate", counted)
+    static = {"max_new_tokens": 8, "do_sample": False, "pad_token_id": 0, "cache_implementation": "static"}
+    expected = model.generate(**inputs, **static)
+    assert built == [10] + [1] * 7  # transformers: the prompt's mask, then one per decode step, on the host
+    built.clear()
+    with decode_masks_in_graph(compiled_cfg(), model, inputs) as what:
+        assert what == "built inside the compiled decode step"
+        tokens = model.generate(**inputs, **static)
+    assert built == [10] and torch.equal(tokens, expected)  # the prompt's mask only; the model built the others
+    assert "create_masks_for_generate" not in vars(model)  # the model is left as it was
+
+
+def test_padded_inputs_and_the_option_off_keep_transformers_masks():
+    model = tiny_llama()
+    padded = prompt(2)
+    padded["attention_mask"][0, :3] = 0
+    with decode_masks_in_graph(compiled_cfg(), model, padded) as what:
+        assert "padded inputs" in what and "create_masks_for_generate" not in vars(model)
+    off = compiled_cfg("convert.compile_options.masks_in_graph=false")
+    with decode_masks_in_graph(off, model, prompt()) as what:
+        assert "transformers' default" in what and "create_masks_for_generate" not in vars(model)
