@@ -8,26 +8,13 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessorList
 from transformers.generation import logits_process
 
 from runner.backends.pytorch.host_loop import ExactLength, decode_masks_in_graph, eos_ids
 from runner.config.load import to_run_config
 from tests.conftest import compose_config
-
-
-def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        initializer_range=0.2,
-    )
-    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval()
+from tests.test_fused_projections import tiny_llama
 
 
 def prompt(rows: int = 1) -> dict:
