@@ -142,20 +142,23 @@ def timing(parts: dict[str, tuple[object, str]], spent: dict[str, float]):
     originals = {name: getattr(owner, attribute) for name, (owner, attribute) in parts.items()}
     # an instance's own attribute (the compiled call) goes back as it was; a method read through the class goes
     own = {name for name, (owner, attribute) in parts.items() if attribute in vars(owner)}
-    for name, (owner, attribute) in parts.items():
-
-        def timed(*args, _original=originals[name], _name=name, **kwargs):
-            start = time.perf_counter()
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                spent[_name] += time.perf_counter() - start
-
-        setattr(owner, attribute, functools.wraps(originals[name])(timed))
+    patched = []
     try:
+        for name, (owner, attribute) in parts.items():
+
+            def timed(*args, _original=originals[name], _name=name, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    spent[_name] += time.perf_counter() - start
+
+            setattr(owner, attribute, functools.wraps(originals[name])(timed))
+            patched.append(name)
         yield
     finally:
-        for name, (owner, attribute) in parts.items():
+        for name in patched:
+            owner, attribute = parts[name]
             if name in own:
                 setattr(owner, attribute, originals[name])
             else:

@@ -11,7 +11,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessorList
 from transformers.generation import logits_process
 
-from runner.backends.pytorch.host_loop import ExactLength, decode_masks_in_graph, eos_ids
+from runner.backends.pytorch.host_loop import ExactLength, decode_masks, decode_masks_in_graph, eos_ids
 from runner.config.load import to_run_config
 from tests.conftest import compose_config
 from tests.test_fused_projections import tiny_llama
@@ -44,7 +44,6 @@ def test_exact_length_gives_transformers_min_new_tokens_tokens_with_one_processo
     transformers_way = model.generate(
         **inputs, max_new_tokens=12, min_new_tokens=12, do_sample=False, pad_token_id=0, eos_token_id=eos
     )
-    assert len(called[0]) == 2  # MinLength and MinNewTokensLength, each inspected on every step
     called.clear()
     exact = GenerationConfig(max_new_tokens=12, do_sample=False, pad_token_id=0, eos_token_id=eos)
     runners_way = model.generate(
@@ -83,19 +82,44 @@ def test_decode_steps_get_no_host_mask_and_the_same_tokens(monkeypatch):
     expected = model.generate(**inputs, **static)
     assert built == [10] + [1] * 7  # transformers: the prompt's mask, then one per decode step, on the host
     built.clear()
-    with decode_masks_in_graph(compiled_cfg(), model, inputs) as what:
-        assert what == "built inside the compiled decode step"
+    in_graph, what = decode_masks(compiled_cfg(), model, inputs)
+    assert in_graph and what == "built inside the compiled decode step"
+    with decode_masks_in_graph(model, in_graph):
         tokens = model.generate(**inputs, **static)
     assert built == [10] and torch.equal(tokens, expected)  # the prompt's mask only; the model built the others
     assert "create_masks_for_generate" not in vars(model)  # the model is left as it was
 
 
-def test_padded_inputs_and_the_option_off_keep_transformers_masks():
+def test_the_model_is_left_as_it_was_after_an_error_and_an_own_builder_is_put_back():
+    model = tiny_llama()
+    try:
+        with decode_masks_in_graph(model, True):
+            raise RuntimeError("generation failed")
+    except RuntimeError:
+        pass
+    assert "create_masks_for_generate" not in vars(model)
+    mine = object()
+    model.create_masks_for_generate = mine
+    with decode_masks_in_graph(model, True):
+        assert model.create_masks_for_generate is not mine
+    assert model.create_masks_for_generate is mine
+
+
+def test_padded_inputs_the_option_off_and_models_with_their_own_masks_keep_transformers_masks():
     model = tiny_llama()
     padded = prompt(2)
     padded["attention_mask"][0, :3] = 0
-    with decode_masks_in_graph(compiled_cfg(), model, padded) as what:
-        assert "padded inputs" in what and "create_masks_for_generate" not in vars(model)
+    assert decode_masks(compiled_cfg(), model, padded) == (False, "built on the host each decode step (padded inputs)")
     off = compiled_cfg("convert.compile_options.masks_in_graph=false")
-    with decode_masks_in_graph(off, model, prompt()) as what:
-        assert "transformers' default" in what and "create_masks_for_generate" not in vars(model)
+    assert decode_masks(off, model, prompt()) == (False, "built on the host each decode step (transformers' default)")
+    plain = to_run_config(compose_config(["hardware=cpu", "scenario=generate"]))  # no compiled step: no static cache
+    assert decode_masks(plain, model, prompt())[0] is False
+
+    class OwnInputs(type(model)):  # as Bloom on transformers 5.17: it builds its mask in its own preparation
+        def prepare_inputs_for_generation(self, *args, **kwargs):
+            return super().prepare_inputs_for_generation(*args, **kwargs)
+
+    model.__class__ = OwnInputs
+    assert decode_masks(compiled_cfg(), model, prompt()) == (
+        False, "built on the host each decode step (OwnInputs prepares its own inputs)"
+    )  # fmt: skip

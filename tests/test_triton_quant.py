@@ -138,6 +138,7 @@ def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_g
     # as convert.compile does: each Linear holds its weight's packed tensors as plain parameters and calls the
     # product on them, so the compiled graph rebuilds no subclass (torchao's unwrapping guards each layer's rebuild)
     weights = [model[0].weight, model[1].weight]
+    before = [(list(m._parameters), sorted(vars(m))) for m in model]
     linears = KernelLinears(model)
     assert all(type(m) is KernelLinear for m in model) and not any(hasattr(m, "weight") for m in model)
     assert all(type(p) is torch.nn.Parameter for p in model.parameters())
@@ -150,6 +151,7 @@ def test_word_weights_multiply_as_their_dequantized_weights_and_compile_as_one_g
     assert record["kind"] == "kernel_linears" and record["layers"] == 2 and record["reversed"] is True
     assert all(type(m) is torch.nn.Linear for m in model) and [model[0].weight, model[1].weight] == weights
     assert model[0].weight is weights[0] and model[1].weight is weights[1]  # the original Parameters, back
+    assert [(list(m._parameters), sorted(vars(m))) for m in model] == before  # in their order, nothing left over
     assert torch.allclose(model(x), expected, atol=1e-5)
 
 

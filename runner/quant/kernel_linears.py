@@ -44,6 +44,7 @@ class KernelLinears(CompileReady):
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.weights = {m: m.weight for m in model.modules() if _kernel_weight(m) is not None}
+        self.order = {m: list(m._parameters) for m in self.weights}  # the state dict's order, put back by reverse
         for module, weight in self.weights.items():
             tensors, attributes = weight._parts()
             del module.weight
@@ -66,5 +67,8 @@ class KernelLinears(CompileReady):
                 delattr(module, name)
             module.__class__ = torch.nn.Linear
             module.register_parameter("weight", weight)
-        self.weights = {}
+            parameters = dict(module._parameters)
+            module._parameters.clear()
+            module._parameters.update((name, parameters[name]) for name in self.order[module])
+        self.weights, self.order = {}, {}
         return {**self.record, "reversed": True, "kernel_configs": chosen_configs(keys)}

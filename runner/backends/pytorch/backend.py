@@ -20,7 +20,7 @@ from runner.backends.pytorch.compile import (
     require_compiled,
     use_persistent_cache,
 )
-from runner.backends.pytorch.host_loop import ExactLength, decode_masks_in_graph, eos_ids
+from runner.backends.pytorch.host_loop import ExactLength, decode_masks, decode_masks_in_graph, eos_ids
 from runner.config.model import Task
 from runner.convert.attention import load_implementation
 from runner.distributed import tp
@@ -96,13 +96,18 @@ class PyTorchBackend(Backend):
         if first_compile:
             inductor_cache = use_persistent_cache(self.cfg)
             start = self._synchronized_clock()
-        shapes = (tuple(sorted((k, tuple(v.shape)) for k, v in inputs.items() if hasattr(v, "shape"))), new_tokens)
+        masks_in_graph, masks_record = decode_masks(self.cfg, self.model, inputs)
+        shapes = (
+            tuple(sorted((k, tuple(v.shape)) for k, v in inputs.items() if hasattr(v, "shape"))),
+            new_tokens,
+            masks_in_graph,  # the compiled step takes a mask, or builds its own: another graph
+        )
         repeat = shapes in self.compiled_shapes
         with (
             torch.inference_mode(),
             deferred_stop_check(self.cfg) as stop_check,
             known_shapes(self.cfg, repeat),
-            decode_masks_in_graph(self.cfg, self.model, inputs) as decode_masks,
+            decode_masks_in_graph(self.model, masks_in_graph),
         ):
             output = self.model.generate(
                 **inputs,
@@ -119,7 +124,7 @@ class PyTorchBackend(Backend):
                 "mode": self.cfg.convert.compile_options.mode,
                 "inductor_options": inductor_options(self.cfg),
                 "stop_check": stop_check,
-                "decode_masks": decode_masks,
+                "decode_masks": masks_record,
                 "skip_guard_eval": self.cfg.convert.compile_options.skip_guard_eval,  # on repeated shapes
                 "inductor_cache_dir": inductor_cache,
             }

@@ -39,7 +39,7 @@ class ExactLength(LogitsProcessor):
         if self.index is None:  # once per generate call: the ids the scores have, on their device
             ids = [i for i in self.eos_ids if 0 <= i < scores.shape[-1]]
             self.index = torch.tensor(ids, dtype=torch.long, device=scores.device)
-        return scores.index_fill_(-1, self.index, -math.inf) if self.index.numel() else scores
+        return scores.index_fill(-1, self.index, -math.inf) if self.index.numel() else scores
 
 
 def eos_ids(generation_config) -> list[int]:
@@ -48,19 +48,31 @@ def eos_ids(generation_config) -> list[int]:
     return [] if eos is None else [int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
 
-@contextlib.contextmanager
-def decode_masks_in_graph(cfg: RunConfig, model, inputs: dict) -> Iterator[str]:
-    """Within the block, generate gives the compiled decode step no attention mask, for unpadded inputs of a model
-    that uses transformers' generic mask builder; yields what the record says."""
+def decode_masks(cfg: RunConfig, model, inputs: dict) -> tuple[bool, str]:
+    """(whether the decode steps' masks are left to the compiled graph, what the record says) for a generate call of
+    `model` on `inputs`. The answer changes the compiled step's inputs (a mask or none), so it belongs to the call's
+    shapes. One host read of the inputs' mask per call (not per step)."""
+    from transformers import GenerationMixin
+
     if not (cfg.convert.compile and cfg.convert.compile_options.masks_in_graph):
-        yield "built on the host each decode step (transformers' default)"
-        return
+        return False, "built on the host each decode step (transformers' default)"
+    own = type(model).__name__
     if getattr(type(model), "create_masks_for_generate", None) is not None:
-        yield f"built on the host each decode step ({type(model).__name__} builds its own masks)"
-        return
+        return False, f"built on the host each decode step ({own} builds its own masks)"
+    if type(model).prepare_inputs_for_generation is not GenerationMixin.prepare_inputs_for_generation:
+        return False, f"built on the host each decode step ({own} prepares its own inputs)"  # Bloom on 5.17
     mask = inputs.get("attention_mask")
     if mask is not None and not bool(mask.all()):
-        yield "built on the host each decode step (padded inputs)"
+        return False, "built on the host each decode step (padded inputs)"
+    return True, "built inside the compiled decode step"
+
+
+@contextlib.contextmanager
+def decode_masks_in_graph(model, in_graph: bool) -> Iterator[None]:
+    """Within the block (with `in_graph`: decode_masks' answer), generate gives the model's decode steps no attention
+    mask, so the model builds its causal mask inside the compiled step; the prompt keeps transformers' mask."""
+    if not in_graph:
+        yield
         return
     from transformers.masking_utils import create_masks_for_generate
 
@@ -69,8 +81,12 @@ def decode_masks_in_graph(cfg: RunConfig, model, inputs: dict) -> Iterator[str]:
             return create_masks_for_generate(**kwargs)
         return None  # a decode step: the model builds its causal mask inside the compiled graph
 
+    missing = object()
+    before = vars(model).get("create_masks_for_generate", missing)
     model.create_masks_for_generate = masks
     try:
-        yield "built inside the compiled decode step"
+        yield
     finally:
-        del model.create_masks_for_generate
+        vars(model).pop("create_masks_for_generate", None)
+        if before is not missing:
+            model.create_masks_for_generate = before
