@@ -11,7 +11,8 @@ kernels make a 7B step of about 2.4 ms of GPU work on the H200 while the host's 
   every decode step's 4D attention mask in eager ops on the host before calling the compiled step. For inputs without
   padding the runner's mask builder gives it none for the decode steps, and the model builds the same causal mask,
   from the cache position, inside the compiled graph (what transformers does for any mask it is not given; the prompt
-  keeps transformers' mask). Padded inputs, and models with a mask builder of their own, keep transformers' way."""
+  keeps transformers' mask). Padded inputs, and models with a mask builder or input preparation of their own, keep
+  transformers' way."""
 
 from __future__ import annotations
 
