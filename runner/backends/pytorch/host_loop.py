@@ -60,7 +60,8 @@ def decode_masks(cfg: RunConfig, model, inputs: dict) -> tuple[bool, str]:
     own = type(model).__name__
     if getattr(type(model), "create_masks_for_generate", None) is not None:
         return False, f"built on the host each decode step ({own} builds its own masks)"
-    if type(model).prepare_inputs_for_generation is not GenerationMixin.prepare_inputs_for_generation:
+    generic = GenerationMixin.prepare_inputs_for_generation
+    if getattr(type(model), "prepare_inputs_for_generation", generic) is not generic:
         return False, f"built on the host each decode step ({own} prepares its own inputs)"  # Bloom on 5.17
     mask = inputs.get("attention_mask")
     if mask is not None and not bool(mask.all()):
