@@ -43,9 +43,11 @@ class KernelLinears(CompileReady):
     KIND = "kernel_linears"
 
     def __init__(self, model: torch.nn.Module) -> None:
-        self.weights = {m: m.weight for m in model.modules() if _kernel_weight(m) is not None}
-        self.order = {m: list(m._parameters) for m in self.weights}  # the state dict's order, put back by reverse
-        for module, weight in self.weights.items():
+        # each module's own parameters as they were (the weight, the bias, in the state dict's order): reverse puts
+        # them back as they are
+        self.saved = {m: dict(m._parameters) for m in model.modules() if _kernel_weight(m) is not None}
+        for module in self.saved:
+            weight = module.weight
             tensors, attributes = weight._parts()
             del module.weight
             for name, tensor in zip(weight.tensor_data_names, tensors, strict=True):
@@ -54,21 +56,17 @@ class KernelLinears(CompileReady):
             module.packed_attributes = tuple(attributes)
             module.product = weight.product
             module.__class__ = KernelLinear
-        self.record = {"kind": self.KIND, "layers": len(self.weights)}
+        self.record = {"kind": self.KIND, "layers": len(self.saved)}
 
     def reverse(self, model: torch.nn.Module) -> dict:
         from runner.quant.triton_ops import chosen_configs
 
-        keys = {weight.kernel_key() for weight in self.weights.values()}  # this model's shapes only
-        for module, weight in self.weights.items():
-            for name in module.packed_names:
-                del module._parameters[name]
+        keys = {saved["weight"].kernel_key() for saved in self.saved.values()}  # this model's shapes only
+        for module, saved in self.saved.items():
             for name in ("packed_names", "packed_attributes", "product"):
                 delattr(module, name)
             module.__class__ = torch.nn.Linear
-            module.register_parameter("weight", weight)
-            parameters = dict(module._parameters)
             module._parameters.clear()
-            module._parameters.update((name, parameters[name]) for name in self.order[module])
-        self.weights, self.order = {}, {}
+            module._parameters.update(saved)
+        self.saved = {}
         return {**self.record, "reversed": True, "kernel_configs": chosen_configs(keys)}
