@@ -18,11 +18,12 @@ cost cancelled out:
   over the busy time: the bandwidth the kernels reach, had the host never kept the GPU waiting.
 
 With `wall_ms` close to `gpu_busy_ms` the kernels set the pace; with a large `gpu_idle_ms` the host does. The top
-kernels of the long run say which kernels spend the busy time. `host_per_step_ms` says where the host's share goes:
-the host time of each part of transformers' generate loop per step (the inputs' preparation, the model call, which
-with CUDA graphs only launches work, the logits processors, the keyword update, the stopping criteria, and the stop
-check, where the host waits for the GPU: near zero when the host paces the steps), from one more short and long run
-with each part timed. Prints one JSON object.
+kernels of the long run say which kernels spend the busy time, with their launches per step and time per launch
+(a kernel launched 32 times a step runs once a layer: its bytes are one layer's matrices it reads).
+`host_per_step_ms` says where the host's share goes: the host time of each part of transformers' generate loop per
+step (the inputs' preparation, the model call, which with CUDA graphs only launches work, the logits processors, the
+keyword update, the stopping criteria, and the stop check, where the host waits for the GPU: near zero when the host
+paces the steps), from one more short and long run with each part timed. Prints one JSON object.
 
 `--defer-stop-check` (an experiment, not a runner option): `generate` reads `unfinished_sequences.max() == 0` on
 the host after every step, which makes the host wait for the GPU before it can queue the next step. Transformers
@@ -100,12 +101,15 @@ def is_device_work(event) -> bool:
 
 
 def device_work(events) -> dict:
-    """Busy milliseconds (overlaps counted once) and each kernel's total milliseconds."""
+    """Busy milliseconds (overlaps counted once), each kernel's total milliseconds and its number of launches."""
     work = [e for e in events if is_device_work(e)]
     per_kernel: dict[str, float] = defaultdict(float)
+    launches: dict[str, int] = defaultdict(int)
     for e in work:
         per_kernel[e.name] += e.time_range.elapsed_us() / 1e3
-    return {"busy_ms": busy_us([(e.time_range.start, e.time_range.end) for e in work]) / 1e3, "kernels": per_kernel}
+        launches[e.name] += 1
+    busy = busy_us([(e.time_range.start, e.time_range.end) for e in work]) / 1e3
+    return {"busy_ms": busy, "kernels": per_kernel, "launches": launches}
 
 
 def profiled(ctx: RunContext, new_tokens: int) -> dict:
@@ -186,11 +190,17 @@ def host_per_step(ctx: RunContext, short: int, long: int, repeats: int) -> dict[
     return per
 
 
-def top_kernels(short: dict[str, float], long: dict[str, float], steps: int, count: int = 10) -> list[dict]:
-    """The kernels that spend a decode step's busy time: long run minus short run, per extra token."""
-    per_step = {name: (total - short.get(name, 0.0)) / steps for name, total in long.items()}
+def top_kernels(short: dict, long: dict, steps: int, count: int = 12) -> list[dict]:
+    """The kernels that spend a decode step's busy time: long run minus short run, per extra token. With the launch
+    counts, each kernel's time per launch: which of a layer's matrices a kernel reads, and so its bandwidth."""
+    per_step = {name: (total - short["kernels"].get(name, 0.0)) / steps for name, total in long["kernels"].items()}
     ranked = sorted(per_step.items(), key=lambda item: -item[1])[:count]
-    return [{"name": name[:120], "ms_per_step": ms} for name, ms in ranked]
+    top = []
+    for name, ms in ranked:
+        launches = (long["launches"][name] - short["launches"].get(name, 0)) / steps
+        per_launch = ms * 1e3 / launches if launches > 0 else None
+        top.append({"name": name[:120], "ms_per_step": ms, "launches_per_step": launches, "us_per_launch": per_launch})
+    return top
 
 
 def defer_stop_check() -> str:
@@ -280,7 +290,7 @@ def main() -> None:
         "stop_check": deferred or "transformers' default (a host read of the stop flag after every step)",
         "bandwidth_gbs": bandwidth,
         "per_decode_step": step,
-        "top_kernels_per_step": top_kernels(short["kernels"], long["kernels"], steps) if on_gpu else None,
+        "top_kernels_per_step": top_kernels(short, long, steps) if on_gpu else None,
         "note": None if on_gpu else "no GPU: wall time only",
     }
     print(json.dumps(result, indent=2))

@@ -108,14 +108,23 @@ def test_busy_time_is_kernels_copies_and_memsets_not_annotations_or_host_ops(nam
     work = device_work(events)
     assert work["busy_ms"] == pytest.approx(0.81)  # 400 + 400 + 10 us
     assert dict(work["kernels"]) == pytest.approx({"gemv": 0.8, "Memcpy DtoH": 0.01})
+    assert dict(work["launches"]) == {"gemv": 2, "Memcpy DtoH": 1}
 
 
 def test_top_kernels_are_per_decode_step_with_the_prompt_cancelled():
-    short = {"gemv": 10.0, "prefill_gemm": 5.0}  # ms over a whole run
-    long = {"gemv": 30.0, "prefill_gemm": 5.0, "argmax": 1.0}
+    # ms and launches over a whole run: 2 gemv launches a step (e.g. two matrices of a layer), 1 argmax
+    short = {"kernels": {"gemv": 10.0, "prefill_gemm": 5.0}, "launches": {"gemv": 8, "prefill_gemm": 3}}
+    long = {
+        "kernels": {"gemv": 30.0, "prefill_gemm": 5.0, "argmax": 1.0},
+        "launches": {"gemv": 28, "prefill_gemm": 3, "argmax": 10},
+    }
     top = top_kernels(short, long, steps=10)
-    assert top[:2] == [{"name": "gemv", "ms_per_step": 2.0}, {"name": "argmax", "ms_per_step": 0.1}]
+    assert top[:2] == [
+        {"name": "gemv", "ms_per_step": 2.0, "launches_per_step": 2.0, "us_per_launch": 1000.0},
+        {"name": "argmax", "ms_per_step": 0.1, "launches_per_step": 1.0, "us_per_launch": 100.0},
+    ]
     assert top[2]["ms_per_step"] == 0.0  # the prefill's kernel costs nothing per decode step
+    assert top[2]["us_per_launch"] is None
 
 
 @pytest.mark.slow
