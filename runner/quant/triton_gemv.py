@@ -58,8 +58,9 @@ WIDE = {"rows": (4, 8, 16, 32), "warps": (1, 2, 4, 8), "words": (2, 4)}  # a pro
 # warps). Autotuning times each config alone, where the top four of a shape lie within 3-9 % of each other, and its
 # picks change from run to run; the decode step is not indifferent: the same code decoded at 2.68 ms/token with these
 # picks and at 3.75 with others for q/k/v (4, 128, False, 1) and gate/up (8, 512, False, 4) (docs/benchmarks.md §6k,
-# two GPUs of one host, one sweep each). With the pins the step is 2.39-2.41 ms of GPU work, while runs took 2.60-3.68
-# ms/token as the host paced them (§6l). Other shapes and GPUs autotune.
+# two GPUs of one host, one sweep each). With the pins the step is 2.39-2.47 ms of GPU work; runs took 2.60-3.68
+# ms/token while the host paced them (§6l), 2.52-2.69 once host_loop.py trimmed generate's loop (§6m). Other shapes
+# and GPUs autotune.
 PINNED_INT4 = {
     (12288, 512, 128): (8, 128, True, 1),  # q/k/v fused
     (4096, 512, 128): (4, 256, True, 2),  # o_proj
