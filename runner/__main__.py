@@ -17,8 +17,10 @@ from runner.command_line import CONFIG_NAME, CONFIG_PATH, prepare
 from runner.config import register_configs
 from runner.config.load import to_container
 from runner.errors import ConfigError
+from runner.interrupts import exit_status, how, raise_on_sigterm
 from runner.progress import describe_job
 from runner.record import Record
+from runner.report.callback import report_interrupted_sweep
 from runner.results import finished_ok
 
 log = logging.getLogger("runner")
@@ -72,7 +74,14 @@ def cli() -> None:
     except ConfigError as error:  # a config error of any kind, Hydra's own included: exit 2, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    main()
+    raise_on_sigterm()
+    try:
+        main()
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the running job's record already says so
+        written = report_interrupted_sweep()
+        done = f"; report of the jobs with records: {written}; resume=true runs the rest" if written else ""
+        print(f"error: interrupted ({how(interrupt)}){done}", file=sys.stderr)
+        sys.exit(exit_status(interrupt))
     failed = sweep_outcome.failed()  # this sweep's jobs, whichever launcher ran them
     if failed:
         print(f"{len(failed)} job(s) failed: {', '.join(failed)}; reasons in the sweep's summary.md", file=sys.stderr)

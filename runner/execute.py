@@ -15,6 +15,7 @@ import torch
 from runner.context import RunContext
 from runner.devices import resolve_device
 from runner.errors import RunnerError
+from runner.interrupts import how
 from runner.job import Job, failure
 from runner.measure.derived import finish
 from runner.measure.environment import environment
@@ -48,9 +49,9 @@ def execute(job: Job, record_path: Path | None = None) -> Record:
         record.error = failure(error)
         if not isinstance(error, RunnerError):
             log.error("run failed: %s", record.error.traceback)
-    except KeyboardInterrupt:  # recorded as failed (so resume reruns it), then the interrupt goes on
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: recorded as failed (resume reruns it), then on
         record.status = "failed"
-        record.error = Error(type="Interrupted", message="interrupted (Ctrl-C) before the run finished")
+        record.error = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) before the run finished")
         raise
     finally:
         record.duration_s = time.perf_counter() - start

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runner.interrupts import how
 from runner.job import Job
 from runner.process import die_with_parent, start_method
 from runner.progress import set_job
@@ -110,10 +111,10 @@ def run_isolated(
     process.start()
     try:
         process.join(timeout_s)
-    except BaseException:  # Ctrl-C in the parent: the child must not outlive it, and the record says why
-        _stop(process)
+    except BaseException as interrupt:  # Ctrl-C or SIGTERM in the parent: the child must not outlive it, and the
+        _stop(process)  # record says why
         if read_record(run_dir) is None:
-            interrupted = Error(type="Interrupted", message="the sweep was interrupted while this job ran")
+            interrupted = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) while this job ran")
             _record_failure(job, interrupted, process.exitcode, start, log_file)
         raise
     timed_out = process.is_alive()

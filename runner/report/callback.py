@@ -18,26 +18,45 @@ log = logging.getLogger(__name__)
 
 
 class SweepReport(Callback):
+    current: tuple[Path, DictConfig] | None = None  # the sweep this process launched: its folder and report options
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_outcome.begin()
+        SweepReport.current = (Path(config.hydra.sweep.dir), config.get("report") or DictConfig({}))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rerun = f"rerun `python -m runner.report {sweep_dir}`"
-        try:
-            collected = collect_jobs(sweep_dir)
-        except Exception as error:
-            if not sweep_outcome.STATUS:  # the exit status must not say "all ok" for want of reading the records
-                sweep_outcome.note(f"{sweep_dir} (records unreadable: {error})", "unknown")
-            log.error("could not read the sweep's records (%s): %s", rerun, error)
-            return
-        if not sweep_outcome.STATUS:  # a launcher that reports nothing to this process: the records say
-            sweep_outcome.from_jobs(collected[0])
-        report = config.get("report") or {}
-        baseline, plots = list(report.get("baseline") or []), bool(report.get("plots", True))
-        try:
-            summary = write_report(sweep_dir, baseline, plots, collected=collected)
-        except Exception as error:  # the jobs' records are safe; a broken report must not hide them
-            log.error("could not write the sweep report (%s): %s", rerun, error)
-            return
-        print(f"sweep report: {sweep_dir}/summary.md ({len(summary['rows'])} jobs, {summary['failed']} failed)")
+        SweepReport.current = None
+        write_sweep_report(Path(config.hydra.sweep.dir), config.get("report") or {})
+
+
+def report_interrupted_sweep() -> str | None:
+    """After Ctrl-C or SIGTERM: the report of the jobs that have records, when a sweep was running; what was
+    written, in words, or None."""
+    if SweepReport.current is None:
+        return None
+    sweep_dir, report = SweepReport.current
+    SweepReport.current = None
+    return write_sweep_report(sweep_dir, report)
+
+
+def write_sweep_report(sweep_dir: Path, report: Any) -> str | None:
+    """summary.csv, summary.md and charts for the records in `sweep_dir`; never raises: the records stay safe."""
+    rerun = f"rerun `python -m runner.report {sweep_dir}`"
+    try:
+        collected = collect_jobs(sweep_dir)
+    except Exception as error:
+        if not sweep_outcome.STATUS:  # the exit status must not say "all ok" for want of reading the records
+            sweep_outcome.note(f"{sweep_dir} (records unreadable: {error})", "unknown")
+        log.error("could not read the sweep's records (%s): %s", rerun, error)
+        return None
+    if not sweep_outcome.STATUS:  # a launcher that reports nothing to this process: the records say
+        sweep_outcome.from_jobs(collected[0])
+    baseline, plots = list(report.get("baseline") or []), bool(report.get("plots", True))
+    try:
+        summary = write_report(sweep_dir, baseline, plots, collected=collected)
+    except Exception as error:  # the jobs' records are safe; a broken report must not hide them
+        log.error("could not write the sweep report (%s): %s", rerun, error)
+        return None
+    written = f"{sweep_dir}/summary.md ({len(summary['rows'])} jobs, {summary['failed']} failed)"
+    print(f"sweep report: {written}")
+    return written
