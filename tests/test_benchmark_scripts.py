@@ -235,15 +235,17 @@ def test_h200_page_plans_every_study_with_a_limit_and_commands_that_compose(tmp_
         "batch_triton",
         "quality_triton",
         "host_loop",
+        "bf16_kernels",
     ]
     # each study fits one 600 s call of the device tool (all of them together take more than one session's 30 min)
     assert plan["overhead"]["limit"] <= 90 and max(p["limit"] for p in plan.values()) <= 600
     for name, p in plan.items():  # every output lands in the study's own folder
         assert all(str(tmp_path / "work" / name) in c for c in p["commands"]), p
     runs = [c.split() for p in plan.values() for c in p["commands"] if c.startswith("python3 -m runner ")]
-    assert len(runs) == 30
-    profiles = [c.split() for c in [*plan["int8wo"]["commands"], *plan["host_loop"]["commands"][1:]]]
-    assert len(profiles) == 3
+    assert len(runs) == 31
+    profiling = [*plan["int8wo"]["commands"], *plan["host_loop"]["commands"][1:], *plan["bf16_kernels"]["commands"][:1]]
+    profiles = [c.split() for c in profiling]
+    assert len(profiles) == 4
     for words in profiles:  # decode_profile's runner overrides compose too
         start = words.index("scripts/decode_profile.py") + 1
         compose_config(["model=llama", *[w for w in words[start:] if "=" in w and not w.startswith("--")]])

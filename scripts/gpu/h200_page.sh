@@ -66,6 +66,9 @@
 #   host_loop       whether the int4 step still waits for the host (§6l: 2.4 ms of GPU work, 2.6-3.7 ms a token) now
 #                   that host_loop.py trims generate's loop: experiment=decode_limit bf16 and int4wo_triton, then
 #                   decode_profile.py on int4wo_triton (GPU idle per step, and the host's time per part of the loop)  450  ~330
+#   bf16_kernels    where bf16's 4.12 ms of GPU work a step goes (§6m: its kernels read 69 %, 75 % is asked): decode_profile
+#                   with launches per step and µs per launch (each kernel's matrices, so its bandwidth), then the bf16
+#                   job with inductor's benchmark_fusion (fused prologues such as SiLU·mul measured against unfused)  560  ~400
 #   pytest_triton   pytest -m gpu tests/test_triton_quant.py: the kernels against the dequantized product, and the
 #                   compiled decode (85 s reached 4 of 10 tests at 5ea930d: each new shape autotunes)  400  ~250
 #   batch_triton    experiment=decode_limit, int4wo_triton at batch 4, 16 (BATCHES): 4 rows still run the kernel,
@@ -93,7 +96,7 @@ ALL=(padding seed combinations overhead overhead_gpu pytest_gpu measure decode_i
   batch_fp8 quality quality_minilm int8wo decode_attention gemv falcon_generate ort pytest_rerun attention_llama
   attention_falcon attention_llama_fa4_flex attention_llama_sdpa_backends attention_falcon_fused
   attention_falcon_sdpa_backends attention_llama_flex16 decode_fused compile_decode decode_fp8_ro pytest_fused decode_fused_modes gemlite pytest_gemlite quality_gemlite batch_gemlite gemlite_hunt gemv_fbgemm
-  gemv_triton decode_triton pytest_triton batch_triton quality_triton host_loop)
+  gemv_triton decode_triton pytest_triton batch_triton quality_triton host_loop bf16_kernels)
 declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [overhead_gpu]=150 [pytest_gpu]=600
   [measure]=300 [decode_int4]=400 [decode_fp8]=600 [batch_bf16]=500 [batch_int4]=600 [batch_fp8]=600 [quality]=200
   [quality_minilm]=120 [int8wo]=560 [decode_attention]=500 [gemv]=420 [falcon_generate]=90 [ort]=400 [pytest_rerun]=200 [attention_llama]=600
@@ -101,7 +104,7 @@ declare -A LIMIT=([padding]=200 [seed]=150 [combinations]=90 [overhead]=90 [over
   [attention_falcon_fused]=300 [attention_falcon_sdpa_backends]=300 [attention_llama_flex16]=240 [decode_fused]=400 [compile_decode]=300
   [decode_fp8_ro]=500 [pytest_fused]=240 [decode_fused_modes]=420 [gemlite]=560 [pytest_gemlite]=400 [quality_gemlite]=420
   [batch_gemlite]=600 [gemlite_hunt]=600 [gemv_fbgemm]=300
-  [gemv_triton]=400 [decode_triton]=600 [pytest_triton]=400 [batch_triton]=600 [quality_triton]=420 [host_loop]=450)
+  [gemv_triton]=400 [decode_triton]=600 [pytest_triton]=400 [batch_triton]=600 [quality_triton]=420 [host_loop]=450 [bf16_kernels]=560)
 MODE=run
 case "${1:-}" in --dry-run) MODE=dry; shift ;; --pack-only) MODE=pack; shift ;; esac
 OUT=${OUT:-/tmp/out}
@@ -179,6 +182,9 @@ commands() {
     host_loop)
       echo "python3 -m runner -m experiment=decode_limit 'quant=none,int4wo_triton' hydra.sweep.dir={W}/sweep"
       echo 'python3 scripts/decode_profile.py quant=int4wo_triton --defer-stop-check > {W}/profile_int4wo_triton.json' ;;
+    bf16_kernels)
+      echo 'python3 scripts/decode_profile.py quant=none --defer-stop-check > {W}/profile_bf16.json'
+      echo "python3 -m runner -m experiment=decode_limit quant=none '+convert.compile_options.inductor={benchmark_fusion:true}' hydra.sweep.dir={W}/benchmark_fusion" ;;
     pytest_triton) echo 'python3 -m pytest -m gpu -v -rs -p no:cacheprovider tests/test_triton_quant.py > {W}/pytest_gpu.log' ;;
     batch_triton) echo "python3 -m runner -m experiment=decode_limit quant=int4wo_triton 'scenario.batch_size=${BATCHES:-4,16}' hydra.sweep.dir={W}/sweep" ;;
     quality_triton) echo "python3 -m runner -m experiment=quality attention=eager 'quant=none,int4wo_triton,int8wo_triton' quant.group_size=64 convert.compile=false hydra.sweep.dir={W}/sweep" ;;
