@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -51,7 +53,8 @@ def _child(target: Callable | None, job: Job, log_file: str, label: str, environ
     Hydra `hydra.job.env_set`, a variable set between jobs)."""
     os.environ.clear()
     os.environ.update(environment)
-    die_with_parent()
+    die_with_parent()  # the forkserver's death
+    exit_with_the_runner()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode="a"))
@@ -60,6 +63,20 @@ def _child(target: Callable | None, job: Job, log_file: str, label: str, environ
     if target is None:
         from runner.execute import execute as target
     target(job)
+
+
+def exit_with_the_runner() -> None:
+    """The job ends when the process that started it is gone, however it ended: a forkserver child's parent is the
+    forkserver (die_with_parent covers that one), so a runner killed while the job started would leave it running."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="runner-parent-watch", daemon=True).start()
 
 
 def start_context() -> multiprocessing.context.BaseContext:
@@ -108,11 +125,12 @@ def run_isolated(
         args=(target, job, str(log_file or ""), label, dict(os.environ)),
         name=f"runner {label or run_dir.name}",
     )
-    process.start()
     try:
+        process.start()  # the first job's start waits for the forkserver to import torch: seconds
         process.join(timeout_s)
     except BaseException as interrupt:  # Ctrl-C or SIGTERM in the parent: the child must not outlive it, and the
-        _stop(process)  # record says why
+        if process.pid is not None:  # record says why
+            _stop(process)
         if read_record(run_dir) is None:
             interrupted = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) while this job ran")
             _record_failure(job, interrupted, process.exitcode, start, log_file)

@@ -30,3 +30,14 @@ def reports_its_start(job):
     fields = [str(preloaded), str(usable), os.environ.get("RUNNER_TEST_MARK", "")]
     (job.run_dir / "start.txt").write_text(" ".join(fields))
     os._exit(0)
+
+
+def sleeps_until_its_runner_is_gone(pid_file):
+    """A job's process as runner/isolation.py's _child starts it: it must end when the process that started it ends."""
+    from pathlib import Path
+
+    from runner.isolation import exit_with_the_runner
+
+    exit_with_the_runner()
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(600)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from runner.distributed.merge import DistributedError, merge_ranks, rank_file
 from runner.distributed.tp import enabled, is_rank, tp_size
+from runner.interrupts import how
 from runner.job import Job, failure
 from runner.process import die_with_parent
-from runner.record import Record
+from runner.record import Error, Record
 from runner.record.io import write_record
 from runner.results import RESULTS_FILE
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 RANKS_DIR = "ranks"  # under the run folder: the job spec, each rank's record and the ranks' logs
 SPEC_FILE = "job.pkl"  # the typed Job, pickled: the ranks do not type the config again
 LOG_TAIL_LINES = 15
+STOP_GRACE_S = 20.0  # interrupted: torchrun's time to stop its ranks before it is killed
 
 
 def torchrun_command(nproc: int, spec: Path, log_dir: Path) -> list[str]:
@@ -60,6 +62,15 @@ def run_tensor_parallel(job: Job) -> Record:
         record = _launch(job, record)
     except Exception as error:
         record.status, record.error = "failed", failure(error)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: torchrun has stopped its ranks (_torchrun)
+        record.status = "failed"
+        record.error = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) before the run finished")
+        _finish(job, record, start)
+        raise
+    return _finish(job, record, start)
+
+
+def _finish(job: Job, record: Record, start: float) -> Record:
     record.duration_s = time.perf_counter() - start
     record.finished = datetime.now(UTC).isoformat()
     write_record(job.run_dir / RESULTS_FILE, record)
@@ -81,7 +92,7 @@ def _launch(job: Job, record: Record) -> Record:
     log.info(
         "tensor parallel over %d %s: %s", nproc, "CPU processes" if hardware.tp_on_cpu else "GPUs", " ".join(command)
     )
-    code = subprocess.run(command, env=env, preexec_fn=die_with_parent, check=False).returncode
+    code = _torchrun(command, env)
     ranks = [rank_file(ranks_dir, rank) for rank in range(nproc)]
     if ranks[0] is None:
         raise DistributedError(
@@ -92,6 +103,22 @@ def _launch(job: Job, record: Record) -> Record:
     if code and merged.status == "ok":
         merged.exit_note = f"torchrun exited with {code} after every rank wrote its record"
     return merged
+
+
+def _torchrun(command: list[str], env: dict[str, str]) -> int:
+    """torchrun's exit code. Interrupted (Ctrl-C, SIGTERM), torchrun gets SIGTERM and time to stop its ranks: they
+    run in sessions of their own, so killing torchrun outright would leave them running."""
+    process = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
+    try:
+        return process.wait()
+    except BaseException:
+        process.terminate()
+        try:
+            process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
 
 
 def needs_torchrun(job: Job) -> bool:
