@@ -29,8 +29,9 @@ def run_config(overrides: list[str]) -> RunConfig:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         run_cfg = to_run_config(cfg)
-    except (ConfigError, HydraException) as error:
-        raise SystemExit(f"error: {error}") from None
+    except (ConfigError, HydraException) as error:  # exit 2, as `python -m runner` does for bad input
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     if run_cfg.hardware.threads:  # as execute() does
         torch.set_num_threads(run_cfg.hardware.threads)
     return run_cfg

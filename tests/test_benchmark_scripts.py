@@ -21,6 +21,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from decode_profile import busy_us, device_work, top_kernels  # noqa: E402
 
 
+@pytest.mark.parametrize("override", ["quant=int9", "+convert.compile_options.inductorr={a:1}"])
+def test_a_benchmark_scripts_bad_override_exits_2_naming_it(override, capsys):
+    from bench_context import run_config
+
+    with pytest.raises(SystemExit) as exit_:
+        run_config(["model=tiny-llama", "hardware=cpu", override])
+    assert exit_.value.code == 2
+    assert override.split("=")[0].lstrip("+").split(".")[-1] in capsys.readouterr().err
+
+
 def script(*args: str) -> dict:
     result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
