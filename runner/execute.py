@@ -15,12 +15,12 @@ import torch
 from runner.context import RunContext
 from runner.devices import resolve_device
 from runner.errors import RunnerError
-from runner.interrupts import how
+from runner.interrupts import interrupted
 from runner.job import Job, failure
 from runner.measure.derived import finish
 from runner.measure.environment import environment
 from runner.pipeline import run_pipeline
-from runner.record import Error, Record
+from runner.record import Record
 from runner.record.io import write_record
 from runner.results import RESULTS_FILE
 
@@ -50,8 +50,7 @@ def execute(job: Job, record_path: Path | None = None) -> Record:
         if not isinstance(error, RunnerError):
             log.error("run failed: %s", record.error.traceback)
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: recorded as failed (resume reruns it), then on
-        record.status = "failed"
-        record.error = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) before the run finished")
+        record.status, record.error = "failed", interrupted(interrupt)
         raise
     finally:
         record.duration_s = time.perf_counter() - start

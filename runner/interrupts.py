@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 
+from runner.record import Error
+
 GRACE_S = 30.0  # after SIGTERM: time for the interrupted job's record and the sweep's report
 
 
@@ -26,6 +28,11 @@ def how(interrupt: BaseException) -> str:
     if isinstance(interrupt, Terminated):
         return "SIGTERM"
     return "Ctrl-C" if isinstance(interrupt, KeyboardInterrupt) else type(interrupt).__name__
+
+
+def interrupted(interrupt: BaseException, when: str = "before the run finished") -> Error:
+    """The record's error for a job that an interrupt ended."""
+    return Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) {when}")
 
 
 def exit_status(interrupt: BaseException) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.interrupts import how
+from runner.interrupts import interrupted
 from runner.job import Job
 from runner.process import die_with_parent, start_method
 from runner.progress import set_job
@@ -132,8 +132,7 @@ def run_isolated(
         if process.pid is not None:  # record says why
             _stop(process)
         if read_record(run_dir) is None:
-            interrupted = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) while this job ran")
-            _record_failure(job, interrupted, process.exitcode, start, log_file)
+            _record_failure(job, interrupted(interrupt, "while this job ran"), process.exitcode, start, log_file)
         raise
     timed_out = process.is_alive()
     if timed_out:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from runner.distributed.merge import DistributedError, merge_ranks, rank_file
 from runner.distributed.tp import enabled, is_rank, tp_size
-from runner.interrupts import how
+from runner.interrupts import interrupted
 from runner.job import Job, failure
 from runner.process import die_with_parent
-from runner.record import Error, Record
+from runner.record import Record
 from runner.record.io import write_record
 from runner.results import RESULTS_FILE
 
@@ -63,8 +63,7 @@ def run_tensor_parallel(job: Job) -> Record:
     except Exception as error:
         record.status, record.error = "failed", failure(error)
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: torchrun has stopped its ranks (_torchrun)
-        record.status = "failed"
-        record.error = Error(type="Interrupted", message=f"interrupted ({how(interrupt)}) before the run finished")
+        record.status, record.error = "failed", interrupted(interrupt)
         _finish(job, record, start)
         raise
     return _finish(job, record, start)

@@ -18,11 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class SweepReport(Callback):
-    current: tuple[Path, DictConfig] | None = None  # the sweep this process launched: its folder and report options
+    current: tuple[Path, Any] | None = None  # the sweep this process launched: its folder and report options
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_outcome.begin()
-        SweepReport.current = (Path(config.hydra.sweep.dir), config.get("report") or DictConfig({}))
+        SweepReport.current = (Path(config.hydra.sweep.dir), config.get("report") or {})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SweepReport.current = None
