@@ -48,6 +48,20 @@ def test_compile_settings_reach_torch_compile():
         compiled("convert.compile_options.mode=max-autotun")
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("{benchmark_fusions:true}", r"benchmark_fusions is not an inductor option .* Did you mean 'benchmark_fusion'"),
+        ("{triton.cudagraph:true}", r"Did you mean 'triton.cudagraphs'"),
+        ("{benchmark_fusion:3}", r"inductor.benchmark_fusion=3: inductor takes a bool there \(default False\)"),
+    ],
+)
+def test_unknown_or_mistyped_inductor_options_are_refused_before_loading(option, message):
+    with pytest.raises(ConfigError, match=message):
+        compiled(f"+convert.compile_options.inductor={option}")
+    assert compiled("+convert.compile_options.inductor={benchmark_fusion:true,triton.cudagraphs:false}")
+
+
 @deferred
 def test_stop_check_is_deferred_on_cuda_only_inside_generate():
     check = generation.DeferredStopCheck

@@ -6,7 +6,7 @@ from runner.checks.base import check
 from runner.config.pipeline import COMPILE_MODES
 from runner.config.run import RunConfig
 from runner.devices import device_or_none
-from runner.errors import ConfigError
+from runner.errors import ConfigError, did_you_mean
 
 
 @check
@@ -38,3 +38,30 @@ def known_compile_mode(cfg: RunConfig) -> None:
         raise ConfigError(
             f"convert.compile_options.mode={mode} is not a torch.compile mode: use {', '.join(COMPILE_MODES)}"
         )
+
+
+@check
+def known_inductor_options(cfg: RunConfig) -> None:
+    """convert.compile_options.inductor, checked as torch.compile checks its options, but before the model loads
+    (torch.compile raises only when the decode step is first compiled, minutes into a 7B job)."""
+    options = cfg.convert.compile_options.inductor
+    if not options:
+        return
+    import torch
+    from torch._inductor import config as inductor_config
+
+    known = inductor_config.get_config_copy()
+    for key, value in options.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(
+                f"convert.compile_options.inductor.{key} is not an inductor option of torch {torch.__version__}."
+                f"{did_you_mean(name, known)} Options: torch._inductor.config (e.g. epilogue_fusion, "
+                "benchmark_fusion, triton.cudagraphs)"
+            )
+        expected = inductor_config.get_type(name)
+        if isinstance(expected, type) and not isinstance(value, expected):
+            raise ConfigError(
+                f"convert.compile_options.inductor.{key}={value!r}: inductor takes a {type(known[name]).__name__} "
+                f"there (default {known[name]!r})"
+            )
