@@ -26,7 +26,10 @@ with coordinate descent, which turns a one-row matmul into a fused reduction; CU
   the unpublished `mslk` name), bf16 activations, groups of max(--group-size, 128); where fbgemm_gpu is installed;
 - int4-triton, int8-triton: the runner's own Triton kernels over int32 words (runner/quant/triton_gemv.py), levels
   turned into floats by bit operations instead of conversions; autotuned on first call (the chosen configs are in
-  the JSON's `triton_configs`); where Triton is installed.
+  the JSON's `triton_configs`); where Triton is installed;
+- bf16-triton: a Triton kernel over the plain bf16 weight in the runner kernels' layout (rows per program,
+  inputs per loop step, the next step's weights loaded ahead; scripts/gpu/bf16_gemv.py), against inductor's
+  reduction of the `bf16` row.
 
 Each format's time per call is the median of --rounds timings of --calls calls on the runner's clock (CUDA
 events). Prints one JSON object: per shape and format, microseconds, GB/s, share of the bandwidth; and the sum
@@ -57,6 +60,7 @@ from runner.quant.triton_ops import chosen_configs
 FORMATS = (
     "bf16", "int8", "int4-inductor", "int4-inductor-split", "bf16-cublas", "int8-torchao", "fp8wo-torchao",
     "fp8dq-torchao", "int4-tinygemm", "int4-gemlite", "int8-gemlite", "int4-fbgemm", "int4-triton", "int8-triton",
+    "bf16-triton",
 )  # fmt: skip
 # one llama-2-7b decoder layer's Linear shapes (out, in) with how many of each
 LLAMA_7B_LAYER = {(4096, 4096): 4, (11008, 4096): 2, (4096, 11008): 1}
@@ -163,6 +167,7 @@ def formats(weight: torch.Tensor, group: int, compile_options: dict) -> dict:
         library["int4-fbgemm"] = partial(fbgemm_int4, weight, group)
     if weight.is_cuda and importlib.util.find_spec("triton") is not None:
         library |= {"int4-triton": partial(triton_int4, weight, group), "int8-triton": partial(triton_int8, weight)}
+        library["bf16-triton"] = partial(triton_bf16, weight)
     failed = {}
     for name, build in library.items():
         try:
@@ -254,14 +259,28 @@ def triton_int8(weight: torch.Tensor):
     return int8_gemv, (None, *pack_int8(weight))
 
 
-TRITON_KERNELS = {"int4-triton": "_int4_gemv", "int8-triton": "_int8_gemv"}
+def triton_bf16(weight: torch.Tensor):
+    """A Triton kernel over the plain bf16 weight in the layout of the runner's kernels, against inductor's."""
+    from bf16_gemv import bf16_gemv  # scripts/gpu/bf16_gemv.py, beside this script
+
+    return bf16_gemv, (None, weight)
+
+
+# format -> (module, autotuned kernel)
+TRITON_KERNELS = {
+    "int4-triton": ("runner.quant.triton_gemv", "_int4_gemv"),
+    "int8-triton": ("runner.quant.triton_gemv", "_int8_gemv"),
+    "bf16-triton": ("bf16_gemv", "_bf16_gemv"),
+}
 
 
 def widen_triton_search() -> None:
     """--triton-configs wide: the kernels autotune over triton_gemv.WIDE instead of their default list."""
     from runner.quant import triton_gemv
 
-    for name in TRITON_KERNELS.values():
+    for module, name in TRITON_KERNELS.values():
+        if module != triton_gemv.__name__:  # bf16: its own list is the search
+            continue
         kernel = getattr(triton_gemv, name)
         kernel.configs = triton_gemv.configs(**triton_gemv.WIDE)
         kernel.early_config_prune = None  # no pinned configs (triton_gemv.PINNED_INT4): every shape searches
@@ -271,7 +290,8 @@ def widen_triton_search() -> None:
 def fastest_configs(name: str, keep: int = 6) -> list:
     """The `keep` fastest configs of the Triton kernel's last autotuning (the shape just run), with microseconds
     (Triton's do_bench, its cache flushed between calls)."""
-    kernel = getattr(sys.modules["runner.quant.triton_gemv"], TRITON_KERNELS[name])
+    module, kernel_name = TRITON_KERNELS[name]
+    kernel = getattr(sys.modules[module], kernel_name)
     timings = getattr(kernel, "configs_timings", None) or {}
     ranked = sorted(timings.items(), key=lambda item: item[1][0] if isinstance(item[1], list) else item[1])
     return [[str(config), round(1e3 * (t[0] if isinstance(t, list) else t), 2)] for config, t in ranked[:keep]]
