@@ -100,8 +100,11 @@ def test_compile_settings_are_not_counted_as_conversions():
 def test_compiled_decode_gives_the_tokens_of_plain_generate(run_job):
     from runner.models.build import build_random
 
+    # float32: the loop's changes (deferred stop check, in-graph masks, exact length) must not change a token. In
+    # bfloat16 the compiled kernels round differently from eager's and may flip a near-tie of random weights: on a
+    # 2x H200 host (after 98c79c5) one of two rows repeated a token once less and then went on the same
     cfg = to_run_config(
-        compose_config(["hardware=cuda", "scenario=generate", "model.dtype=bfloat16", "convert.compile=true"])
+        compose_config(["hardware=cuda", "scenario=generate", "model.dtype=float32", "convert.compile=true"])
     )
     model = build_random(cfg.model, "sdpa", torch.device("cuda")).eval()
     ids = torch.randint(0, 1000, (2, 16), device="cuda")
