@@ -69,6 +69,7 @@
 #   bf16_kernels    where bf16's 4.12 ms of GPU work a step goes (§6m: its kernels read 69 %, 75 % is asked): decode_profile
 #                   with launches per step and µs per launch (each kernel's matrices, so its bandwidth), then the bf16
 #                   job with inductor's benchmark_fusion (fused prologues such as SiLU·mul measured against unfused)  560  ~400
+#                   (both ran at 98c79c5, §6n: the profile with PDL on; benchmark_fusion 4.37 ms/token, no gain)
 #   pytest_triton   pytest -m gpu tests/test_triton_quant.py: the kernels against the dequantized product, and the
 #                   compiled decode (85 s reached 4 of 10 tests at 5ea930d: each new shape autotunes)  400  ~250
 #   batch_triton    experiment=decode_limit, int4wo_triton at batch 4, 16 (BATCHES): 4 rows still run the kernel,
