@@ -59,7 +59,8 @@ def known_inductor_options(cfg: RunConfig) -> None:
                 f"{did_you_mean(name, known)} Options: torch._inductor.config (e.g. epilogue_fusion, "
                 "benchmark_fusion, triton.cudagraphs)"
             )
-        expected = inductor_config.get_type(name)
+        get_type = getattr(inductor_config, "get_type", None)  # torch.compile's own type check uses it
+        expected = get_type(name) if get_type is not None else None
         if isinstance(expected, type) and not isinstance(value, expected):
             raise ConfigError(
                 f"convert.compile_options.inductor.{key}={value!r}: inductor takes a {type(known[name]).__name__} "
