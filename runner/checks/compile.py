@@ -51,6 +51,7 @@ def known_inductor_options(cfg: RunConfig) -> None:
     from torch._inductor import config as inductor_config
 
     known = inductor_config.get_config_copy()
+    get_type = getattr(inductor_config, "get_type", None)  # torch.compile's own type check uses it
     for key, value in options.items():
         name = key.replace("-", "_")
         if name not in known:
@@ -59,7 +60,6 @@ def known_inductor_options(cfg: RunConfig) -> None:
                 f"{did_you_mean(name, known)} Options: torch._inductor.config (e.g. epilogue_fusion, "
                 "benchmark_fusion, triton.cudagraphs)"
             )
-        get_type = getattr(inductor_config, "get_type", None)  # torch.compile's own type check uses it
         expected = get_type(name) if get_type is not None else None
         if isinstance(expected, type) and not isinstance(value, expected):
             raise ConfigError(
