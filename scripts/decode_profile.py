@@ -192,9 +192,10 @@ def host_per_step(ctx: RunContext, short: int, long: int, repeats: int) -> dict[
 
 def top_kernels(short: dict, long: dict, steps: int, count: int = 12) -> list[dict]:
     """The kernels that spend a decode step's busy time: long run minus short run, per extra token. With the launch
-    counts, each kernel's time per launch: which of a layer's matrices a kernel reads, and so its bandwidth."""
+    counts, each kernel's time per launch: which of a layer's matrices a kernel reads, and so its bandwidth.
+    count=0 lists every kernel."""
     per_step = {name: (total - short["kernels"].get(name, 0.0)) / steps for name, total in long["kernels"].items()}
-    ranked = sorted(per_step.items(), key=lambda item: -item[1])[:count]
+    ranked = sorted(per_step.items(), key=lambda item: -item[1])[: count or None]
     top = []
     for name, ms in ranked:
         launches = (long["launches"][name] - short["launches"].get(name, 0)) / steps
@@ -230,9 +231,13 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=144, help="new tokens of the long run (default 144)")
     parser.add_argument("--repeats", type=int, default=3, help="unprofiled runs of each, for the wall time")
     parser.add_argument("--defer-stop-check", action="store_true", help="read generate's stop flag a step late")
+    parser.add_argument("--kernels", type=int, default=12, help="kernels listed, longest first (0: all; default 12)")
     args, overrides = parser.parse_known_args()
-    if args.long <= args.short or args.short < 1 or args.repeats < 1:
-        raise SystemExit(f"need 1 <= --short < --long, --repeats >= 1; got {args.short}, {args.long}, {args.repeats}")
+    if args.long <= args.short or args.short < 1 or args.repeats < 1 or args.kernels < 0:
+        raise SystemExit(
+            f"need 1 <= --short < --long, --repeats >= 1, --kernels >= 0; "
+            f"got {args.short}, {args.long}, {args.repeats}, {args.kernels}"
+        )
     deferred = defer_stop_check() if args.defer_stop_check else None
     # warmup (and the static cache) at the long run's length: a run that needs a longer cache would recompile
     composed = [*DEFAULTS, *overrides, f"scenario.new_tokens={args.long}"]
@@ -290,7 +295,7 @@ def main() -> None:
         "stop_check": deferred or "transformers' default (a host read of the stop flag after every step)",
         "bandwidth_gbs": bandwidth,
         "per_decode_step": step,
-        "top_kernels_per_step": top_kernels(short, long, steps) if on_gpu else None,
+        "top_kernels_per_step": top_kernels(short, long, steps, args.kernels) if on_gpu else None,
         "note": None if on_gpu else "no GPU: wall time only",
     }
     print(json.dumps(result, indent=2))

@@ -135,6 +135,8 @@ def test_top_kernels_are_per_decode_step_with_the_prompt_cancelled():
     ]
     assert top[2]["ms_per_step"] == 0.0  # the prefill's kernel costs nothing per decode step
     assert top[2]["us_per_launch"] is None
+    assert [k["name"] for k in top_kernels(short, long, steps=10, count=1)] == ["gemv"]
+    assert len(top_kernels(short, long, steps=10, count=0)) == 3  # --kernels 0: every kernel
 
 
 @pytest.mark.slow

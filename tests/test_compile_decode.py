@@ -30,10 +30,32 @@ def with_compile(cfg):
 
 def test_default_compile_is_max_autotune_with_coordinate_descent():
     config = compile_options(with_compile(compiled()))["compile_config"]
-    # torch.compile takes a mode or options: the mode is expanded into its options
+    # torch.compile takes a mode or options: the mode is expanded into its options; unquantized weights also get
+    # the realize threshold that makes inductor write each RMSNorm's output once (docs/benchmarks.md §6o)
     assert config.mode is None and config.fullgraph is True
-    assert config.options == {"max_autotune": True, "triton.cudagraphs": True, "coordinate_descent_tuning": True}
+    assert config.options == {
+        "max_autotune": True,
+        "triton.cudagraphs": True,
+        "coordinate_descent_tuning": True,
+        "realize_acc_reads_threshold": 2,
+    }
     assert compile_options(compiled()) == {}
+
+
+def test_realize_threshold_is_the_runners_for_unquantized_weights_only_unless_set():
+    def options(*overrides):
+        return compile_options(with_compile(compiled(*overrides)))["compile_config"].options
+
+    assert "realize_acc_reads_threshold" not in options("quant=8bit")  # not measured there: inductor's own
+    assert (
+        options("quant=8bit", "convert.compile_options.realize_acc_reads_threshold=3")["realize_acc_reads_threshold"]
+        == 3
+    )
+    assert (
+        options("+convert.compile_options.inductor.realize_acc_reads_threshold=5")["realize_acc_reads_threshold"] == 5
+    )  # inductor's own options have the last word
+    with pytest.raises(ConfigError, match=r"realize_acc_reads_threshold=-1: use a count of buffer reads \(>= 0\)"):
+        compiled("convert.compile_options.realize_acc_reads_threshold=-1")
 
 
 def test_compile_settings_reach_torch_compile():
@@ -43,7 +65,7 @@ def test_compile_settings_reach_torch_compile():
         "+convert.compile_options.inductor.epilogue_fusion=false",
     )
     options = compile_options(with_compile(cfg))["compile_config"].options
-    assert options == {"triton.cudagraphs": True, "epilogue_fusion": False}
+    assert options == {"triton.cudagraphs": True, "realize_acc_reads_threshold": 2, "epilogue_fusion": False}
     with pytest.raises(ConfigError, match="mode=max-autotun is not a torch.compile mode: use default, reduce-overhead"):
         compiled("convert.compile_options.mode=max-autotun")
 
@@ -125,6 +147,26 @@ def test_compile_time_and_stop_check_are_recorded(run_job):
     assert compile_record["mode"] == "max-autotune"
     assert compile_record["stop_check"].startswith("deferred")
     assert compile_record["inductor_cache_dir"].endswith("inductor")
+    counts = compile_record["counts"]
+    assert counts["graphs"] >= 1 and counts["cudagraph_skips"] == 0, counts  # the step ran as CUDA graphs
+
+
+def test_graph_counts_count_compiled_graphs_and_breaks():
+    import torch
+
+    from runner.backends.pytorch.compile import graph_counts
+
+    def step(x):
+        y = x * 2
+        torch._dynamo.graph_break()
+        return y + 1
+
+    before = graph_counts()
+    torch.compile(step, backend="eager")(torch.ones(3))
+    after = graph_counts()
+    assert after["graphs"] - before["graphs"] == 2  # one graph on each side of the break
+    assert after["graph_breaks"] - before["graph_breaks"] == 1
+    assert after["cudagraph_skips"] == before["cudagraph_skips"]
 
 
 def _stance():

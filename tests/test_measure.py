@@ -129,11 +129,11 @@ class FakeNvml:
     """The few NVML calls the monitor makes, with figures the test controls: this job's GPU is "handle0", the host
     has one more, "handle1", whose utilization the test sets."""
 
-    NVML_CLOCK_SM = 1
+    NVML_CLOCK_SM, NVML_CLOCK_MEM = 1, 2
 
     def __init__(self):
-        self.used, self.energy_mj, self.sm_clock = 1000 * MiB, 50_000, 1980
-        self.other_busy, self.utilization_asked = 0, set()
+        self.used, self.energy_mj, self.sm_clock, self.mem_clock = 1000 * MiB, 50_000, 1980, 3201
+        self.busy, self.other_busy, self.utilization_asked = 100, 0, set()
 
     def nvmlDeviceGetCount(self):
         return 2
@@ -149,7 +149,7 @@ class FakeNvml:
 
     def nvmlDeviceGetUtilizationRates(self, handle):
         self.utilization_asked.add(handle)
-        return SimpleNamespace(gpu=self.other_busy, memory=0)
+        return SimpleNamespace(gpu=self.busy if handle == "handle0" else self.other_busy, memory=0)
 
     def nvmlDeviceGetMemoryInfo(self, handle):
         return SimpleNamespace(used=self.used, total=80 * 1024 * MiB)
@@ -162,8 +162,7 @@ class FakeNvml:
         return self.energy_mj
 
     def nvmlDeviceGetClockInfo(self, handle, clock):
-        assert clock == self.NVML_CLOCK_SM
-        return self.sm_clock
+        return {self.NVML_CLOCK_SM: self.sm_clock, self.NVML_CLOCK_MEM: self.mem_clock}[clock]
 
 
 def _started_monitor(monkeypatch) -> tuple[FakeNvml, NvmlMonitor]:
@@ -189,6 +188,19 @@ def test_nvml_monitor_keeps_peaks_between_samples_and_the_energy_of_the_window(m
     assert report["energy_joules"] == pytest.approx(4.5)  # 4500 mJ over the window
 
 
+def test_nvml_monitor_tells_a_gpu_that_waited_from_a_slowed_memory_clock(monkeypatch):
+    """A decode that ran 2x slower: its GPU's utilization says whether the GPU waited for the host, its memory clock
+    whether the memory ran slower; both as mean, min and max over the samples."""
+    fake, monitor = _started_monitor(monkeypatch)
+    fake.busy, fake.mem_clock = 40, 1593  # the GPU idle 60 % of the time, the memory at half its clock
+    time.sleep(0.1)
+    fake.busy, fake.mem_clock = 100, 3201
+    report = monitor.stop()["devices"]["cuda:0"]
+    busy, memory = report["utilization_percent"], report["mem_clock_mhz"]
+    assert (busy["min"], busy["max"]) == (40, 100) and 40 < busy["mean"] < 100 and busy["samples"] >= 3
+    assert (memory["min"], memory["max"]) == (1593, 3201) and 1593 < memory["mean"] < 3201
+
+
 def test_nvml_monitor_watches_the_hosts_other_gpus(monkeypatch):
     """A study on another GPU of the host shares it with this job: the record says how busy that GPU was."""
     fake, monitor = _started_monitor(monkeypatch)
@@ -197,7 +209,7 @@ def test_nvml_monitor_watches_the_hosts_other_gpus(monkeypatch):
     fake.other_busy = 0
     report = monitor.stop()
     assert list(report["devices"]) == ["cuda:0"] and list(report["other_gpus"]) == ["nvml:1"]
-    assert fake.utilization_asked == {"handle1"}  # only the other GPU is asked
+    assert fake.utilization_asked == {"handle0", "handle1"}  # this job's GPU for itself, the other for sharing
     assert report["devices"]["cuda:0"]["nvml_index"] == 0  # how other processes' records name this one
     other = report["other_gpus"]["nvml:1"]
     assert other["utilization_percent_max"] == 90 and 0 < other["utilization_percent_mean"] < 90
@@ -218,6 +230,7 @@ def test_queries_the_driver_does_not_answer_are_recorded_as_unknown(monkeypatch)
     report = monitor.stop()
     device = report["devices"]["cuda:0"]
     assert device["energy_joules"] is None and device["sm_clock_mhz"] is None
+    assert device["mem_clock_mhz"] is None and device["utilization_percent"] is None
     assert device["device_used_peak_bytes"] == 1000 * MiB and device["nvml_index"] == 0
     other = report["other_gpus"]["nvml:1"]
     assert other["utilization_percent_mean"] is None and other["compute_processes_max"] == 2

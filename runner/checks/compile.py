@@ -41,6 +41,26 @@ def known_compile_mode(cfg: RunConfig) -> None:
 
 
 @check
+def usable_realize_threshold(cfg: RunConfig) -> None:
+    threshold = cfg.convert.compile_options.realize_acc_reads_threshold
+    if threshold is None:
+        return
+    import torch
+    from torch._inductor import config as inductor_config
+
+    if threshold < 0:
+        raise ConfigError(
+            f"convert.compile_options.realize_acc_reads_threshold={threshold}: use a count of buffer reads (>= 0), "
+            "or null for the runner's choice"
+        )
+    if not hasattr(inductor_config, "realize_acc_reads_threshold"):
+        raise ConfigError(
+            f"convert.compile_options.realize_acc_reads_threshold={threshold}: torch {torch.__version__}'s inductor "
+            "has no such option; use null"
+        )
+
+
+@check
 def known_inductor_options(cfg: RunConfig) -> None:
     """convert.compile_options.inductor, checked as torch.compile checks its options, but before the model loads
     (torch.compile raises only when the decode step is first compiled, minutes into a 7B job)."""

@@ -1,8 +1,11 @@
-"""GPU memory, energy and SM clock as the driver sees them (NVML, from nvidia-ml-py).
+"""GPU memory, energy, clocks and utilization as the driver sees them (NVML, from nvidia-ml-py).
 
 torch's allocator counts only its own tensors; NVML also sees the CUDA context, cuBLAS workspaces and other
 libraries' allocations, and it reads the GPU's own energy counter. The SM clock says whether the GPU ran at full
-speed: under sustained load a power- or heat-limited GPU lowers it, and every kernel slows by as much. The host's
+speed: under sustained load a power- or heat-limited GPU lowers it, and every kernel slows by as much; the memory
+clock does the same for memory-bound work (batch-1 decode). The GPU's own utilization (the share of each sampling
+period in which a kernel ran) tells a job that waited for its host (low) from one whose kernels were slow (high):
+the same settings decoded 1.5-2x slower in a few jobs of the H200 studies (docs/benchmarks.md §6o). The host's
 other GPUs are watched too (their utilization and compute processes): a study running on one of them shares the
 host with this job (docs/benchmarks.md §6h). Nothing here raises: where NVML is missing (a CPU host, a container
 without the driver) the report says why and carries no figures.
@@ -69,6 +72,10 @@ def _sm_clock_mhz(pynvml, handle) -> int | None:
     return _query(lambda: int(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)))
 
 
+def _mem_clock_mhz(pynvml, handle) -> int | None:
+    return _query(lambda: int(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)))
+
+
 def _clock_summary(samples: list[int]) -> dict | None:
     if not samples:
         return None
@@ -112,7 +119,7 @@ def _energy_mj(pynvml, handle) -> int | None:
 
 
 # The sampler thread runs inside the measured window and takes the GIL from the host loop that launches kernels:
-# on a host-bound decode every sample is time the loop waits. A sample is three NVML reads and a max, plus one read
+# on a host-bound decode every sample is time the loop waits. A sample is five NVML reads and a max, plus one read
 # per other GPU of the host (about 0.1 ms on one GPU); at 10 samples a second that is about 0.1 % of the host's
 # time (scripts/nvml_cost.py measures it, on against off). Energy comes from the driver's counter read at start
 # and stop, so it needs no samples at all.
@@ -120,8 +127,8 @@ DEFAULT_INTERVAL_S = 0.1
 
 
 class NvmlMonitor:
-    """Peak used memory (this process, and the whole device) and the SM clock, sampled in a background thread
-    between `start()` and `stop()`, and the energy the GPUs drew in that window."""
+    """Peak used memory (this process, and the whole device), the SM and memory clocks and the GPU's utilization,
+    sampled in a background thread between `start()` and `stop()`, and the energy the GPUs drew in that window."""
 
     def __init__(self, cuda_indices: list[int], interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self.cuda_indices = cuda_indices
@@ -155,9 +162,10 @@ class NvmlMonitor:
                 own = None
             if own is not None:
                 peaks["process"] = max(peaks["process"] or 0, own)
-            clock = _sm_clock_mhz(pynvml, handle)
-            if clock is not None:
-                self.clocks[index].append(clock)
+            reads = ((self.clocks, _sm_clock_mhz), (self.mem_clocks, _mem_clock_mhz), (self.busy, _utilization))
+            for samples, read in reads:
+                if (value := read(pynvml, handle)) is not None:
+                    samples[index].append(value)
         for name, handle in self.others.items():  # one read per other GPU
             if (busy := _utilization(pynvml, handle)) is not None:
                 self.other_busy[name].append(busy)
@@ -172,6 +180,8 @@ class NvmlMonitor:
         pynvml = self._pynvml = nvml()  # looked up once, not per sample
         self.peaks = {i: {"device": 0, "process": None} for i in self.handles}
         self.clocks: dict[int, list[int]] = {i: [] for i in self.handles}
+        self.mem_clocks: dict[int, list[int]] = {i: [] for i in self.handles}
+        self.busy: dict[int, list[int]] = {i: [] for i in self.handles}
         self.energy_start = {i: _energy_mj(pynvml, h) for i, h in self.handles.items()}
         self.others = _other_gpus(pynvml, list(self.handles.values()))
         self.other_busy: dict[str, list[int]] = {name: [] for name in self.others}
@@ -204,6 +214,8 @@ class NvmlMonitor:
                 "device_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
                 "energy_joules": None if start is None or end is None else (end - start) / 1000.0,
                 "sm_clock_mhz": _clock_summary(self.clocks[index]),  # None: the driver does not report it
+                "mem_clock_mhz": _clock_summary(self.mem_clocks[index]),
+                "utilization_percent": _clock_summary(self.busy[index]),  # share of each period a kernel ran
             }
         other_gpus = {}
         for name, handle in self.others.items():

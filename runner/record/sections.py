@@ -89,6 +89,8 @@ class NvmlDevice(Section):
     process_used_peak_bytes: int | None = UNSET
     device_used_peak_bytes: int = UNSET
     sm_clock_mhz: dict[str, Any] | None = UNSET
+    mem_clock_mhz: dict[str, Any] | None = UNSET  # mean, min, max, samples; None: the driver does not report it
+    utilization_percent: dict[str, Any] | None = UNSET  # share of each sampling period in which a kernel ran
     energy_joules: float | None = UNSET
 
 

@@ -100,6 +100,11 @@ def flatten(record: Record) -> dict[str, Any]:
         row["nvml_device_used_MiB"] = _mib(sum(d.device_used_peak_bytes for d in nvml_devices))
         clocks = [d.sm_clock_mhz["mean"] for d in nvml_devices if d.sm_clock_mhz]
         row["sm_clock_MHz"] = min(clocks) if clocks else None  # the slowest GPU sets the pace of a split model
+        mem_clocks = [d.mem_clock_mhz["mean"] for d in nvml_devices if d.has("mem_clock_mhz") and d.mem_clock_mhz]
+        row["mem_clock_MHz"] = min(mem_clocks) if mem_clocks else None
+        busy = [d.utilization_percent for d in nvml_devices if d.has("utilization_percent")]
+        busy = [b["mean"] for b in busy if b]
+        row["gpu_busy_%"] = round(min(busy), 1) if busy else None  # low: the GPU waited for the host
         other_gpus = nvml.other_gpus if nvml.has("other_gpus") else {}
         others = [g.get("utilization_percent_mean") for g in other_gpus.values()]
         others = [u for u in others if u is not None]

@@ -15,6 +15,7 @@ from runner.backends.pytorch import load_options
 from runner.backends.pytorch.compile import (
     compile_options,
     deferred_stop_check,
+    graph_counts,
     inductor_options,
     known_shapes,
     require_compiled,
@@ -95,6 +96,7 @@ class PyTorchBackend(Backend):
         first_compile = self.cfg.convert.compile and not self.compiled_calls
         if first_compile:
             inductor_cache = use_persistent_cache(self.cfg)
+            self._counts_before = graph_counts()
             start = self._synchronized_clock()
         masks_in_graph, masks_record = decode_masks(self.cfg, self.model, inputs)
         shapes = (
@@ -128,6 +130,9 @@ class PyTorchBackend(Backend):
                 "skip_guard_eval": self.cfg.convert.compile_options.skip_guard_eval,  # on repeated shapes
                 "inductor_cache_dir": inductor_cache,
             }
+        if self.cfg.convert.compile:  # CUDA graphs are recorded in the calls after the first: counted over them all
+            now = graph_counts()
+            self.compiled["counts"] = {key: now[key] - self._counts_before[key] for key in now}
         return output
 
     def _synchronized_clock(self) -> float:

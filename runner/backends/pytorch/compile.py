@@ -27,6 +27,22 @@ from runner.errors import OptimizationNotApplied
 DEFERRED_ON = ("cuda",)  # device types where the stop flag is read a step late (CUDA events exist there)
 
 
+REALIZE_ACC_READS_UNQUANTIZED = 2  # convert.compile_options.realize_acc_reads_threshold=null, unquantized weights
+
+
+def realize_acc_reads_threshold(cfg: RunConfig) -> int | None:
+    """The inductor threshold this run sets (None: inductor's own): the explicit setting, else 2 for unquantized
+    weights where this torch has the option."""
+    from torch._inductor import config as inductor_config
+
+    from runner.quant import is_quantized
+
+    threshold = cfg.convert.compile_options.realize_acc_reads_threshold
+    if threshold is None and not is_quantized(cfg.quant) and hasattr(inductor_config, "realize_acc_reads_threshold"):
+        threshold = REALIZE_ACC_READS_UNQUANTIZED
+    return threshold
+
+
 def inductor_options(cfg: RunConfig) -> dict[str, Any]:
     import torch._inductor
 
@@ -34,6 +50,8 @@ def inductor_options(cfg: RunConfig) -> dict[str, Any]:
     options = dict(torch._inductor.list_mode_options(settings.mode))
     if settings.coordinate_descent_tuning:
         options["coordinate_descent_tuning"] = True
+    if (threshold := realize_acc_reads_threshold(cfg)) is not None:
+        options["realize_acc_reads_threshold"] = threshold
     options.update(settings.inductor)
     return options
 
@@ -45,6 +63,20 @@ def compile_options(cfg: RunConfig) -> dict[str, Any]:
     return {
         "cache_implementation": "static",
         "compile_config": CompileConfig(fullgraph=settings.fullgraph, mode=None, options=inductor_options(cfg)),
+    }
+
+
+def graph_counts() -> dict[str, int]:
+    """Counts of dynamo and inductor that say whether the decode step runs as compiled, for the record (as
+    differences over a job): `cudagraph_skips` above zero means inductor ran a graph without CUDA graphs (every kernel
+    then launches from the host, a decode several times slower; inductor says why only under
+    TORCH_LOGS=perf_hints); `graphs` is the graphs dynamo compiled, `graph_breaks` where it fell back to Python."""
+    from torch._dynamo.utils import counters
+
+    return {
+        "graphs": counters["stats"]["unique_graphs"],
+        "graph_breaks": sum(counters["graph_break"].values()),
+        "cudagraph_skips": counters["inductor"]["cudagraph_skips"],
     }
 
 
