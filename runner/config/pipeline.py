@@ -35,7 +35,7 @@ class CompileOptions:
     # inductor realizes (writes out) a pointwise result once it reads more than this many buffers. 2 makes it write
     # every RMSNorm's output, so every layer runs the same kernels: with inductor's own 8, half the layers fold the
     # norm into their q/k/v and gate/up kernels (6-14 % slower ones) and layer 0 gathers the embedding row inside its
-    # q/k/v loop (docs/benchmarks.md §6o: bf16 1.4-6 % faster in 4 of 5 pairs on an H200). null (default): 2 for
+    # q/k/v loop (docs/benchmarks.md §6o: bf16 1.4-4.2 % faster in 4 of 5 pairs on an H200). null (default): 2 for
     # unquantized weights, where it was measured, inductor's own elsewhere; a number: that, for every run
     realize_acc_reads_threshold: int | None = None
     inductor: dict[str, Any] = field(default_factory=dict)  # further inductor options, e.g. {epilogue_fusion: false}
