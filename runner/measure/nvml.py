@@ -5,7 +5,7 @@ libraries' allocations, and it reads the GPU's own energy counter. The SM clock 
 speed: under sustained load a power- or heat-limited GPU lowers it, and every kernel slows by as much; the memory
 clock does the same for memory-bound work (batch-1 decode). The GPU's own utilization (the share of each sampling
 period in which a kernel ran) tells a job that waited for its host (low) from one whose kernels were slow (high):
-the same settings decoded 1.5-2x slower in a few jobs of the H200 studies (docs/benchmarks.md §6o). The host's
+the same settings decoded 1.4-2.1x slower in a few jobs of the H200 studies (docs/benchmarks.md §6o). The host's
 other GPUs are watched too (their utilization and compute processes): a study running on one of them shares the
 host with this job (docs/benchmarks.md §6h). Nothing here raises: where NVML is missing (a CPU host, a container
 without the driver) the report says why and carries no figures.
