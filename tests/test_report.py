@@ -201,3 +201,25 @@ def test_a_value_that_differs_in_a_failed_job_is_not_said_to_be_the_same_everywh
         {"job": "2", "status": "failed", "host_gpus": "1 x A100", "model": None},  # failed on another node
     ]
     assert constant_columns(rows, keep={"job", "status"}) == {"model": "llama"}
+
+
+def test_gpu_clocks_and_busy_share_come_from_the_slowest_gpu_and_older_records_leave_them_empty():
+    """A split model runs at its slowest GPU's pace; records from before mem_clock_mhz and utilization_percent
+    (calls of earlier sessions) still flatten, with those columns empty."""
+    from runner.record import Record
+    from runner.report.collect import flatten
+
+    def device(sm, mem=None, busy=None):
+        figures = {"device_used_peak_bytes": 2**30, "sm_clock_mhz": {"mean": sm}}
+        if mem is not None:
+            figures |= {"mem_clock_mhz": {"mean": mem}, "utilization_percent": {"mean": busy}}
+        return figures
+
+    def row(*devices):
+        nvml = {"available": True, "devices": {f"cuda:{i}": d for i, d in enumerate(devices)}}
+        return flatten(Record.from_dict({"status": "ok", "memory": {"nvml": nvml}}))
+
+    split = row(device(1980, 3201, 96.04), device(1755, 2619, 71.26))
+    assert (split["sm_clock_MHz"], split["mem_clock_MHz"], split["gpu_busy_%"]) == (1755, 2619, 71.3)
+    older = row(device(1980))
+    assert (older["sm_clock_MHz"], older["mem_clock_MHz"], older["gpu_busy_%"]) == (1980, None, None)

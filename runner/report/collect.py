@@ -54,6 +54,13 @@ def _mib(value: int | None) -> float | None:
     return None if value is None else value / MiB
 
 
+def _lowest_mean(devices, field: str) -> float | None:
+    """The lowest mean of a sampled NVML figure (clock, utilization) over the job's GPUs: the slowest GPU sets the
+    pace of a split model. None where no GPU's record has it (older records, a driver that does not report it)."""
+    means = [summary["mean"] for device in devices if (summary := getattr(device, field))]
+    return min(means) if means else None
+
+
 def flatten(record: Record) -> dict[str, Any]:
     """The figures a comparison table needs, in fixed units named in the column (ms, tokens/s, MiB, J)."""
     m = record.measurements or Measurements()
@@ -98,13 +105,10 @@ def flatten(record: Record) -> dict[str, Any]:
         own = [d.process_used_peak_bytes for d in nvml_devices if d.process_used_peak_bytes is not None]
         row["nvml_process_MiB"] = _mib(sum(own)) if own else None
         row["nvml_device_used_MiB"] = _mib(sum(d.device_used_peak_bytes for d in nvml_devices))
-        clocks = [d.sm_clock_mhz["mean"] for d in nvml_devices if d.sm_clock_mhz]
-        row["sm_clock_MHz"] = min(clocks) if clocks else None  # the slowest GPU sets the pace of a split model
-        mem_clocks = [d.mem_clock_mhz["mean"] for d in nvml_devices if d.has("mem_clock_mhz") and d.mem_clock_mhz]
-        row["mem_clock_MHz"] = min(mem_clocks) if mem_clocks else None
-        busy = [d.utilization_percent for d in nvml_devices if d.has("utilization_percent")]
-        busy = [b["mean"] for b in busy if b]
-        row["gpu_busy_%"] = round(min(busy), 1) if busy else None  # low: the GPU waited for the host
+        row["sm_clock_MHz"] = _lowest_mean(nvml_devices, "sm_clock_mhz")
+        row["mem_clock_MHz"] = _lowest_mean(nvml_devices, "mem_clock_mhz")
+        busy = _lowest_mean(nvml_devices, "utilization_percent")
+        row["gpu_busy_%"] = None if busy is None else round(busy, 1)  # low: the GPU waited for the host
         other_gpus = nvml.other_gpus if nvml.has("other_gpus") else {}
         others = [g.get("utilization_percent_mean") for g in other_gpus.values()]
         others = [u for u in others if u is not None]
