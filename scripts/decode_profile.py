@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--kernels", type=int, default=12, help="kernels listed, longest first (0: all; default 12)")
     args, overrides = parser.parse_known_args()
     if args.long <= args.short or args.short < 1 or args.repeats < 1 or args.kernels < 0:
-        raise SystemExit(
+        parser.error(  # exits 2, as python -m runner does for bad input
             f"need 1 <= --short < --long, --repeats >= 1, --kernels >= 0; "
             f"got {args.short}, {args.long}, {args.repeats}, {args.kernels}"
         )

@@ -31,6 +31,15 @@ def test_a_benchmark_scripts_bad_override_exits_2_naming_it(override, capsys):
     assert override.split("=")[0].lstrip("+").split(".")[-1] in capsys.readouterr().err
 
 
+def test_decode_profiles_bad_counts_exit_2_naming_them():
+    result = subprocess.run(
+        [sys.executable, "scripts/decode_profile.py", "--kernels", "-1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--kernels >= 0" in result.stderr and result.stderr.rstrip().endswith("-1")
+
+
 def script(*args: str) -> dict:
     result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
