@@ -356,6 +356,27 @@ def test_gemv_probe_formats_hold_the_weights_they_claim():
         assert float((got - reference).norm() / reference.norm()) < tolerance
 
 
+def test_gemv_probe_gives_each_call_a_weight_copy_of_its_own_up_to_the_calls():
+    """--cold-bytes sets how many weight copies the timed calls cycle through (the JSON says how many): enough to
+    exceed the bytes asked, at most one per call, since more would never be read."""
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(ROOT / "scripts" / "gpu"))
+    import gemv_probe
+
+    weight = torch.randn(64, 256, dtype=torch.bfloat16)
+    x = torch.randn(1, 256, dtype=torch.bfloat16)
+    entry = (gemv_probe.bf16_gemv, (None, weight), weight.numel() * 2)  # 32 KiB of weights
+    reference = x.float() @ weight.float().t()
+    copies = {}
+    for cold in (100_000, 10**9):
+        args = SimpleNamespace(cold_bytes=cold, calls=5, rounds=1, bandwidth_gbs=4800.0)
+        row = gemv_probe.measure(entry, x, reference, args, torch.device("cpu"))
+        copies[cold] = row["weight_copies"]
+        assert row["us"] > 0 and row["relative_error"] < 0.02
+    assert copies == {100_000: 4, 10**9: 5}  # ceil(100000 / 32768); capped by the 5 calls
+
+
 def test_per_gpu_plans_one_list_per_gpu_and_refuses_an_unknown_study(tmp_path):
     result = subprocess.run(
         ["bash", "scripts/gpu/per_gpu.sh", "--dry-run", str(tmp_path), "gemv,decode_int4", "decode_attention"],
