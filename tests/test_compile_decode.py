@@ -149,6 +149,40 @@ def test_compile_time_and_stop_check_are_recorded(run_job):
     assert compile_record["inductor_cache_dir"].endswith("inductor")
     counts = compile_record["counts"]
     assert counts["graphs"] >= 1 and counts["cudagraph_skips"] == 0, counts  # the step ran as CUDA graphs
+    picks = compile_record["kernel_configs"]  # autotuning's pick for every Triton kernel of the step
+    assert any("mm" in name for name in picks), sorted(picks)
+    assert all(pick["num_warps"] >= 1 and "XBLOCK" in pick for pick in picks.values()), picks
+
+
+def test_kernel_configs_lists_the_picks_of_the_modules_loaded_since():
+    from types import ModuleType, SimpleNamespace
+
+    from runner.backends.pytorch.compile import kernel_configs
+
+    def module(**attrs):
+        found = ModuleType("generated")
+        vars(found).update(attrs)
+        return found
+
+    def tuned(num_warps, **blocks):
+        return SimpleNamespace(
+            launchers=[SimpleNamespace(config=SimpleNamespace(kwargs=blocks, num_warps=num_warps, num_stages=1))]
+        )
+
+    earlier = module(triton_red_fused_mm_0=tuned(4, XBLOCK=8, R0_BLOCK=512))
+    step = module(
+        triton_red_fused_mm_t_view_6=tuned(16, XBLOCK=2, R0_BLOCK=4096),
+        triton_poi_fused_add_1=tuned(4, XBLOCK=256),
+        triton_red_fused_not_run_2=SimpleNamespace(launchers=[]),  # not launched yet: no pick
+        async_compile=SimpleNamespace(launchers=[object()]),  # not a kernel
+    )
+    assert kernel_configs(since=1, modules=[earlier, step]) == {
+        "triton_poi_fused_add_1": {"XBLOCK": 256, "num_warps": 4, "num_stages": 1},
+        "triton_red_fused_mm_t_view_6": {"XBLOCK": 2, "R0_BLOCK": 4096, "num_warps": 16, "num_stages": 1},
+    }
+    assert set(kernel_configs(modules=[earlier, step])) == {
+        "triton_red_fused_mm_0", "triton_red_fused_mm_t_view_6", "triton_poi_fused_add_1",
+    }  # fmt: skip
 
 
 def test_graph_counts_count_compiled_graphs_and_breaks():

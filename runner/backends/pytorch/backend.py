@@ -17,7 +17,9 @@ from runner.backends.pytorch.compile import (
     deferred_stop_check,
     graph_counts,
     inductor_options,
+    kernel_configs,
     known_shapes,
+    loaded_code_modules,
     require_compiled,
     use_persistent_cache,
 )
@@ -97,6 +99,7 @@ class PyTorchBackend(Backend):
         if first_compile:
             inductor_cache = use_persistent_cache(self.cfg)
             self._counts_before = graph_counts()
+            code_modules_before = loaded_code_modules()
             start = self._synchronized_clock()
         masks_in_graph, masks_record = decode_masks(self.cfg, self.model, inputs)
         shapes = (
@@ -129,6 +132,8 @@ class PyTorchBackend(Backend):
                 "decode_masks": masks_record,
                 "skip_guard_eval": self.cfg.convert.compile_options.skip_guard_eval,  # on repeated shapes
                 "inductor_cache_dir": inductor_cache,
+                # autotuning's pick for each kernel of the step: one slow pick can slow the whole step (§6p)
+                "kernel_configs": kernel_configs(since=code_modules_before),
             }
         if self.cfg.convert.compile:  # CUDA graphs are recorded in the calls after the first: counted over them all
             now = graph_counts()
