@@ -1,7 +1,8 @@
 """The job layer: a composed config, typed once at the door, runs as one job, in this process, in a process of
 its own or under torchrun, and comes back as its record (on disk whichever way it ran).
 
-    run_job -> Job.at_the_door -> [run_isolated: a spawned child ->] run_here -> execute | run_tensor_parallel
+    run_job -> Job.at_the_door -> [run_with_trials: each trial, then the job ->]
+               [run_isolated: a spawned child ->] run_here -> execute | run_tensor_parallel
 
 The layers below never import this one."""
 
@@ -18,6 +19,7 @@ from runner.isolation import run_isolated
 from runner.job import Job
 from runner.progress import set_job
 from runner.record import Record
+from runner.tuning_trials import run_with_trials, wants_trials
 
 
 def run_job(
@@ -28,6 +30,11 @@ def run_job(
     job = Job.at_the_door(cfg, run_dir, overrides)
     if job.cfg is None:
         return execute(job)  # fails at validation and records why: no process needed
+
+    if wants_trials(job):  # the trials, then the job, each in a process of its own: fresh inductor state and picks
+        return run_with_trials(
+            job, lambda job, log: run_isolated(job, job.cfg.timeout_s, label, log or log_file, run_here)
+        )
     choice = isolate_choice(job.cfg.isolate)
     if choice is False or (choice is None and not multirun and job.cfg.timeout_s is None):
         return run_here(job)

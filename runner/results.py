@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_FILE = "results.json"
+# the folder of a job's tuning trials (runner/tuning_trials.py): their records are the job's, not jobs of a sweep
+TRIALS_DIR = "tuning_trials"
 # run-level switches: a rerun that changes them (resume=true, a longer timeout) is still the same job
 RUN_SWITCHES = ("resume", "timeout_s", "isolate", "overwrite")
 

@@ -61,6 +61,19 @@ def usable_realize_threshold(cfg: RunConfig) -> None:
 
 
 @check
+def usable_tuning_trials(cfg: RunConfig) -> None:
+    trials = cfg.convert.compile_options.tuning_trials
+    if trials < 1:
+        raise ConfigError(
+            f"convert.compile_options.tuning_trials={trials}: use a count of compilations (>= 1; 1 compiles once)"
+        )
+    if trials > 1 and not cfg.convert.compile:
+        raise ConfigError(
+            f"convert.compile_options.tuning_trials={trials} tunes the compiled decode step: add convert.compile=true"
+        )
+
+
+@check
 def known_inductor_options(cfg: RunConfig) -> None:
     """convert.compile_options.inductor, checked as torch.compile checks its options, but before the model loads
     (torch.compile raises only when the decode step is first compiled, minutes into a 7B job)."""

@@ -39,6 +39,10 @@ class CompileOptions:
     # unquantized weights, where it was measured, inductor's own elsewhere; a number: that, for every run
     realize_acc_reads_threshold: int | None = None
     inductor: dict[str, Any] = field(default_factory=dict)  # further inductor options, e.g. {epilogue_fusion: false}
+    # compile the step this many times, each in a process of its own with a cold cache (its own autotuning picks),
+    # and run the job with the fastest (runner/tuning_trials.py): one slow pick can slow a 7B step 1.4x on an H200
+    # (docs/benchmarks.md §6p); each trial costs a load and a compilation more. 1: compile once, as torch.compile does
+    tuning_trials: int = 1
 
 
 @dataclass

@@ -10,7 +10,7 @@ from runner.record import Attention, Convert, Environment, Memory, Record, Roofl
 from runner.record.io import read_record
 from runner.record.sections import Measurements, Model
 from runner.report.quality_columns import quality_columns
-from runner.results import RESULTS_FILE, RUN_SWITCHES
+from runner.results import RESULTS_FILE, RUN_SWITCHES, TRIALS_DIR
 
 MiB = 2**20
 
@@ -24,9 +24,11 @@ class Job:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Every job folder of a sweep: those with a record, and Hydra job folders that have none."""
+    """Every job folder of a sweep: those with a record, and Hydra job folders that have none (a job's tuning
+    trials are part of that job, not jobs)."""
     found = {p.parent for p in Path(sweep_dir).rglob(RESULTS_FILE)}
     found |= {p.parent.parent for p in Path(sweep_dir).rglob(".hydra/overrides.yaml")}
+    found = {p for p in found if TRIALS_DIR not in p.relative_to(Path(sweep_dir)).parts}
     return sorted(found, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else 0, str(p)))
 
 

@@ -1,0 +1,143 @@
+"""convert.compile_options.tuning_trials: each trial is a short job of its own with its own inductor cache, the job
+runs with the fastest trial's cache, a failed trial is skipped, the record says what the trials measured, and the
+trials' folders are no jobs of the sweep's report. The compiled decode itself needs a GPU; here each process is a
+stand-in that records what it was given."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from runner.errors import ConfigError
+from runner.job import Job
+from runner.record import Record
+from runner.record.io import read_record, write_record
+from runner.results import RESULTS_FILE
+from runner.tuning_trials import run_with_trials, trial_job, wants_trials
+from tests.conftest import compose_config
+
+
+def job_with(tmp_path: Path, trials: int = 1, compile: bool = True, *overrides: str) -> Job:
+    """A job of the compiled decode with `trials` (typed on the CPU, where convert.compile itself is refused)."""
+    overrides = ("hardware=cpu", "scenario=generate", "scenario.iterations=5", *overrides)
+    job = Job.at_the_door(compose_config(list(overrides)), tmp_path / "job", list(overrides))
+    options = replace(job.cfg.convert.compile_options, tuning_trials=trials)
+    return replace(
+        job, cfg=replace(job.cfg, convert=replace(job.cfg.convert, compile=compile, compile_options=options))
+    )
+
+
+class Processes:
+    """Stands in for run_isolated: each trial decodes at the speed given for it (None: it fails), the job at 4.0 ms;
+    every call's job, log file and inductor cache are kept."""
+
+    def __init__(self, speeds: list[float | None]) -> None:
+        self.speeds = list(speeds)
+        self.calls: list[tuple[Job, Path | None, str | None]] = []
+
+    def __call__(self, job: Job, log_file: Path | None) -> Record:
+        self.calls.append((job, log_file, os.environ.get("TORCHINDUCTOR_CACHE_DIR")))
+        speed = self.speeds.pop(0) if self.speeds else 4.0
+        record = Record.from_dict(
+            {"status": "failed"}
+            if speed is None
+            else {
+                "status": "ok",
+                "measurements": {"generate": {"per_token": {"mean": speed / 1e3}}},
+                "convert": {"compile": {"first_call_s": 1.0}},
+            }
+        )
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        write_record(job.run_dir / RESULTS_FILE, record)
+        return record
+
+
+def test_the_job_runs_with_the_cache_of_the_fastest_trial(tmp_path, monkeypatch):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    job = job_with(tmp_path, trials=3)
+    assert wants_trials(job)
+    processes = Processes([4.8, 4.2, 5.9])
+    record = run_with_trials(job, processes)
+    (*trials, (main, main_log, main_cache)) = processes.calls
+    trial_dirs = [job.run_dir / "tuning_trials" / f"trial{i}" for i in range(3)]
+    assert [t.run_dir for t, _, _ in trials] == trial_dirs
+    assert [cache for _, _, cache in trials] == [str(d / "inductor") for d in trial_dirs]  # a cold cache each
+    assert [log for _, log, _ in trials] == [d / "trial.log" for d in trial_dirs]
+    assert main is job and main_log is None and main_cache == str(trial_dirs[1] / "inductor")  # 4.2 ms: trial 1
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ  # given back as it was
+    summary = {"ms_per_token": [4.8, 4.2, 5.9], "chosen": 1, "folder": str(job.run_dir / "tuning_trials")}
+    assert record.convert.compile["tuning_trials"] == summary
+    assert read_record(job.run_dir).convert.compile["tuning_trials"] == summary  # on disk too
+
+
+def test_a_trial_is_short_and_tunes_nothing_further(tmp_path):
+    job = job_with(tmp_path, 2, True, "save.model=true")
+    trial = trial_job(job, 1).cfg
+    assert trial.scenario.iterations == 1 and trial.scenario.warmup_runs == job.cfg.scenario.warmup_runs
+    assert trial.convert.compile_options.tuning_trials == 1 and trial.convert.compile
+    assert trial.pipeline.stages == ["load", "convert", "warmup", "infer"]
+    assert not trial.compare.enabled and not trial.save.model
+    assert job.cfg.scenario.iterations == 5 and job.cfg.save.model  # the job's own config is untouched
+    assert trial_job(job, 1).overrides[-2:] == ["convert.compile_options.tuning_trials=1", "scenario.iterations=1"]
+
+
+@pytest.mark.slow
+def test_trials_and_the_job_run_in_processes_of_their_own(tmp_path, monkeypatch):
+    """The real path on the CPU, uncompiled (convert.compile needs a GPU): each trial's record passes the checks a
+    record must pass, with its one measured call, and the job keeps its own iterations."""
+    from runner.app import run_here
+    from runner.isolation import run_isolated
+
+    monkeypatch.chdir(tmp_path)
+    job = job_with(tmp_path, 2, False)
+    record = run_with_trials(job, lambda job, log: run_isolated(job, None, "trials", log, run_here))
+    assert record.status == "ok", record.error
+    for index in (0, 1):
+        trial = read_record(job.run_dir / "tuning_trials" / f"trial{index}")
+        assert trial.status == "ok", trial.error
+        assert trial.measurements.generate.phase("end_to_end").count == 1
+        assert trial.config["scenario"]["iterations"] == 1
+        assert (job.run_dir / "tuning_trials" / f"trial{index}" / "trial.log").read_text()
+    assert record.measurements.generate.phase("end_to_end").count == 5
+
+
+def test_failed_trials_are_skipped_and_without_any_the_job_compiles_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/own")
+    job = job_with(tmp_path, trials=2)
+    processes = Processes([None, 4.5])
+    assert run_with_trials(job, processes).convert.compile["tuning_trials"]["chosen"] == 1
+    assert processes.calls[-1][2].endswith("trial1/inductor")
+    processes = Processes([None, None])
+    record = run_with_trials(job, processes)
+    assert record.status == "ok" and record.convert.compile["tuning_trials"]["chosen"] is None
+    assert processes.calls[-1][2] == "/somewhere/own"  # the job's own cache setting
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/own"
+
+
+def test_one_trial_is_a_plain_compile(tmp_path):
+    assert not wants_trials(job_with(tmp_path))
+    assert not wants_trials(job_with(tmp_path, trials=3, compile=False))
+
+
+@pytest.mark.parametrize(
+    ("trials", "compile", "message"),
+    [(0, True, "tuning_trials=0: use a count of compilations"), (2, False, "add convert.compile=true")],
+)
+def test_bad_trial_counts_are_refused(tmp_path, trials, compile, message):
+    from runner.checks.compile import usable_tuning_trials
+
+    with pytest.raises(ConfigError, match=message):
+        usable_tuning_trials(job_with(tmp_path, trials, compile).cfg)
+    usable_tuning_trials(job_with(tmp_path, 3, True).cfg)
+
+
+def test_the_trials_of_a_job_are_no_jobs_of_its_sweep(tmp_path):
+    from runner.report.collect import job_dirs
+
+    for folder in ("0", "1", "1/tuning_trials/trial0", "1/tuning_trials/trial1"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / RESULTS_FILE).write_text("{}")
+    assert job_dirs(tmp_path) == [tmp_path / "0", tmp_path / "1"]
