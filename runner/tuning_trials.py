@@ -18,13 +18,14 @@ import contextlib
 import copy
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from runner.job import Job
-from runner.record import Record
-from runner.record.io import write_record
+from runner.record import Convert, Record
+from runner.record.io import read_record, write_record
 from runner.results import RESULTS_FILE, TRIALS_DIR
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,14 @@ def trial_job(job: Job, index: int) -> Job:
     config["pipeline"]["stages"] = list(trial_cfg.pipeline.stages)
     config["compare"]["enabled"] = False
     config["save"]["model"] = False
-    overrides = [*job.overrides, "convert.compile_options.tuning_trials=1", "scenario.iterations=1"]
+    overrides = [
+        *job.overrides,
+        "convert.compile_options.tuning_trials=1",
+        "scenario.iterations=1",
+        f"pipeline.stages=[{','.join(trial_cfg.pipeline.stages)}]",
+        "compare.enabled=false",
+        "save.model=false",
+    ]
     return Job(trial_cfg, config, job.run_dir / TRIALS_DIR / f"trial{index}", overrides)
 
 
@@ -83,31 +91,48 @@ def inductor_cache(folder: Path) -> Iterator[None]:
 
 def run_with_trials(job: Job, run_isolated: Callable[[Job, Path | None], Record]) -> Record:
     """Each trial, then the job with the fastest trial's cache, through `run_isolated(job, log_file)` (a process of
-    its own each, None: the job's own log): a process that compiled before could reuse its own kernels and picks.
-    With no trial finished, the job runs as without trials. Either way its record says what the trials measured."""
+    its own each, None: the job's own log): a process that compiled before could reuse its own kernels and picks, so
+    the job runs in a process of its own even with isolate=false, and timeout_s applies to each process. With no
+    trial finished, the job runs as without trials. Either way its record says what the trials measured, and whether
+    the job ran with the chosen trial's picks (picks_reused: inductor's caches could be off)."""
     count = job.cfg.convert.compile_options.tuning_trials
+    (job.run_dir / RESULTS_FILE).unlink(missing_ok=True)  # an earlier attempt's record is not this job's
+    log.info("tuning trials: %d compilations of the decode step, each in a process of its own, then the job", count)
+    trials = [trial_job(job, index) for index in range(count)]
     speeds: list[float | None] = []
-    for index in range(count):
-        trial = trial_job(job, index)
+    for trial in trials:
+        cache = trial.run_dir / "inductor"
+        shutil.rmtree(cache, ignore_errors=True)  # a rerun's trial draws new picks too
         trial.run_dir.mkdir(parents=True, exist_ok=True)
-        with inductor_cache(trial.run_dir / "inductor"):
+        with inductor_cache(cache):
             speeds.append(ms_per_token(run_isolated(trial, trial.run_dir / "trial.log")))
         found = "did not finish (see its record)" if speeds[-1] is None else f"{speeds[-1]:.3f} ms/token"
-        log.info("tuning trial %d of %d: %s", index + 1, count, found)
+        log.info("tuning trial %s: %s", trial.run_dir.name, found)
     finished = [i for i, speed in enumerate(speeds) if speed is not None]
-    summary: dict = {"ms_per_token": speeds, "folder": str(job.run_dir / TRIALS_DIR)}
+    summary: dict = {"ms_per_token": speeds, "folder": str(job.run_dir / TRIALS_DIR), "chosen": None}
     if finished:
         chosen = min(finished, key=lambda i: speeds[i])
         summary["chosen"] = chosen
-        log.info("tuning trials: the job runs with trial %d's autotuning picks", chosen + 1)
-        with inductor_cache(trial_job(job, chosen).run_dir / "inductor"):
+        log.info("tuning trials: the job runs with %s's autotuning picks", trials[chosen].run_dir.name)
+        with inductor_cache(trials[chosen].run_dir / "inductor"):
             record = run_isolated(job, None)
+        summary["picks_reused"] = same_picks(record, read_record(trials[chosen].run_dir))
     else:
-        summary["chosen"] = None
         log.warning("no tuning trial finished: the job runs with its own compilation")
         record = run_isolated(job, None)
-    compiled = record.convert.compile if record.has("convert") and record.convert.has("compile") else None
-    if compiled is not None:
-        compiled["tuning_trials"] = summary
-        write_record(job.run_dir / RESULTS_FILE, record)
+    if not record.has("convert"):  # the job failed before its convert stage: the trials' figures are kept anyway
+        record.convert = Convert()
+    if not record.convert.has("compile") or record.convert.compile is None:
+        record.convert.compile = {}
+    record.convert.compile["tuning_trials"] = summary
+    write_record(job.run_dir / RESULTS_FILE, record)
     return record
+
+
+def same_picks(record: Record, trial: Record | None) -> bool | None:
+    """Whether the job's kernels ran with the trial's autotuning picks (None: either record has none to compare)."""
+    picks = [
+        (r.convert.compile or {}).get("kernel_configs") if r is not None and r.has("convert") else None
+        for r in (record, trial)
+    ]
+    return None if None in picks or not picks[0] else picks[0] == picks[1]

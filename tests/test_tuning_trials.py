@@ -68,7 +68,12 @@ def test_the_job_runs_with_the_cache_of_the_fastest_trial(tmp_path, monkeypatch)
     assert [log for _, log, _ in trials] == [d / "trial.log" for d in trial_dirs]
     assert main is job and main_log is None and main_cache == str(trial_dirs[1] / "inductor")  # 4.2 ms: trial 1
     assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ  # given back as it was
-    summary = {"ms_per_token": [4.8, 4.2, 5.9], "chosen": 1, "folder": str(job.run_dir / "tuning_trials")}
+    summary = {
+        "ms_per_token": [4.8, 4.2, 5.9],
+        "folder": str(job.run_dir / "tuning_trials"),
+        "chosen": 1,
+        "picks_reused": None,  # the stand-in records no kernel picks
+    }
     assert record.convert.compile["tuning_trials"] == summary
     assert read_record(job.run_dir).convert.compile["tuning_trials"] == summary  # on disk too
 
@@ -81,7 +86,13 @@ def test_a_trial_is_short_and_tunes_nothing_further(tmp_path):
     assert trial.pipeline.stages == ["load", "convert", "warmup", "infer"]
     assert not trial.compare.enabled and not trial.save.model
     assert job.cfg.scenario.iterations == 5 and job.cfg.save.model  # the job's own config is untouched
-    assert trial_job(job, 1).overrides[-2:] == ["convert.compile_options.tuning_trials=1", "scenario.iterations=1"]
+    assert trial_job(job, 1).overrides[len(job.overrides) :] == [  # its record's command reruns the trial
+        "convert.compile_options.tuning_trials=1",
+        "scenario.iterations=1",
+        "pipeline.stages=[load,convert,warmup,infer]",
+        "compare.enabled=false",
+        "save.model=false",
+    ]
 
 
 @pytest.mark.slow
@@ -102,6 +113,9 @@ def test_trials_and_the_job_run_in_processes_of_their_own(tmp_path, monkeypatch)
         assert trial.config["scenario"]["iterations"] == 1
         assert (job.run_dir / "tuning_trials" / f"trial{index}" / "trial.log").read_text()
     assert record.measurements.generate.phase("end_to_end").count == 5
+    summary = record.convert.compile["tuning_trials"]  # kept, though this uncompiled job has no compile record
+    assert all(speed > 0 for speed in summary["ms_per_token"]) and summary["chosen"] in (0, 1)
+    assert read_record(job.run_dir).convert.compile["tuning_trials"] == summary
 
 
 def test_failed_trials_are_skipped_and_without_any_the_job_compiles_its_own(tmp_path, monkeypatch):
@@ -115,6 +129,40 @@ def test_failed_trials_are_skipped_and_without_any_the_job_compiles_its_own(tmp_
     assert record.status == "ok" and record.convert.compile["tuning_trials"]["chosen"] is None
     assert processes.calls[-1][2] == "/somewhere/own"  # the job's own cache setting
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/own"
+
+
+def test_a_rerun_draws_new_picks_and_a_failed_job_keeps_the_trials_figures(tmp_path):
+    job = job_with(tmp_path, trials=2)
+    stale = job.run_dir / "tuning_trials" / "trial0" / "inductor" / "old.best_config"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # an earlier run's picks
+    write_record(job.run_dir / RESULTS_FILE, Record.from_dict({"status": "ok"}))  # and its record
+
+    def processes(run: Job, log_file):
+        if run is job:  # the job itself fails before converting: a record without a convert section
+            assert read_record(job.run_dir) is None  # the earlier record is gone before the trials start
+            return Record.from_dict({"status": "failed"})
+        return Processes([4.4])(run, log_file)
+
+    record = run_with_trials(job, processes)
+    assert not stale.exists()
+    assert record.status == "failed" and record.convert.compile["tuning_trials"]["ms_per_token"] == [4.4, 4.4]
+    assert read_record(job.run_dir).convert.compile["tuning_trials"]["chosen"] == 0
+
+
+def test_picks_reused_compares_the_job_with_the_chosen_trial():
+    from runner.tuning_trials import same_picks
+
+    def with_picks(picks):
+        return Record.from_dict({"status": "ok", "convert": {"compile": {"kernel_configs": picks}}})
+
+    a, b = {"triton_red_fused_mm_0": {"XBLOCK": 2}}, {"triton_red_fused_mm_0": {"XBLOCK": 8}}
+    assert same_picks(with_picks(a), with_picks(dict(a))) is True
+    assert same_picks(with_picks(a), with_picks(b)) is False  # the job tuned again: caches off
+    assert (
+        same_picks(with_picks(a), None) is None
+        and same_picks(Record.from_dict({"status": "ok"}), with_picks(a)) is None
+    )
 
 
 def test_one_trial_is_a_plain_compile(tmp_path):

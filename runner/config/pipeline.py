@@ -41,7 +41,8 @@ class CompileOptions:
     inductor: dict[str, Any] = field(default_factory=dict)  # further inductor options, e.g. {epilogue_fusion: false}
     # compile the step this many times, each in a process of its own with a cold cache (its own autotuning picks),
     # and run the job with the fastest (runner/tuning_trials.py): one slow pick can slow a 7B step 1.4x on an H200
-    # (docs/benchmarks.md §6p); each trial costs a load and a compilation more. 1: compile once, as torch.compile does
+    # (docs/benchmarks.md §6p); each trial costs a load and a compilation more, the job then runs in a process of its
+    # own (whatever isolate says) and timeout_s applies to each process. 1: compile once, as torch.compile does
     tuning_trials: int = 1
 
 

@@ -90,25 +90,32 @@ def loaded_code_modules() -> int:
 def kernel_configs(since: int = 0, modules: list | None = None) -> dict[str, dict[str, int | str]]:
     """The launch configuration autotuning chose for each Triton kernel of the code inductor loaded after the first
     `since` modules (default: PyCodeCache's modules of this process): kernel name -> block sizes, warps and stages.
-    The picks vary between processes with cold caches, and one slow pick can slow the whole decode step: on the H200 one
-    kernel of a bf16 step took 81 us a launch where it usually takes 26-31, and the step 5.8 ms instead of 4.2-4.7
-    (docs/benchmarks.md §6p). A kernel not yet run (no launcher chosen) is left out."""
+    The picks vary between processes with cold caches, and one slow pick can slow the whole decode step: on the H200
+    one kernel of a bf16 step took 81 us a launch where it usually takes 26-31, and the step 5.8 ms instead of 4.2-4.7
+    (docs/benchmarks.md §6p). Only the compiled graphs' own code counts (modules with a `call`, not the candidates
+    max-autotune benchmarks on its way); a kernel with more than one launcher left (not yet tuned) is left out. A
+    diagnostic: what cannot be read is skipped, never raised."""
     if modules is None:
         from torch._inductor.codecache import PyCodeCache
 
         modules = PyCodeCache.modules
     found = {}
     for module in modules[since:]:
-        for name, kernel in vars(module).items():
+        if not callable(getattr(module, "call", None)):
+            continue
+        for name, kernel in list(vars(module).items()):
             launchers = getattr(kernel, "launchers", None)
-            if not name.startswith("triton_") or not launchers or len(launchers) != 1:
+            if not name.startswith("triton_") or not isinstance(launchers, list) or len(launchers) != 1:
                 continue
-            config = launchers[0].config
-            found[name] = {
-                **{key: value if isinstance(value, int) else str(value) for key, value in config.kwargs.items()},
-                "num_warps": int(config.num_warps),
-                "num_stages": int(config.num_stages),
-            }
+            try:
+                config = launchers[0].config
+                found[name] = {
+                    **{key: value if isinstance(value, int) else str(value) for key, value in config.kwargs.items()},
+                    "num_warps": int(config.num_warps),
+                    "num_stages": int(config.num_stages),
+                }
+            except (AttributeError, TypeError, ValueError):
+                continue
     return dict(sorted(found.items()))
 
 
