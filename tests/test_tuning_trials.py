@@ -103,18 +103,17 @@ def test_trials_and_the_job_run_in_processes_of_their_own(tmp_path, monkeypatch)
     from runner.isolation import run_isolated
 
     monkeypatch.chdir(tmp_path)
-    job = job_with(tmp_path, 2, False)
+    job = job_with(tmp_path, 1, False)  # one trial (run_with_trials runs what it is given): two processes, not three
     record = run_with_trials(job, lambda job, log: run_isolated(job, None, "trials", log, run_here))
     assert record.status == "ok", record.error
-    for index in (0, 1):
-        trial = read_record(job.run_dir / "tuning_trials" / f"trial{index}")
-        assert trial.status == "ok", trial.error
-        assert trial.measurements.generate.phase("end_to_end").count == 1
-        assert trial.config["scenario"]["iterations"] == 1
-        assert (job.run_dir / "tuning_trials" / f"trial{index}" / "trial.log").read_text()
+    trial = read_record(job.run_dir / "tuning_trials" / "trial0")
+    assert trial.status == "ok", trial.error
+    assert trial.measurements.generate.phase("end_to_end").count == 1
+    assert trial.config["scenario"]["iterations"] == 1
+    assert (job.run_dir / "tuning_trials" / "trial0" / "trial.log").read_text()
     assert record.measurements.generate.phase("end_to_end").count == 5
     summary = record.convert.compile["tuning_trials"]  # kept, though this uncompiled job has no compile record
-    assert all(speed > 0 for speed in summary["ms_per_token"]) and summary["chosen"] in (0, 1)
+    assert summary["ms_per_token"][0] > 0 and summary["chosen"] == 0
     assert read_record(job.run_dir).convert.compile["tuning_trials"] == summary
 
 
