@@ -76,7 +76,7 @@ def _mem_clock_mhz(pynvml, handle) -> int | None:
     return _query(lambda: int(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)))
 
 
-def _clock_summary(samples: list[int]) -> dict | None:
+def _sampled_summary(samples: list[int]) -> dict | None:
     if not samples:
         return None
     return {"mean": sum(samples) / len(samples), "min": min(samples), "max": max(samples), "samples": len(samples)}
@@ -213,9 +213,9 @@ class NvmlMonitor:
                 "device_used_peak_bytes": self.peaks[index]["device"],
                 "device_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
                 "energy_joules": None if start is None or end is None else (end - start) / 1000.0,
-                "sm_clock_mhz": _clock_summary(self.clocks[index]),  # None: the driver does not report it
-                "mem_clock_mhz": _clock_summary(self.mem_clocks[index]),
-                "utilization_percent": _clock_summary(self.busy[index]),  # share of each period a kernel ran
+                "sm_clock_mhz": _sampled_summary(self.clocks[index]),  # None: the driver does not report it
+                "mem_clock_mhz": _sampled_summary(self.mem_clocks[index]),
+                "utilization_percent": _sampled_summary(self.busy[index]),  # share of each period a kernel ran
             }
         other_gpus = {}
         for name, handle in self.others.items():
