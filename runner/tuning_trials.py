@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from runner.config.run import RunConfig
 from runner.job import Job
 from runner.record import Convert, Record
 from runner.record.io import read_record, write_record
@@ -37,42 +40,50 @@ def wants_trials(job: Job) -> bool:
     return job.cfg is not None and job.cfg.convert.compile and job.cfg.convert.compile_options.tuning_trials > 1
 
 
+def trial_changes(cfg: RunConfig) -> dict[str, Any]:
+    """What a trial changes in its job, by dotted key: one measured call, no comparison, quality or saving, no further
+    trials. One table for the typed config, the record's copy of it (which the record's checks read) and the command
+    that reruns the trial."""
+    return {
+        "convert.compile_options.tuning_trials": 1,
+        "scenario.iterations": 1,
+        "pipeline.stages": [stage for stage in cfg.pipeline.stages if stage in TRIAL_STAGES],
+        "compare.enabled": False,
+        "save.model": False,
+    }
+
+
 def trial_job(job: Job, index: int) -> Job:
-    """The job as trial `index` runs it: one measured call, no comparison, quality or saving, no further trials."""
-    cfg = job.cfg
-    options = replace(cfg.convert.compile_options, tuning_trials=1)
-    trial_cfg = replace(
-        cfg,
-        scenario=replace(cfg.scenario, iterations=1),
-        convert=replace(cfg.convert, compile_options=options),
-        pipeline=replace(cfg.pipeline, stages=[s for s in cfg.pipeline.stages if s in TRIAL_STAGES]),
-        compare=replace(cfg.compare, enabled=False),
-        save=replace(cfg.save, model=False),
-    )
-    config = copy.deepcopy(job.config)  # the record's copy of the config, which its checks read, says the same
-    config["scenario"]["iterations"] = 1
-    config["convert"]["compile_options"]["tuning_trials"] = 1
-    config["pipeline"]["stages"] = list(trial_cfg.pipeline.stages)
-    config["compare"]["enabled"] = False
-    config["save"]["model"] = False
-    overrides = [
-        *job.overrides,
-        "convert.compile_options.tuning_trials=1",
-        "scenario.iterations=1",
-        f"pipeline.stages=[{','.join(trial_cfg.pipeline.stages)}]",
-        "compare.enabled=false",
-        "save.model=false",
-    ]
-    return Job(trial_cfg, config, job.run_dir / TRIALS_DIR / f"trial{index}", overrides)
+    """The job as trial `index` runs it (trial_changes), in tuning_trials/trial{index} of the job's folder."""
+    changes = trial_changes(job.cfg)
+    cfg, config = job.cfg, copy.deepcopy(job.config)
+    for key, value in changes.items():
+        cfg = _replaced(cfg, key.split("."), value)
+        *parents, last = key.split(".")
+        functools.reduce(dict.__getitem__, parents, config)[last] = value
+    overrides = [*job.overrides, *(f"{key}={_override(value)}" for key, value in changes.items())]
+    return Job(cfg, config, job.run_dir / TRIALS_DIR / f"trial{index}", overrides)
+
+
+def _replaced(section: Any, path: list[str], value: Any) -> Any:
+    """A copy of the nested dataclass `section` with the field at `path` set to `value`."""
+    head, *rest = path
+    return replace(section, **{head: _replaced(getattr(section, head), rest, value) if rest else value})
+
+
+def _override(value: Any) -> str:
+    """A value as a Hydra override writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"[{','.join(value)}]" if isinstance(value, list) else str(value)
 
 
 def ms_per_token(record: Record | None) -> float | None:
     """The decode speed a trial measured, or None when it did not finish."""
-    if record is None or record.status != "ok":
+    if record is None or record.status != "ok" or not record.measurements or not record.measurements.generate:
         return None
-    per_token = record.to_dict().get("measurements", {}).get("generate", {}).get("per_token", {})
-    mean = per_token.get("mean")
-    return None if mean is None else mean * 1e3
+    per_token = record.measurements.generate.phase("per_token")
+    return None if per_token is None else per_token.mean * 1e3
 
 
 @contextlib.contextmanager
