@@ -37,9 +37,18 @@ def test_default_compile_is_max_autotune_with_coordinate_descent():
         "max_autotune": True,
         "triton.cudagraphs": True,
         "coordinate_descent_tuning": True,
+        "use_static_cuda_launcher": False,  # a cached graph's kernels keep their tuned picks (§6q)
         "realize_acc_reads_threshold": 2,
     }
     assert compile_options(compiled()) == {}
+
+
+def test_cached_kernels_keep_their_picks_unless_the_launcher_is_set():
+    def options(*overrides):
+        return compile_options(with_compile(compiled(*overrides)))["compile_config"].options
+
+    assert "use_static_cuda_launcher" not in options("convert.compile_options.coordinate_descent_tuning=false")
+    assert options("+convert.compile_options.inductor.use_static_cuda_launcher=true")["use_static_cuda_launcher"]
 
 
 def test_realize_threshold_is_the_runners_for_unquantized_weights_only_unless_set():
@@ -204,6 +213,30 @@ def test_graph_counts_count_compiled_graphs_and_breaks():
     assert after["graphs"] - before["graphs"] == 2  # one graph on each side of the break
     assert after["graph_breaks"] - before["graph_breaks"] == 1
     assert after["cudagraph_skips"] == before["cudagraph_skips"]
+
+
+def test_graph_counts_say_whether_inductor_compiled_or_loaded_its_cache(tmp_path, monkeypatch):
+    """What a record's counts say of a compilation that reused inductor's caches (a sweep's later job, a tuning
+    trial's cache): a hit loads the generated code, with its autotuning picks."""
+    import torch
+
+    from runner.backends.pytorch.compile import graph_counts
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+
+    def step(x):
+        return (x * 2 + 1).sum()
+
+    changes = []
+    for _ in range(2):  # the same graph twice, dynamo's in-memory state dropped in between
+        torch._dynamo.reset()
+        before = graph_counts()
+        torch.compile(step, backend="inductor")(torch.ones(8))
+        after = graph_counts()
+        changes.append({key: after[key] - before[key] for key in after})
+    assert (changes[0]["fx_graph_cache_misses"], changes[0]["fx_graph_cache_hits"]) == (1, 0), changes
+    assert (changes[1]["fx_graph_cache_misses"], changes[1]["fx_graph_cache_hits"]) == (0, 1), changes
+    assert changes[1]["coordinate_descent_benchmarks"] == 0  # no Triton kernel tuned on the CPU, none from a hit
 
 
 def _stance():

@@ -45,11 +45,19 @@ def realize_acc_reads_threshold(cfg: RunConfig) -> int | None:
 
 def inductor_options(cfg: RunConfig) -> dict[str, Any]:
     import torch._inductor
+    from torch._inductor import config as inductor_config
 
     settings = cfg.convert.compile_options
     options = dict(torch._inductor.list_mode_options(settings.mode))
     if settings.coordinate_descent_tuning:
         options["coordinate_descent_tuning"] = True
+        if hasattr(inductor_config, "use_static_cuda_launcher"):
+            # A graph loaded from inductor's cache brings its kernels back through the static CUDA launcher, and
+            # torch 2.11 then runs coordinate descent again on about half of them (pytorch#172819, #181789): a sweep's
+            # later job and a tuning trial's job drew picks of their own, not the cached ones (docs/benchmarks.md
+            # §6q). Through Triton's own launcher they come back with the cached picks; under CUDA graphs the
+            # launcher costs nothing per step.
+            options["use_static_cuda_launcher"] = False
     if (threshold := realize_acc_reads_threshold(cfg)) is not None:
         options["realize_acc_reads_threshold"] = threshold
     options.update(settings.inductor)
@@ -70,13 +78,21 @@ def graph_counts() -> dict[str, int]:
     """Counts of dynamo and inductor that say whether the decode step runs as compiled, for the record (as
     differences over a job): `cudagraph_skips` above zero means inductor ran a graph without CUDA graphs (every kernel
     then launches from the host, a decode several times slower; inductor says why only under
-    TORCH_LOGS=perf_hints); `graphs` is the graphs dynamo compiled, `graph_breaks` where it fell back to Python."""
+    TORCH_LOGS=perf_hints); `graphs` is the graphs dynamo compiled, `graph_breaks` where it fell back to Python.
+    Whether the compilation came from inductor's caches: `fx_graph_cache_hits` / `_misses` / `_bypasses` (a hit loads
+    the generated code, picks included), and `coordinate_descent_benchmarks`, the kernel timings coordinate descent
+    ran (zero when every kernel's pick came from the autotuning cache)."""
     from torch._dynamo.utils import counters
 
+    inductor = counters["inductor"]
     return {
         "graphs": counters["stats"]["unique_graphs"],
         "graph_breaks": sum(counters["graph_break"].values()),
-        "cudagraph_skips": counters["inductor"]["cudagraph_skips"],
+        "cudagraph_skips": inductor["cudagraph_skips"],
+        "fx_graph_cache_hits": inductor["fxgraph_cache_hit"],
+        "fx_graph_cache_misses": inductor["fxgraph_cache_miss"],
+        "fx_graph_cache_bypasses": inductor["fxgraph_cache_bypass"],
+        "coordinate_descent_benchmarks": inductor["coordesc_tuning_bench"],
     }
 
 
