@@ -127,7 +127,9 @@ def run_with_trials(job: Job, run_isolated: Callable[[Job, Path | None], Record]
         log.info("tuning trials: the job runs with %s's autotuning picks", trials[chosen].run_dir.name)
         with inductor_cache(trials[chosen].run_dir / "inductor"):
             record = run_isolated(job, None)
-        summary["picks_reused"] = same_picks(record, read_record(trials[chosen].run_dir))
+        retuned = retuned_kernels(record, read_record(trials[chosen].run_dir))
+        summary["picks_reused"] = None if retuned is None else not retuned
+        summary["retuned_kernels"] = retuned
     else:
         log.warning("no tuning trial finished: the job runs with its own compilation")
         record = run_isolated(job, None)
@@ -140,10 +142,15 @@ def run_with_trials(job: Job, run_isolated: Callable[[Job, Path | None], Record]
     return record
 
 
-def same_picks(record: Record, trial: Record | None) -> bool | None:
-    """Whether the job's kernels ran with the trial's autotuning picks (None: either record has none to compare)."""
+def retuned_kernels(record: Record, trial: Record | None) -> list[str] | None:
+    """The job's kernels whose autotuning pick is not the trial's: tuned again in the job (torch 2.11 still re-tunes
+    a kernel whose pick came from halving its reduction block, pytorch#181789; all of them with inductor's caches
+    off). None: either record lists no picks to compare."""
     picks = [
         (r.convert.compile or {}).get("kernel_configs") if r is not None and r.has("convert") else None
         for r in (record, trial)
     ]
-    return None if None in picks or not picks[0] else picks[0] == picks[1]
+    if None in picks or not picks[0]:
+        return None
+    job, chosen = picks
+    return sorted(name for name, pick in job.items() if chosen.get(name) != pick)

@@ -73,6 +73,7 @@ def test_the_job_runs_with_the_cache_of_the_fastest_trial(tmp_path, monkeypatch)
         "folder": str(job.run_dir / "tuning_trials"),
         "chosen": 1,
         "picks_reused": None,  # the stand-in records no kernel picks
+        "retuned_kernels": None,
     }
     assert record.convert.compile["tuning_trials"] == summary
     assert read_record(job.run_dir).convert.compile["tuning_trials"] == summary  # on disk too
@@ -149,18 +150,20 @@ def test_a_rerun_draws_new_picks_and_a_failed_job_keeps_the_trials_figures(tmp_p
     assert read_record(job.run_dir).convert.compile["tuning_trials"]["chosen"] == 0
 
 
-def test_picks_reused_compares_the_job_with_the_chosen_trial():
-    from runner.tuning_trials import same_picks
+def test_the_record_names_the_kernels_the_job_tuned_again():
+    from runner.tuning_trials import retuned_kernels
 
     def with_picks(picks):
         return Record.from_dict({"status": "ok", "convert": {"compile": {"kernel_configs": picks}}})
 
-    a, b = {"triton_red_fused_mm_0": {"XBLOCK": 2}}, {"triton_red_fused_mm_0": {"XBLOCK": 8}}
-    assert same_picks(with_picks(a), with_picks(dict(a))) is True
-    assert same_picks(with_picks(a), with_picks(b)) is False  # the job tuned again: caches off
+    a = {"triton_red_fused_mm_0": {"XBLOCK": 2}, "triton_poi_fused_add_1": {"XBLOCK": 64}}
+    b = {"triton_red_fused_mm_0": {"XBLOCK": 8}, "triton_poi_fused_add_1": {"XBLOCK": 64}}
+    assert retuned_kernels(with_picks(a), with_picks(dict(a))) == []
+    assert retuned_kernels(with_picks(a), with_picks(b)) == ["triton_red_fused_mm_0"]  # tuned again in the job
+    assert retuned_kernels(with_picks(a), with_picks({})) == sorted(a)  # another graph: nothing of the trial's
     assert (
-        same_picks(with_picks(a), None) is None
-        and same_picks(Record.from_dict({"status": "ok"}), with_picks(a)) is None
+        retuned_kernels(with_picks(a), None) is None
+        and retuned_kernels(Record.from_dict({"status": "ok"}), with_picks(a)) is None
     )
 
 
