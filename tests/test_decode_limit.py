@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from runner.checks.run_options import isolate_choice
 from tests.conftest import ROOT, compose_config
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -20,6 +21,9 @@ def test_the_study_composes_for_the_gpu_host():
     assert (cfg.scenario.name, cfg.scenario.sequence_length) == ("generate", 128)
     assert cfg.convert.compile is True and cfg.convert.compile_options.mode == "max-autotune"
     assert cfg.quant.method == "torchao" and cfg.hardware.name == "cuda"
+    # a sweep's jobs each in a process of their own: in the sweep's process a later job tuned its kernels again
+    # instead of loading the cached picks (docs/benchmarks.md §6q)
+    assert isolate_choice(cfg.isolate) is not False
 
 
 def test_chart_of_a_sweep(run_job, tmp_path):
