@@ -8,6 +8,8 @@ The layers below never import this one."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from runner.job import Job
 from runner.progress import set_job
 from runner.record import Record
 from runner.tuning_trials import run_with_trials, wants_trials
+
+log = logging.getLogger(__name__)
 
 
 def run_job(
@@ -36,9 +40,20 @@ def run_job(
             job, lambda job, log: run_isolated(job, job.cfg.timeout_s, label, log or log_file, run_here)
         )
     choice = isolate_choice(job.cfg.isolate)
+    if choice is False and multirun and job.cfg.convert.compile:
+        _warn_compiled_jobs_in_one_process()
     if choice is False or (choice is None and not multirun and job.cfg.timeout_s is None):
         return run_here(job)
     return run_isolated(job, job.cfg.timeout_s, label=label, log_file=log_file, target=run_here)
+
+
+@functools.cache  # once a sweep
+def _warn_compiled_jobs_in_one_process() -> None:
+    log.warning(
+        "isolate=false: the compiled jobs of this sweep share its process, where a later job tunes its kernels again "
+        "instead of loading the picks an earlier one cached (docs/benchmarks.md §6q); isolate=auto runs each job "
+        "in its own process"
+    )
 
 
 def run_here(job: Job) -> Record:

@@ -191,3 +191,20 @@ def test_the_trials_of_a_job_are_no_jobs_of_its_sweep(tmp_path):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / RESULTS_FILE).write_text("{}")
     assert job_dirs(tmp_path) == [tmp_path / "0", tmp_path / "1"]
+
+
+@pytest.mark.parametrize(("isolate", "warned"), [("false", True), ("auto", False)])
+def test_compiled_jobs_of_a_sweep_in_one_process_are_warned_of(tmp_path, monkeypatch, caplog, isolate, warned):
+    """In the sweep's process a later compiled job tuned its kernels again instead of loading the cached picks (H200,
+    docs/benchmarks.md §6q): the user who asks for that hears so, once a sweep."""
+    from runner import app
+
+    job = job_with(tmp_path, 1, True, f"isolate={isolate}")
+    monkeypatch.setattr(app.Job, "at_the_door", lambda *args: job)
+    monkeypatch.setattr(app, "run_here", lambda job: "here")
+    monkeypatch.setattr(app, "run_isolated", lambda job, *args, **kwargs: "own process")
+    app._warn_compiled_jobs_in_one_process.cache_clear()
+    with caplog.at_level("WARNING", logger="runner.app"):
+        ran = [app.run_job(None, job.run_dir, [], multirun=True) for _ in range(2)]
+    assert ran == ["here"] * 2 if isolate == "false" else ["own process"] * 2
+    assert sum("tunes its kernels again" in message for message in caplog.messages) == (1 if warned else 0)
