@@ -5,6 +5,7 @@ of plain generate and records its compile time."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -43,11 +44,16 @@ def test_default_compile_is_max_autotune_with_coordinate_descent():
     assert compile_options(compiled()) == {}
 
 
-def test_cached_kernels_keep_their_picks_unless_the_launcher_is_set():
+def test_coordinate_descent_follows_the_setting_and_cached_kernels_keep_their_picks_under_cuda_graphs():
     def options(*overrides):
         return compile_options(with_compile(compiled(*overrides)))["compile_config"].options
 
-    assert "use_static_cuda_launcher" not in options("convert.compile_options.coordinate_descent_tuning=false")
+    # max-autotune's own options turn coordinate descent on: the runner's setting turns it off all the same
+    off = options("convert.compile_options.coordinate_descent_tuning=false")
+    assert off["coordinate_descent_tuning"] is False and "use_static_cuda_launcher" not in off
+    assert options("convert.compile_options.mode=reduce-overhead")["use_static_cuda_launcher"] is False
+    no_graphs = options("convert.compile_options.mode=max-autotune-no-cudagraphs")
+    assert no_graphs["coordinate_descent_tuning"] and "use_static_cuda_launcher" not in no_graphs  # a host cost there
     assert options("+convert.compile_options.inductor.use_static_cuda_launcher=true")["use_static_cuda_launcher"]
 
 
@@ -74,7 +80,12 @@ def test_compile_settings_reach_torch_compile():
         "+convert.compile_options.inductor.epilogue_fusion=false",
     )
     options = compile_options(with_compile(cfg))["compile_config"].options
-    assert options == {"triton.cudagraphs": True, "realize_acc_reads_threshold": 2, "epilogue_fusion": False}
+    assert options == {
+        "triton.cudagraphs": True,
+        "coordinate_descent_tuning": False,
+        "realize_acc_reads_threshold": 2,
+        "epilogue_fusion": False,
+    }
     with pytest.raises(ConfigError, match="mode=max-autotun is not a torch.compile mode: use default, reduce-overhead"):
         compiled("convert.compile_options.mode=max-autotun")
 
@@ -236,7 +247,12 @@ def test_graph_counts_say_whether_inductor_compiled_or_loaded_its_cache(tmp_path
         changes.append({key: after[key] - before[key] for key in after})
     assert (changes[0]["fx_graph_cache_misses"], changes[0]["fx_graph_cache_hits"]) == (1, 0), changes
     assert (changes[1]["fx_graph_cache_misses"], changes[1]["fx_graph_cache_hits"]) == (0, 1), changes
-    assert changes[1]["coordinate_descent_benchmarks"] == 0  # no Triton kernel tuned on the CPU, none from a hit
+    # the counters the record reads are the ones torch counts (a misspelt name would read 0 forever)
+    from torch._inductor import codecache
+    from torch._inductor.runtime import triton_heuristics
+
+    assert all(f'"{name}"' in inspect.getsource(codecache) for name in ("fxgraph_cache_hit", "fxgraph_cache_bypass"))
+    assert '"coordesc_tuning_bench"' in inspect.getsource(triton_heuristics)
 
 
 def _stance():

@@ -49,18 +49,24 @@ def inductor_options(cfg: RunConfig) -> dict[str, Any]:
 
     settings = cfg.convert.compile_options
     options = dict(torch._inductor.list_mode_options(settings.mode))
-    if settings.coordinate_descent_tuning:
-        options["coordinate_descent_tuning"] = True
-        if hasattr(inductor_config, "use_static_cuda_launcher"):
-            # A graph loaded from inductor's cache brings its kernels back through the static CUDA launcher, and
-            # torch 2.11 then runs coordinate descent again on about half of them (pytorch#172819, #181789): a sweep's
-            # later job and a tuning trial's job drew picks of their own, not the cached ones (docs/benchmarks.md
-            # §6q). Through Triton's own launcher they come back with the cached picks; under CUDA graphs the
-            # launcher costs nothing per step.
-            options["use_static_cuda_launcher"] = False
+    # max-autotune's own options turn coordinate descent on too: the runner's setting has the word, both ways
+    options["coordinate_descent_tuning"] = settings.coordinate_descent_tuning
     if (threshold := realize_acc_reads_threshold(cfg)) is not None:
         options["realize_acc_reads_threshold"] = threshold
     options.update(settings.inductor)
+    if (
+        options.get("coordinate_descent_tuning")
+        and options.get("triton.cudagraphs")
+        and "use_static_cuda_launcher" not in settings.inductor
+        and "use_static_cuda_launcher" in inductor_config.get_config_copy()
+    ):
+        # A graph loaded from inductor's cache brings its kernels back through the static CUDA launcher, and torch
+        # 2.11 then runs coordinate descent again on about half of them (pytorch#172819, #181789): a sweep's later
+        # job and a tuning trial's job drew picks of their own, not the cached ones (docs/benchmarks.md §6q).
+        # Through Triton's own launcher most come back with the cached picks (the record's
+        # tuning_trials.retuned_kernels names the others). Under CUDA graphs that launcher costs nothing per step;
+        # without them it would cost host time on every launch, so it is left as torch sets it there.
+        options["use_static_cuda_launcher"] = False
     return options
 
 
