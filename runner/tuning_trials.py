@@ -143,9 +143,10 @@ def run_with_trials(job: Job, run_isolated: Callable[[Job, Path | None], Record]
 
 
 def retuned_kernels(record: Record, trial: Record | None) -> list[str] | None:
-    """The job's kernels whose autotuning pick is not the trial's: tuned again in the job (torch 2.11 still re-tunes
-    a kernel whose pick came from halving its reduction block, pytorch#181789; all of them with inductor's caches
-    off). None: either record lists no picks to compare."""
+    """The kernels whose autotuning pick is not the same in the job's and the trial's records, a kernel listed in
+    only one of them included: tuned again in the job (torch 2.11 still re-tunes a kernel whose pick came from halving
+    its reduction block, pytorch#181789; all of them with inductor's caches off). None: either record lists no picks
+    to compare."""
     picks = [
         (r.convert.compile or {}).get("kernel_configs") if r is not None and r.has("convert") else None
         for r in (record, trial)
@@ -153,4 +154,4 @@ def retuned_kernels(record: Record, trial: Record | None) -> list[str] | None:
     if None in picks or not picks[0]:
         return None
     job, chosen = picks
-    return sorted(name for name, pick in job.items() if chosen.get(name) != pick)
+    return sorted(name for name in job.keys() | chosen.keys() if job.get(name) != chosen.get(name))

@@ -34,8 +34,9 @@ class Processes:
     """Stands in for run_isolated: each trial decodes at the speed given for it (None: it fails), the job at 4.0 ms;
     every call's job, log file and inductor cache are kept."""
 
-    def __init__(self, speeds: list[float | None]) -> None:
+    def __init__(self, speeds: list[float | None], picks: list[dict] | None = None) -> None:
         self.speeds = list(speeds)
+        self.picks = list(picks or [])  # each call's kernel_configs, in call order (none: the record lists none)
         self.calls: list[tuple[Job, Path | None, str | None]] = []
 
     def __call__(self, job: Job, log_file: Path | None) -> Record:
@@ -47,7 +48,9 @@ class Processes:
             else {
                 "status": "ok",
                 "measurements": {"generate": {"per_token": {"mean": speed / 1e3}}},
-                "convert": {"compile": {"first_call_s": 1.0}},
+                "convert": {
+                    "compile": {"first_call_s": 1.0, **({"kernel_configs": self.picks.pop(0)} if self.picks else {})}
+                },
             }
         )
         job.run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +164,8 @@ def test_the_record_names_the_kernels_the_job_tuned_again():
     assert retuned_kernels(with_picks(a), with_picks(dict(a))) == []
     assert retuned_kernels(with_picks(a), with_picks(b)) == ["triton_red_fused_mm_0"]  # tuned again in the job
     assert retuned_kernels(with_picks(a), with_picks({})) == sorted(a)  # another graph: nothing of the trial's
+    trial_only = {**a, "triton_per_fused_2": {"XBLOCK": 1}}  # a kernel the job's record lacks counts too
+    assert retuned_kernels(with_picks(a), with_picks(trial_only)) == ["triton_per_fused_2"]
     assert (
         retuned_kernels(with_picks(a), None) is None
         and retuned_kernels(Record.from_dict({"status": "ok"}), with_picks(a)) is None
@@ -208,3 +213,11 @@ def test_compiled_jobs_of_a_sweep_in_one_process_are_warned_of(tmp_path, monkeyp
         ran = [app.run_job(None, job.run_dir, [], multirun=True) for _ in range(2)]
     assert ran == ["here"] * 2 if isolate == "false" else ["own process"] * 2
     assert sum("tunes its kernels again" in message for message in caplog.messages) == (1 if warned else 0)
+
+
+@pytest.mark.parametrize(("job_pick", "reused", "retuned"), [(2, True, []), (8, False, ["triton_red_fused_mm_0"])])
+def test_the_record_says_whether_the_job_ran_the_chosen_trials_picks(tmp_path, job_pick, reused, retuned):
+    picks = [{"triton_red_fused_mm_0": {"XBLOCK": x}} for x in (4, 2, job_pick)]  # trial 0, trial 1 (chosen), job
+    record = run_with_trials(job_with(tmp_path, trials=2), Processes([4.5, 4.2], picks))
+    summary = record.convert.compile["tuning_trials"]
+    assert (summary["chosen"], summary["picks_reused"], summary["retuned_kernels"]) == (1, reused, retuned)
