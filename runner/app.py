@@ -40,19 +40,19 @@ def run_job(
             job, lambda job, log: run_isolated(job, job.cfg.timeout_s, label, log or log_file, run_here)
         )
     choice = isolate_choice(job.cfg.isolate)
-    if choice is False and multirun and job.cfg.convert.compile:
+    if choice is False and multirun and job.cfg.convert.compile and not needs_torchrun(job):
         _warn_compiled_jobs_in_one_process()
     if choice is False or (choice is None and not multirun and job.cfg.timeout_s is None):
         return run_here(job)
     return run_isolated(job, job.cfg.timeout_s, label=label, log_file=log_file, target=run_here)
 
 
-@functools.cache  # once a sweep
+@functools.cache  # once a process: a Hydra sweep is one
 def _warn_compiled_jobs_in_one_process() -> None:
     log.warning(
-        "isolate=false: the compiled jobs of this sweep share its process, where a later job tunes its kernels again "
-        "instead of loading the picks an earlier one cached (docs/benchmarks.md §6q); isolate=auto runs each job "
-        "in its own process"
+        "isolate=false: the compiled jobs of this sweep share its process, where a later job of the same shapes tunes "
+        "its kernels again instead of loading the picks an earlier one cached (docs/benchmarks.md §6q); "
+        "isolate=auto runs each job in its own process"
     )
 
 
