@@ -15,7 +15,8 @@ class CompileOptions:
     coordinate descent 4.33."""
 
     mode: str = "max-autotune"  # reduce-overhead: CUDA graphs; max-autotune: + autotuned matmuls
-    coordinate_descent_tuning: bool = True  # inductor tunes each Triton kernel's block sizes
+    # inductor tunes each Triton kernel's block sizes; false turns it off, also in max-autotune (which turns it on)
+    coordinate_descent_tuning: bool = True
     fullgraph: bool = True  # fail rather than split the decode step into graphs and Python
     # read generate's stop flag one step late (transformers' DeferredStopCheck), so the host queues the next
     # step while the GPU runs this one; tokens are those of plain generate
