@@ -302,9 +302,8 @@ def measure(entry: tuple, x: torch.Tensor, reference: torch.Tensor, args, device
     fn, fn_args, size = entry
     fn_args = tuple(x if a is None else a for a in fn_args)
     got = fn(*fn_args).float()
-    copies = max(
-        1, min(args.calls, -(-args.cold_bytes // size))
-    )  # weights beyond the L2 cache; more than calls: unused
+    # weight copies beyond the L2 cache; more than calls would go unused
+    copies = max(1, min(args.calls, -(-args.cold_bytes // size)))
     arg_sets = [fn_args] + [tuple(a if a is x else a.clone() for a in fn_args) for _ in range(copies - 1)]
     us = timed_us(fn, arg_sets, args.calls, args.rounds, device)
     gbs = size / us / 1e3
