@@ -21,7 +21,9 @@ Variants, each captured as one CUDA graph and replayed:
 - triton-pdl-glu: the same, with gate and up rows interleaved so that the gate/up kernel writes SiLU(gate) * up in its
   epilogue, and the down projection a plain product.
 Prints (and writes with --out) one JSON: ms per chain (32 layers), share of the bandwidth, each product's picked
-config and its time alone. Needs a Hopper GPU for PDL and Triton; about 2-4 minutes on an H200, mostly compiling.
+config and its time alone. Needs a Hopper GPU for PDL and Triton; about 2 minutes on an H200, mostly compiling.
+Results: docs/benchmarks.md §6r (the chain read at 81 % with inductor's kernels, 86 % at best with these; in the
+decode step these kernels gained 3 % at the median, so the runner does not use them).
 
     python scripts/gpu/pdl_probe.py --out pdl_probe.json
 """
