@@ -102,6 +102,21 @@ def test_validating_a_quantized_config_imports_no_quantization_or_model_code(qua
     assert not loaded & heavy
 
 
+def test_a_typo_on_the_command_line_is_answered_before_the_job_layer_loads():
+    """`python -m runner quant=4bitt` exits 2 from the command line's checks; the job layer (every plugin and
+    Transformers' modeling code, half of the 10 s such an answer took on a 2-core CPU) is not imported for it."""
+    loaded = _modules_after(
+        "import runpy\n"
+        "sys.argv = ['runner', 'quant=4bitt']\n"
+        "try:\n"
+        "    runpy.run_module('runner', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 2, exit.code\n"
+    )
+    assert "runner.command_line" in loaded
+    assert not loaded & {"runner.app", "runner.execute", "runner.stages", "transformers.modeling_utils"}
+
+
 def test_unknown_stage_is_named_with_a_suggestion():
     from runner.checks.core import plugins_exist
     from runner.errors import ConfigError
