@@ -45,7 +45,9 @@ def test_sdpa_costs_almost_no_quality(smol, attention):
 
 
 def test_flex_attention_where_the_cpu_runs_it(smol):
-    quality = smol("attention=flex")
+    # no greedy continuation: flex on the CPU compiles its kernel again for each new length (38 of this test's 53 s);
+    # the scored text's perplexity and top-1 agreement are what flex could change
+    quality = smol("attention=flex", "quality.new_tokens=0")
     assert abs(quality["perplexity_increase_relative"]) < 1e-3 and quality["top1_agreement"] > 0.98
 
 
