@@ -58,8 +58,8 @@ def trial_job(job: Job, index: int) -> Job:
     changes = trial_changes(job.cfg)
     cfg, config = job.cfg, copy.deepcopy(job.config)
     for key, value in changes.items():
-        cfg = _replaced(cfg, key.split("."), value)
-        *parents, last = key.split(".")
+        *parents, last = path = key.split(".")
+        cfg = _replaced(cfg, path, value)
         functools.reduce(dict.__getitem__, parents, config)[last] = value
     overrides = [*job.overrides, *(f"{key}={_override(value)}" for key, value in changes.items())]
     return Job(cfg, config, job.run_dir / TRIALS_DIR / f"trial{index}", overrides)

@@ -29,6 +29,11 @@ def with_compile(cfg):
     return dataclasses.replace(cfg, convert=dataclasses.replace(cfg.convert, compile=True))
 
 
+def options(*overrides: str) -> dict:
+    """The inductor options torch.compile gets for a compiled run with these overrides."""
+    return compile_options(with_compile(compiled(*overrides)))["compile_config"].options
+
+
 def test_default_compile_is_max_autotune_with_coordinate_descent():
     config = compile_options(with_compile(compiled()))["compile_config"]
     # torch.compile takes a mode or options: the mode is expanded into its options; unquantized weights also get
@@ -45,9 +50,6 @@ def test_default_compile_is_max_autotune_with_coordinate_descent():
 
 
 def test_coordinate_descent_follows_the_setting_and_cached_kernels_keep_their_picks_under_cuda_graphs():
-    def options(*overrides):
-        return compile_options(with_compile(compiled(*overrides)))["compile_config"].options
-
     # max-autotune's own options turn coordinate descent on: the runner's setting turns it off all the same
     off = options("convert.compile_options.coordinate_descent_tuning=false")
     assert off["coordinate_descent_tuning"] is False and "use_static_cuda_launcher" not in off
@@ -58,9 +60,6 @@ def test_coordinate_descent_follows_the_setting_and_cached_kernels_keep_their_pi
 
 
 def test_realize_threshold_is_the_runners_for_unquantized_weights_only_unless_set():
-    def options(*overrides):
-        return compile_options(with_compile(compiled(*overrides)))["compile_config"].options
-
     assert "realize_acc_reads_threshold" not in options("quant=8bit")  # not measured there: inductor's own
     assert (
         options("quant=8bit", "convert.compile_options.realize_acc_reads_threshold=3")["realize_acc_reads_threshold"]
@@ -74,13 +73,11 @@ def test_realize_threshold_is_the_runners_for_unquantized_weights_only_unless_se
 
 
 def test_compile_settings_reach_torch_compile():
-    cfg = compiled(
+    assert options(
         "convert.compile_options.mode=reduce-overhead",
         "convert.compile_options.coordinate_descent_tuning=false",
         "+convert.compile_options.inductor.epilogue_fusion=false",
-    )
-    options = compile_options(with_compile(cfg))["compile_config"].options
-    assert options == {
+    ) == {
         "triton.cudagraphs": True,
         "coordinate_descent_tuning": False,
         "realize_acc_reads_threshold": 2,
