@@ -5,6 +5,7 @@ decode step's time goes) must keep running and comparing like with like. Their v
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -38,6 +39,17 @@ def test_decode_profiles_bad_counts_exit_2_naming_them():
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--kernels >= 0" in result.stderr and result.stderr.rstrip().endswith("-1")
+
+
+@pytest.mark.parametrize("args", [["--variants", "tirton"], ["--rounds", "0"]])
+def test_the_pdl_probe_refuses_what_it_cannot_run_in_one_line(args):
+    """Here (no GPU; in CI no Triton either) or with a bad argument: exit 2 with the reason, never a traceback."""
+    result = subprocess.run(
+        [sys.executable, "scripts/gpu/pdl_probe.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    wanted = "needs Triton" if importlib.util.find_spec("triton") is None else args[0]
+    assert wanted in result.stderr
 
 
 def script(*args: str) -> dict:

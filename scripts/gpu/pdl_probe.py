@@ -41,10 +41,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import triton
-import triton.language as tl
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # a CPU build of PyTorch ships no Triton: say so, not a traceback
+    print("pdl_probe.py needs Triton and a CUDA GPU (PyTorch's CUDA builds ship Triton)", file=sys.stderr)
+    sys.exit(2)
 
 HIDDEN, INTER, LAYERS = 4096, 11008, 32
+VARIANTS = ("inductor", "inductor-pdl", "triton", "triton-pdl", "triton-pdl-glu")
 # one layer's products in order: name -> (out, in)
 PRODUCTS = {"qkv": (3 * HIDDEN, HIDDEN), "o": (HIDDEN, HIDDEN), "gate_up": (2 * INTER, HIDDEN), "down": (HIDDEN, INTER)}
 
@@ -184,12 +190,14 @@ def pick_configs(stack, x_for, pdl: bool, rounds: int, glu_out: bool = False) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--variants", nargs="*", default=["inductor", "inductor-pdl", "triton", "triton-pdl", "triton-pdl-glu"]
-    )
+    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: use a count of timing rounds (>= 1)")
+    if not torch.cuda.is_available():
+        parser.error("needs a CUDA GPU (Hopper or newer for the PDL variants); this PyTorch sees none")
     torch.manual_seed(0)
     dev = torch.device("cuda")
     stack = [
