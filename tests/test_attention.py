@@ -16,7 +16,7 @@ from runner.attention.kernels import KernelUnavailable, forced_sdpa_kernels, una
 from runner.config.attention import AttentionConfig, SdpaKernel
 from runner.config.load import to_run_config
 from runner.errors import ConfigError
-from tests.conftest import CONF, compose_config
+from tests.conftest import CONF, ROOT, compose_config
 
 PADDED = ["scenario.batch_size=2", "scenario.sequence_length=32", "scenario.padding_ratio=0.25"]
 NO_GQA = "model.architecture.num_key_value_heads=4"  # plain multi-head attention: every SDPA kernel can take it
@@ -273,6 +273,41 @@ def test_gpu_forced_kernel_is_the_one_that_ran(run_job, kernel):
     assert record["status"] == "ok", record.get("error")
     assert record["attention"]["sdpa_kernels"] == [kernel]
     assert record["agreement"]["agrees"], record["agreement"]
+
+
+# The kernel PyTorch picks for a masked bf16 call, in a fresh process, with or without a job with forced kernels first
+DEFAULT_PICK = """
+import sys, torch
+from runner.attention.kernels import forced_sdpa_kernels
+from runner.config.attention import AttentionConfig, SdpaKernel
+q = torch.randn(1, 8, 16, 64, device="cuda", dtype=torch.bfloat16)
+mask = torch.ones(1, 1, 16, 16, device="cuda", dtype=torch.bool).tril()
+if sys.argv[1] == "after":
+    with forced_sdpa_kernels(AttentionConfig(name="sdpa_math", sdpa_kernels=[SdpaKernel.math])):
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+print(int(torch._fused_sdp_choice(q, q, q, mask)))
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_forced_kernels_leave_pytorchs_own_choice_as_it_was():
+    """A job with forced kernels must not change the kernel that later jobs of the same process get by default
+    (in-process sweeps): PyTorch settles its default order at the first CUDA attention call, cuDNN first on
+    Hopper, and restoring an order read before that call pinned the order without cuDNN's preference."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def pick(when: str) -> str:
+        command = [sys.executable, "-c", DEFAULT_PICK, when]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.split()[-1]
+
+    assert pick("after") == pick("fresh")
 
 
 @pytest.mark.gpu

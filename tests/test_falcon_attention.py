@@ -4,10 +4,13 @@ undone bit for bit, the pipeline applies and records it, and kernels that cannot
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import FalconConfig, FalconForCausalLM
 
 from runner.config.load import to_run_config
@@ -278,17 +281,50 @@ def test_kv_cache_steps_agree_with_eager_over_the_generated_sequence(padding_sid
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("padding_side", [None, "left"])
-def test_falcon_7b_shapes_on_gpu_generate_with_kv_cache_agrees(padding_side):
+@pytest.mark.parametrize(
+    "padding_side, kernels",
+    [(None, None), ("left", None), ("left", [SDPBackend.EFFICIENT_ATTENTION])],  # unpadded: efficient takes no GQA
+    ids=["no-padding", "left", "left-efficient"],
+)
+def test_falcon_7b_shapes_on_gpu_generate_with_kv_cache_agrees(padding_side, kernels):
     """falcon-7b's attention shapes, 2 layers, bf16: greedy generation on the converted model (KV cache) against
-    eager over the same tokens, step by step."""
+    eager over the same tokens, step by step; also on the memory-efficient kernel, which reads a broadcast key/value
+    head wrongly (0.16-0.76 on the H200 before the conversion copied the head for it)."""
     eager, fused, ids, mask = falcon_7b_on_gpu(512, padding_side)
     conversion = falcon_attention.convert(fused)
     try:
-        relative = kv_cache_steps_agree(eager, fused, ids, mask)
+        with sdpa_kernel(kernels) if kernels else contextlib.nullcontext():
+            relative = kv_cache_steps_agree(eager, fused, ids, mask)
     finally:
         conversion.reverse(fused)
     assert relative <= TOLERANCE[torch.bfloat16]
+
+
+def test_a_broadcast_key_value_head_is_copied_where_the_efficient_kernel_may_run(monkeypatch, converted):
+    """The copy that keeps PyTorch's memory-efficient kernel off a stride-0 key/value head (GPU only) gives the
+    same generation as eager, and leaves the module's grouping as it was."""
+    calls = []
+    monkeypatch.setattr(falcon_attention, "broadcast_heads_at_risk", lambda key, mask: calls.append(1) or True)
+    eager, fused = pair("7b")
+    converted(fused)
+    ids, mask = batch("left")
+    assert kv_cache_steps_agree(eager, fused, ids, mask) <= TOLERANCE[torch.float32]
+    assert calls and {m.num_key_value_groups for m in falcon_attention.attention_modules(fused)} == {4}
+
+
+def test_broadcast_key_value_head_risk_follows_pytorchs_kernel_choice():
+    key = SimpleNamespace(shape=(2, 1, 16, 64), is_cuda=True, dtype=torch.bfloat16)
+    mask = torch.ones(1)
+    at_risk = falcon_attention.broadcast_heads_at_risk
+    assert at_risk(key, mask)  # efficient ahead of cuDNN: PyTorch's order before it settles, and on pre-Hopper GPUs
+    assert not at_risk(key, None)  # no mask: Transformers passes the head with enable_gqa, no view
+    assert not at_risk(SimpleNamespace(shape=(2, 4, 16, 64), is_cuda=True, dtype=torch.bfloat16), mask)  # copied
+    assert not at_risk(SimpleNamespace(shape=(2, 1, 16, 64), is_cuda=False, dtype=torch.bfloat16), mask)
+    with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION], set_priority=True):
+        assert not at_risk(key, mask)  # cuDNN is tried first and takes the view correctly
+        assert at_risk(SimpleNamespace(shape=(2, 1, 16, 64), is_cuda=True, dtype=torch.float32), mask)
+    with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]):
+        assert not at_risk(key, mask)  # the efficient kernel is not allowed
 
 
 # --- fa4: Transformers 5.17's Falcon refuses it at load; the conversion switches to it after loading SDPA ----------

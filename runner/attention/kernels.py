@@ -8,6 +8,7 @@ import inspect
 import re
 import warnings
 
+import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from runner.config.attention import AttentionConfig, SdpaKernel
@@ -56,12 +57,33 @@ def unavailable(attention: AttentionConfig, error: RuntimeError, warned: list[st
     )
 
 
+_default_order_settled = False
+
+
+def settle_default_order() -> None:
+    """Let PyTorch set its default SDPA kernel order before `sdpa_kernel` reads it to restore it on exit.
+
+    PyTorch fixes that order at the first attention call on CUDA (cuDNN first on Hopper and Blackwell, PyTorch
+    2.9+). Read before that call, it is the order without cuDNN's preference; `sdpa_kernel(set_priority=True)`
+    restores what it read, and PyTorch keeps it from then on: every later job of the process that lets PyTorch
+    pick ran another kernel than the same job alone (on the H200, the efficient kernel instead of cuDNN, which
+    for Falcon's broadcast key/value head gave wrong logits). One tiny attention call on the GPU settles it."""
+    global _default_order_settled
+    if _default_order_settled or not torch.cuda.is_initialized():
+        return  # a job on the CPU: PyTorch's CPU kernels do not use the order
+    x = torch.zeros(1, 1, 1, 8, device="cuda", dtype=torch.float16)
+    torch.nn.functional.scaled_dot_product_attention(x, x, x)
+    _default_order_settled = True
+
+
 @contextlib.contextmanager
 def forced_sdpa_kernels(attention: AttentionConfig):
-    """`torch.nn.attention.sdpa_kernel` with the configured kernels, in priority order; nothing when none are."""
+    """`torch.nn.attention.sdpa_kernel` with the configured kernels, in priority order; nothing when none are.
+    PyTorch's own order is back as it was after the context, also for the first job of a process."""
     if not attention.sdpa_kernels:
         yield
         return
+    settle_default_order()
     backends = [BACKENDS[k] for k in attention.sdpa_kernels]
     # PyTorch explains a refused kernel in warnings right before raising; keep them for the message, and
     # hand every other warning on unchanged.

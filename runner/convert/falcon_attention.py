@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.falcon import modeling_falcon
 
@@ -143,9 +144,45 @@ def fused_forward(
     if layer_past is not None:
         key, value = layer_past.update(key, value, self.layer_idx)
     attention = ALL_ATTENTION_FUNCTIONS[implementation]
-    # causal from FalconAttention.is_causal, which Transformers' SDPA and FlashAttention functions read
-    output, _ = attention(self, query, key, value, attention_mask, dropout=0.0, scaling=self.inv_norm_factor)
+    if implementation == SDPA and self.num_key_value_groups > 1 and broadcast_heads_at_risk(key, attention_mask):
+        output = _with_own_key_value_heads(self, attention, query, key, value, attention_mask)
+    else:
+        # causal from FalconAttention.is_causal, which Transformers' SDPA and FlashAttention functions read
+        output, _ = attention(self, query, key, value, attention_mask, dropout=0.0, scaling=self.inv_norm_factor)
     return self.dense(output.reshape(batch, seq, self.num_heads * self.head_dim)), None
+
+
+def broadcast_heads_at_risk(key: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
+    """Whether SDPA may run its memory-efficient kernel on a key/value head broadcast to every query head.
+
+    With a mask, Transformers repeats a single key/value head as a view with stride 0 (`repeat_kv`), and PyTorch's
+    memory-efficient kernel returns wrong rows for such views (pytorch/pytorch#191937): on the H200, falcon-7b's
+    shapes with left padding read 0.16-0.76 relative error from eager (cuDNN, math, or the same kernel on copied
+    heads: 0.0044). The kernel is at risk where it is allowed and PyTorch would not try cuDNN first."""
+    if attention_mask is None or key.shape[1] != 1 or not key.is_cuda:
+        return False
+    cuda = torch.backends.cuda
+    if not cuda.mem_efficient_sdp_enabled():
+        return False
+    if torch.compiler.is_compiling() or key.dtype not in (torch.float16, torch.bfloat16):
+        return True  # no order to read inside a graph; cuDNN takes half precision only
+    if not cuda.cudnn_sdp_enabled():
+        return True
+    order = torch._C._get_sdp_priority_order()
+    return order.index(int(SDPBackend.EFFICIENT_ATTENTION)) < order.index(int(SDPBackend.CUDNN_ATTENTION))
+
+
+def _with_own_key_value_heads(self, attention, query, key, value, attention_mask) -> torch.Tensor:
+    """The attention call with the key/value head copied to every query head, so no kernel sees a stride-0 view."""
+    heads = query.shape[1]
+    key = key.expand(-1, heads, -1, -1).contiguous()
+    value = value.expand(-1, heads, -1, -1).contiguous()
+    groups, self.num_key_value_groups = self.num_key_value_groups, 1  # already one key/value head per query head
+    try:
+        output, _ = attention(self, query, key, value, attention_mask, dropout=0.0, scaling=self.inv_norm_factor)
+    finally:
+        self.num_key_value_groups = groups
+    return output
 
 
 def attention_modules(model: nn.Module) -> list[nn.Module]:
