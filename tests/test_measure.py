@@ -19,7 +19,7 @@ from runner.measure.derived import check_plausible, energy
 from runner.measure.memory import MemoryTracker
 from runner.measure.nvml import NvmlMonitor
 from runner.measure.stats import summarize
-from runner.measure.timer import DeviceClock
+from runner.measure.timer import DeviceClock, replayed_seconds
 from runner.record import Record
 from runner.report.collect import flatten
 
@@ -391,3 +391,17 @@ def test_energy_is_reported_as_unavailable_without_nvml():
     assert energy(Record.from_dict(record)).to_dict() == {"available": False, "reason": "NVML unavailable: no driver"}
     del record["memory"]
     assert energy(Record.from_dict(record)) is None  # a CPU run has no energy section at all
+
+
+def test_replayed_seconds_gives_one_calls_time_after_three_warm_up_calls():
+    """The GPU probes' timer (scripts/gpu/gemv_probe.py, pdl_probe.py), on the CPU's clock: the median of the
+    rounds, divided by the calls a round makes."""
+    calls = []
+
+    def run():
+        calls.append(1)
+        time.sleep(0.002)
+
+    seconds = replayed_seconds(run, rounds=3, device=torch.device("cpu"), repeats=4)
+    assert len(calls) == 3 + 3 * 4
+    assert 0.002 <= seconds < 0.006  # one call's 2 ms, not a round's 8

@@ -11,7 +11,9 @@ reading: the work is done when the call returns.
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -45,3 +47,27 @@ class DeviceClock:
     def synchronize(self) -> None:
         for gpu in self.gpus:
             torch.cuda.synchronize(gpu)
+
+
+def replayed_seconds(run: Callable[[], object], rounds: int, device: torch.device, repeats: int = 1) -> float:
+    """Median seconds of one call of `run` over `rounds` rounds of `repeats` calls, on a DeviceClock. On a GPU `run`
+    is captured once as a CUDA graph and the graph is replayed: the probes' kernels take microseconds, less than
+    launching them from Python, and a plain loop times the launches. `run` is called three times first (compiling,
+    autotuning, lazy allocations). For kernel probes (scripts/gpu/); jobs are timed by the measure stage."""
+    clock = DeviceClock(device)
+    for _ in range(3):
+        run()
+    if clock.cuda:
+        clock.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            run()
+        run = graph.replay
+        run()
+    times = []
+    for _ in range(rounds):
+        start = clock.mark()
+        for _ in range(repeats):
+            run()
+        times.append(clock.seconds(start, clock.mark()) / repeats)
+    return statistics.median(times)

@@ -44,14 +44,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
 from functools import partial
 from pathlib import Path
 
 import torch
 
-from runner.measure.timer import DeviceClock
+from runner.measure.timer import replayed_seconds
 from runner.quant.int4_grid import levels
 from runner.quant.packed_int4 import PackedInt4Tensor, unpack
 from runner.quant.triton_ops import chosen_configs
@@ -113,23 +112,8 @@ def timed_us(fn, arg_sets: list[tuple], calls: int, rounds: int, device: torch.d
     captured in one CUDA graph and replayed: a lone matrix-vector product takes a few microseconds, less than
     launching it from Python, and a plain loop would time the launches (it did on the H200 at 3731a2e: 35-70 us
     per call for every compiled format)."""
-    clock = DeviceClock(device)
-    for i in range(3):
-        fn(*arg_sets[i % len(arg_sets)])
     run = lambda: [fn(*arg_sets[i % len(arg_sets)]) for i in range(calls)]  # noqa: E731
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            run()
-        run = graph.replay
-        run()
-    times = []
-    for _ in range(rounds):
-        start = clock.mark()
-        run()
-        times.append(clock.seconds(start, clock.mark()) * 1e6 / calls)
-    return statistics.median(times)
+    return replayed_seconds(run, rounds, device) * 1e6 / calls
 
 
 def nbytes(args: tuple) -> int:

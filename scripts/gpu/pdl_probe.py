@@ -34,13 +34,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
 import sys
 from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from runner.measure.timer import replayed_seconds
 
 try:
     import triton
@@ -132,23 +133,7 @@ def interleaved(gate_up: torch.Tensor) -> torch.Tensor:
 
 def graph_ms(run, rounds: int, replays: int) -> float:
     """Median milliseconds of one call of `run`, captured once as a CUDA graph and replayed `replays` times a round."""
-    for _ in range(2):
-        run()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        run()
-    graph.replay()
-    times = []
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(replays):
-            graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / replays)
-    return statistics.median(times)
+    return replayed_seconds(run, rounds, torch.device("cuda"), repeats=replays) * 1e3
 
 
 def candidates(k: int, rows=(1, 2, 4, 8)) -> list[tuple[int, int, int]]:
