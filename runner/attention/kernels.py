@@ -63,8 +63,8 @@ _default_order_settled = False
 def settle_default_order() -> None:
     """Let PyTorch set its default SDPA kernel order before `sdpa_kernel` reads it to restore it on exit.
 
-    PyTorch fixes that order at the first attention call on CUDA (cuDNN first on Hopper and Blackwell, PyTorch
-    2.9+). Read before that call, it is the order without cuDNN's preference; `sdpa_kernel(set_priority=True)`
+    PyTorch (2.11 on the H200) fixes that order at its first attention call on CUDA, with cuDNN first on Hopper
+    and Blackwell. Read before that call, it is the order without cuDNN's preference; `sdpa_kernel(set_priority=True)`
     restores what it read, and PyTorch keeps it from then on: every later job of the process that lets PyTorch
     pick ran another kernel than the same job alone (on the H200, the efficient kernel instead of cuDNN, which
     for Falcon's broadcast key/value head gave wrong logits). One tiny attention call on the GPU settles it."""
