@@ -313,18 +313,20 @@ def test_a_broadcast_key_value_head_is_copied_where_the_efficient_kernel_may_run
 
 
 def test_broadcast_key_value_head_risk_follows_pytorchs_kernel_choice():
-    key = SimpleNamespace(shape=(2, 1, 16, 64), is_cuda=True, dtype=torch.bfloat16)
+    def key(heads=1, cuda=True, dtype=torch.bfloat16):  # what the rule reads of the key tensor
+        return SimpleNamespace(shape=(2, heads, 16, 64), is_cuda=cuda, dtype=dtype)
+
     mask = torch.ones(1)
     at_risk = falcon_attention.broadcast_heads_at_risk
-    assert at_risk(key, mask)  # efficient ahead of cuDNN: PyTorch's order before it settles, and on pre-Hopper GPUs
-    assert not at_risk(key, None)  # no mask: Transformers passes the head with enable_gqa, no view
-    assert not at_risk(SimpleNamespace(shape=(2, 4, 16, 64), is_cuda=True, dtype=torch.bfloat16), mask)  # copied
-    assert not at_risk(SimpleNamespace(shape=(2, 1, 16, 64), is_cuda=False, dtype=torch.bfloat16), mask)
+    assert at_risk(key(), mask)  # efficient ahead of cuDNN: PyTorch's order before it settles, and on pre-Hopper GPUs
+    assert not at_risk(key(), None)  # no mask: Transformers passes the head with enable_gqa, no view
+    assert not at_risk(key(heads=4), mask)  # several key/value heads: repeated as a copy
+    assert not at_risk(key(cuda=False), mask)
     with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION], set_priority=True):
-        assert not at_risk(key, mask)  # cuDNN is tried first and takes the view correctly
-        assert at_risk(SimpleNamespace(shape=(2, 1, 16, 64), is_cuda=True, dtype=torch.float32), mask)
+        assert not at_risk(key(), mask)  # cuDNN is tried first and takes the view correctly
+        assert at_risk(key(dtype=torch.float32), mask)
     with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]):
-        assert not at_risk(key, mask)  # the efficient kernel is not allowed
+        assert not at_risk(key(), mask)  # the efficient kernel is not allowed
 
 
 # --- fa4: Transformers 5.17's Falcon refuses it at load; the conversion switches to it after loading SDPA ----------
