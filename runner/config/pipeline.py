@@ -59,6 +59,10 @@ class ConvertConfig:
     # the H200, docs/benchmarks.md §6k) and the run allows it, off elsewhere (bf16: 8 % slower there, §6k); true:
     # always, refused before loading where it cannot apply; false: never
     fuse_projections: bool | None = None
+    # Llama-architecture models, batch 1, generate: every token after the prompt by the runner's own decode step, a
+    # few Triton kernels a layer captured as one CUDA graph (runner/fused_decode/; the CPU runs the same step in
+    # PyTorch). Transformers still runs the prompt. Fuses the projections (convert.fuse_projections) for its reads
+    fused_decode: bool = False
 
     def switched_on(self) -> list[str]:
         """The conversions this run applies (the boolean switches set to true; compile_options only say how

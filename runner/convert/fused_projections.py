@@ -75,6 +75,8 @@ def wanted(cfg: RunConfig) -> bool:
     method prefers fused matrices and nothing refuses the conversion."""
     if cfg.convert.fuse_projections is not None:
         return cfg.convert.fuse_projections
+    if cfg.convert.fused_decode:  # its kernels read the fused matrices (refused before loading where they cannot be)
+        return True
     from runner.quant import is_quantized, method_of
 
     preferred = is_quantized(cfg.quant) and method_of(cfg.quant).prefers_fused_projections
@@ -85,6 +87,8 @@ def chosen_by(cfg: RunConfig) -> str:
     """How the record says the conversion came to run."""
     if cfg.convert.fuse_projections:
         return "convert.fuse_projections=true"
+    if cfg.convert.fused_decode:
+        return "automatic: convert.fused_decode=true reads q/k/v and gate/up as fused matrices"
     return (
         f"automatic: quant={cfg.quant.name}'s method prefers fused matrices (its GPU kernels read them faster; "
         "convert.fuse_projections=null)"

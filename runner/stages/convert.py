@@ -10,6 +10,8 @@ from typing import Any
 from runner.context import RunContext
 from runner.convert import attention, fused_projections
 from runner.convert.bettertransformer import Conversion, convert
+from runner.fused_decode import decoder as fused_decode
+from runner.fused_decode.support import build_decoder
 from runner.quant import is_quantized
 from runner.quant.base import CompileReady, method_of
 from runner.record import Convert as ConvertSection
@@ -37,13 +39,16 @@ class Convert(Stage):
             self.fused_attention = fused
             self.records[fused.record["kind"]] = fused.record
         if model is not None and fused_projections.wanted(ctx.cfg):
-            automatic = ctx.cfg.convert.fuse_projections is None
+            automatic = ctx.cfg.convert.fuse_projections is None and not ctx.cfg.convert.fused_decode
             if automatic and (why := fused_projections.why_not(model)) is not None:  # =true raises in convert()
                 log.info("convert.fuse_projections (automatic) left the model unfused: %s", why)
             else:
                 self.fused_projections = fused_projections.convert(model)
                 self.fused_projections.record["chosen_by"] = fused_projections.chosen_by(ctx.cfg)
                 self.records[fused_projections.KIND] = self.fused_projections.record
+        if model is not None and ctx.cfg.convert.fused_decode:
+            ctx.backend.fused_decoder = build_decoder(model)
+            self.records[fused_decode.KIND] = ctx.backend.fused_decoder.record
         if model is not None and (ready := self._before_compile(model, ctx)) is not None:
             self.compile_ready = ready
             self.records[ready.record["kind"]] = ready.record
@@ -59,6 +64,9 @@ class Convert(Stage):
         return method_of(cfg.quant).before_compile(model)
 
     def reverse(self, ctx: RunContext) -> None:
+        if getattr(ctx.backend, "fused_decoder", None) is not None:  # its buffers go; the model's weights stay
+            self.records[fused_decode.KIND]["released"] = True
+            ctx.backend.fused_decoder = None
         if self.compile_ready is not None:
             record = self.compile_ready.reverse(ctx.backend.model)
             self.records[record["kind"]] = record

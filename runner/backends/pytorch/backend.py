@@ -41,6 +41,7 @@ class PyTorchBackend(Backend):
     model: Any = None
     compiled_calls = 0  # generate calls since load; the first compiles when convert.compile=true
     compiled_shapes: frozenset = frozenset()  # (input shapes, new tokens) of compiled generate calls made since load
+    fused_decoder: Any = None  # convert.fused_decode: the runner's decode step (runner/fused_decode/), set by convert
 
     def load(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -85,6 +86,9 @@ class PyTorchBackend(Backend):
         return getattr(self.model.config, "id2label", None)
 
     def generate(self, inputs: dict, new_tokens: int, on_step) -> torch.Tensor:
+        if self.fused_decoder is not None:
+            with torch.inference_mode():
+                return self.fused_decoder.generate(inputs, new_tokens, on_step)
         config = self.model.generation_config
         generation = GenerationConfig(  # exactly new_tokens: ExactLength masks the end-of-sequence tokens
             max_new_tokens=new_tokens,
@@ -168,6 +172,7 @@ class PyTorchBackend(Backend):
 
     def unload(self) -> None:
         self.model = None
+        self.fused_decoder = None
         self.compiled_calls = 0
         self.compiled_shapes = frozenset()
         gc.collect()

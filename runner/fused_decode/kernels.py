@@ -1,0 +1,221 @@
+"""The Triton kernels of the fused decode step (runner/fused_decode/decoder.py): five a layer, two a token after the
+last layer, every one launched with Hopper's programmatic dependent launch (PDL) where the GPU has it.
+
+- `_gemv`: y = W x for one row of x, BLOCK_N rows of W a program. NORM: x is RMS-normalized on the way in (x * g in
+  the loop, the sum of squares beside it, 1 / rms applied to the finished dot products: no second pass over x);
+  GLU: W holds gate rows then up rows (`up_offset` elements apart) and the program writes SiLU(gate) * up for its
+  rows; RESIDUAL: y + r. With PDL each program lets the next kernel start at once and loads its first weight tile
+  before it waits for the kernel in front (griddepcontrol.wait): weights never depend on that kernel, only x does.
+  In isolation this reads the 7B step's products at 86 % of the H200's bandwidth against 81 % for inductor's
+  kernels (scripts/gpu/pdl_probe.py, docs/benchmarks.md §6r).
+- `_attend`: one new token's attention over the KV cache, one program per key/value head and all the query heads
+  that share it: rotary embedding of q and of the new key (the table's row at the token's position), the cache
+  read in blocks with an online softmax, the new key and value written to the cache at the end.
+- `_pick`: the greedy token (end-of-sequence ids excluded, the first index of the largest logit, as torch.argmax),
+  written to the token buffer, its embedding row becoming the next step's hidden state, and the position advanced.
+
+Rounding follows Transformers' bf16 forward where it is cheap to (each product rounded to the model's dtype before
+the residual add and before SiLU, the rotated key rounded before it is cached); the RMS norm is applied in float32
+to the dot products rather than rounded on the input, so results agree to bf16 rounding, not bit for bit.
+Importing this module needs Triton; TRITON_INTERPRET=1 runs the kernels on the CPU (without PDL) for tests."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _gemv(
+    x_ptr, w_ptr, g_ptr, r_ptr, y_ptr, N, K, stride_wn, up_offset, eps,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, NORM: tl.constexpr, GLU: tl.constexpr, RESIDUAL: tl.constexpr,
+    PDL: tl.constexpr,
+):  # fmt: skip
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    cols = tl.arange(0, BLOCK_K)
+    w_at = w_ptr + rows[:, None] * stride_wn + cols[None, :]
+    first = row_ok[:, None] & (cols < K)[None, :]
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
+    w = tl.load(w_at, first, 0.0, eviction_policy="evict_first")
+    if GLU:
+        u = tl.load(w_at + up_offset, first, 0.0, eviction_policy="evict_first")
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    acc_up = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    squares = tl.zeros([BLOCK_K], dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        c = k0 + cols
+        if k0 > 0:
+            mask = row_ok[:, None] & (c < K)[None, :]
+            w = tl.load(w_at + k0, mask, 0.0, eviction_policy="evict_first")
+            if GLU:
+                u = tl.load(w_at + up_offset + k0, mask, 0.0, eviction_policy="evict_first")
+        x = tl.load(x_ptr + c, c < K, 0.0).to(tl.float32)
+        if NORM:
+            squares += x * x
+            x = x * tl.load(g_ptr + c, c < K, 0.0).to(tl.float32)
+        acc += w.to(tl.float32) * x[None, :]
+        if GLU:
+            acc_up += u.to(tl.float32) * x[None, :]
+    y = tl.sum(acc, axis=1)
+    if NORM:
+        inverse_rms = tl.rsqrt(tl.sum(squares, axis=0) / K + eps)
+        y = y * inverse_rms
+    out = y_ptr.dtype.element_ty
+    if GLU:
+        up = tl.sum(acc_up, axis=1)
+        if NORM:
+            up = up * inverse_rms
+        gate = y.to(out).to(tl.float32)
+        silu = (gate * tl.sigmoid(gate)).to(out).to(tl.float32)
+        y = silu * up.to(out).to(tl.float32)
+    if RESIDUAL:
+        y = y.to(out).to(tl.float32) + tl.load(r_ptr + rows, row_ok, 0.0).to(tl.float32)
+    tl.store(y_ptr + rows, y.to(out), row_ok)
+
+
+@triton.jit
+def _attend(
+    qkv_ptr, cos_ptr, sin_ptr, k_cache, v_cache, o_ptr, pos_ptr, scale, stride_head, stride_pos,
+    Q_HEADS: tl.constexpr, KV_HEADS: tl.constexpr, GROUP: tl.constexpr, GROUP_P2: tl.constexpr, D: tl.constexpr,
+    BLOCK_T: tl.constexpr, PDL: tl.constexpr,
+):  # fmt: skip
+    kv = tl.program_id(0)
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
+        tl.extra.cuda.gdc_wait()
+    pos = tl.load(pos_ptr)
+    d = tl.arange(0, D)
+    swapped = (d + D // 2) % D  # rotate_half: (-x2, x1)
+    sign = tl.where(d < D // 2, -1.0, 1.0)
+    cos = tl.load(cos_ptr + pos * D + d).to(tl.float32)
+    sin = tl.load(sin_ptr + pos * D + d).to(tl.float32)
+    dtype = k_cache.dtype.element_ty
+
+    g = tl.arange(0, GROUP_P2)
+    g_ok = g < GROUP
+    q_at = qkv_ptr + (kv * GROUP + g)[:, None] * D
+    q = tl.load(q_at + d[None, :], g_ok[:, None], 0.0).to(tl.float32)
+    q_half = tl.load(q_at + swapped[None, :], g_ok[:, None], 0.0).to(tl.float32)
+    q = (q * cos[None, :] + sign[None, :] * q_half * sin[None, :]).to(dtype).to(tl.float32)
+    k_at = qkv_ptr + Q_HEADS * D + kv * D
+    v_at = qkv_ptr + (Q_HEADS + KV_HEADS) * D + kv * D
+    k_new = tl.load(k_at + d).to(tl.float32)
+    k_new = (k_new * cos + sign * tl.load(k_at + swapped).to(tl.float32) * sin).to(dtype)
+    v_new = tl.load(v_at + d)
+
+    best = tl.full([GROUP_P2], float("-inf"), tl.float32)
+    total = tl.zeros([GROUP_P2], dtype=tl.float32)
+    acc = tl.zeros([GROUP_P2, D], dtype=tl.float32)
+    t = tl.arange(0, BLOCK_T)
+    cache_at = kv * stride_head + d[None, :]
+    for t0 in range(0, pos, BLOCK_T):
+        tt = t0 + t
+        t_ok = tt < pos
+        k = tl.load(k_cache + cache_at + tt[:, None] * stride_pos, t_ok[:, None], 0.0).to(tl.float32)
+        s = tl.sum(q[:, None, :] * k[None, :, :], axis=2) * scale
+        s = tl.where(t_ok[None, :], s, float("-inf"))
+        top = tl.maximum(best, tl.max(s, axis=1))
+        p = tl.exp(s - top[:, None])
+        alpha = tl.exp(best - top)
+        v = tl.load(v_cache + cache_at + tt[:, None] * stride_pos, t_ok[:, None], 0.0).to(tl.float32)
+        total = total * alpha + tl.sum(p, axis=1)
+        acc = acc * alpha[:, None] + tl.sum(p[:, :, None] * v[None, :, :], axis=1)
+        best = top
+    s_new = tl.sum(q * k_new.to(tl.float32)[None, :], axis=1) * scale
+    top = tl.maximum(best, s_new)
+    p_new = tl.exp(s_new - top)
+    alpha = tl.exp(best - top)
+    total = total * alpha + p_new
+    acc = acc * alpha[:, None] + p_new[:, None] * v_new.to(tl.float32)[None, :]
+    tl.store(o_ptr + (kv * GROUP + g)[:, None] * D + d[None, :], (acc / total[:, None]).to(dtype), g_ok[:, None])
+    tl.store(k_cache + kv * stride_head + pos * stride_pos + d, k_new)
+    tl.store(v_cache + kv * stride_head + pos * stride_pos + d, v_new)
+
+
+@triton.jit
+def _pick(
+    logits_ptr, V, eos_ptr, n_eos, embed_ptr, stride_embed, H, h_ptr, ids_ptr, pos_ptr,
+    BLOCK_V: tl.constexpr, BLOCK_H: tl.constexpr, PDL: tl.constexpr,
+):  # fmt: skip
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
+        tl.extra.cuda.gdc_wait()
+    pos = tl.load(pos_ptr)
+    v = tl.arange(0, BLOCK_V)
+    best = tl.full([], float("-inf"), tl.float32)
+    index = tl.full([], 0, tl.int32)
+    for v0 in range(0, V, BLOCK_V):
+        at = v0 + v
+        x = tl.load(logits_ptr + at, at < V, float("-inf")).to(tl.float32)
+        for e in range(n_eos):
+            x = tl.where(at == tl.load(eos_ptr + e), float("-inf"), x)
+        top = tl.max(x, axis=0)
+        first = tl.min(tl.where(x == top, at, V), axis=0)
+        index = tl.where(top > best, first, index)
+        best = tl.maximum(best, top)
+    tl.store(ids_ptr + pos + 1, index.to(tl.int64))
+    h = tl.arange(0, BLOCK_H)
+    for h0 in range(0, H, BLOCK_H):
+        at = h0 + h
+        tl.store(h_ptr + at, tl.load(embed_ptr + index.to(tl.int64) * stride_embed + at, at < H), at < H)
+    tl.store(pos_ptr, pos + 1)
+
+
+def _launch(pdl: bool) -> dict:
+    return {"launch_pdl": True} if pdl else {}
+
+
+def gemv(x, w, y, config, *, norm=None, eps=0.0, glu=False, residual=None, pdl=False) -> None:
+    """y = W x (rows of W: y's length; with glu, W holds 2 * len(y) rows, gate then up, and y = SiLU(gate) * up);
+    norm: the RMS norm's weight applied to x first; residual: added to the product. config: (BLOCK_N, BLOCK_K,
+    warps)."""
+    n = y.shape[0]
+    block_n, block_k, warps = config
+    _gemv[(triton.cdiv(n, block_n),)](
+        x, w, norm if norm is not None else x, residual if residual is not None else y, y, n, w.shape[1],
+        w.stride(0), n * w.stride(0) if glu else 0, eps, BLOCK_N=block_n, BLOCK_K=block_k, NORM=norm is not None,
+        GLU=glu, RESIDUAL=residual is not None, PDL=pdl, num_warps=warps, **_launch(pdl),
+    )  # fmt: skip
+
+
+def attend(qkv, cos, sin, k_cache, v_cache, out, pos, scale, q_heads, kv_heads, head_dim, pdl=False) -> None:
+    """out (q_heads * head_dim) = attention of the token whose q, k and v are in qkv, at position pos[0], over
+    k_cache / v_cache (kv_heads, positions, head_dim) up to that position; the new key and value are cached."""
+    group = q_heads // kv_heads
+    _attend[(kv_heads,)](
+        qkv, cos, sin, k_cache, v_cache, out, pos, scale, k_cache.stride(0), k_cache.stride(1), Q_HEADS=q_heads,
+        KV_HEADS=kv_heads, GROUP=group, GROUP_P2=triton.next_power_of_2(group), D=head_dim,
+        BLOCK_T=max(16, 4096 // (head_dim * triton.next_power_of_2(group))), PDL=pdl, num_warps=4, **_launch(pdl),
+    )  # fmt: skip
+
+
+def pick(logits, eos, n_eos, embed, h, ids, pos, pdl=False) -> None:
+    """ids[pos + 1] = the greedy token of logits (the first n_eos ids of eos excluded); h = its embedding row;
+    pos += 1."""
+    _pick[(1,)](
+        logits, logits.shape[0], eos, n_eos, embed, embed.stride(0), h.shape[0], h, ids, pos,
+        BLOCK_V=4096, BLOCK_H=min(4096, triton.next_power_of_2(h.shape[0])), PDL=pdl, num_warps=8, **_launch(pdl),
+    )  # fmt: skip
+
+
+def gemv_config(rows: int, k: int, glu: bool = False) -> tuple[int, int, int]:
+    """(BLOCK_N, BLOCK_K, warps) for a product of `rows` outputs over `k` inputs: the H200 probe's picks for the 7B
+    shapes (docs/benchmarks.md §6r, calls 36-37 and C/F: q/k/v (2, 4096, 4), o_proj (2, 2048, 8), gate/up with SiLU
+    in the epilogue one output a program over 4096 with 8 warps, down (8, 1024, 4)); whole-input tiles up to 4096
+    columns elsewhere."""
+    if k > 4096:
+        return (8, 1024, 4)
+    block_k = triton.next_power_of_2(k)
+    if glu:
+        return (1, block_k, 8 if block_k >= 4096 else 4)
+    return (2, block_k, 4 if rows > k else 8) if block_k >= 2048 else (2, block_k, 4)
+
+
+def pdl_available(device: torch.device) -> bool:
+    """Programmatic dependent launch: Hopper (compute capability 9.0) or newer."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9

@@ -1,0 +1,88 @@
+"""Where `convert.fused_decode=true` applies: the checks' refusal before anything loads (`refusal`), and what the
+loaded model must look like (`why_not`)."""
+
+from __future__ import annotations
+
+from runner.config.hardware import DeviceKind
+from runner.config.run import RunConfig
+
+MODEL_TYPES = ("llama",)  # Transformers' LlamaForCausalLM: llama, smollm2, tiny-llama
+ROPE_TYPES = ("default", "linear", "llama3")  # a table of cos/sin by position: no rescaling by sequence length
+
+
+def refusal(cfg: RunConfig) -> str | None:
+    """Why convert.fused_decode=true cannot apply to this run, before loading; None when it can."""
+    from runner.quant import is_quantized
+
+    key = "convert.fused_decode=true"
+    model, convert, scenario = cfg.model, cfg.convert, cfg.scenario
+    if model.model_type not in MODEL_TYPES:
+        return (
+            f"{key} runs the decode step of Llama-architecture models; model={model.name} is "
+            f"model_type={model.model_type}: use a llama model (llama, smollm2, tiny-llama) or drop the option"
+        )
+    biased = [k for k in ("attention_bias", "mlp_bias") if model.architecture.get(k)]
+    if biased:
+        return f"{key} has no bias in its products; model={model.name} sets {biased[0]}"
+    if model.architecture.get("hidden_act", "silu") != "silu":
+        return f"{key} computes SiLU(gate) * up; model={model.name} sets hidden_act={model.architecture['hidden_act']}"
+    if not cfg.backend.runs_torch_modules:
+        return f"{key} replaces PyTorch's decode loop; backend={cfg.backend.name} runs none"
+    if is_quantized(cfg.quant):
+        return f"{key} reads plain weights; quant={cfg.quant.name} quantizes them: use quant=none"
+    if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
+        return f"{key} needs the model on one device; hardware={cfg.hardware.name} splits it: use hardware=cuda or cpu"
+    if scenario.name != "generate":
+        return f"{key} replaces generate's decode loop; scenario={scenario.name} has none: use scenario=generate"
+    if scenario.batch_size != 1:
+        return f"{key} decodes one sequence; scenario.batch_size={scenario.batch_size}: use scenario.batch_size=1"
+    if scenario.padding_ratio:
+        return f"{key} decodes unpadded prompts; scenario.padding_ratio={scenario.padding_ratio}: use 0"
+    if convert.compile:
+        return (
+            f"{key} captures its own CUDA graph of the decode step; convert.compile=true compiles Transformers' "
+            "step instead: set convert.compile=false"
+        )
+    if convert.fuse_projections is False:
+        return f"{key} reads q/k/v and gate/up as fused matrices: drop convert.fuse_projections=false"
+    if convert.bettertransformer:
+        return f"{key} runs its own attention; drop convert.bettertransformer=true"
+    return None
+
+
+def why_not(model) -> str | None:
+    """Why this loaded model (its projections already fused, runner/convert/fused_projections.py) cannot decode with
+    the fused step, or None."""
+    import torch
+
+    config = model.config
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if not layers:
+        return f"{type(model).__name__} has no decoder layers at model.model.layers"
+    for layer in layers:
+        if not (hasattr(layer.self_attn, "qkv_proj") and hasattr(layer.mlp, "gate_up_proj")):
+            return "a decoder layer's q/k/v or gate/up projections are not fused"
+    rope = (getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}).get(
+        "rope_type", "default"
+    )
+    if rope not in ROPE_TYPES:
+        return f"rope_type={rope} rescales positions by sequence length; the step reads a fixed table ({ROPE_TYPES})"
+    if getattr(config, "sliding_window", None):
+        return f"sliding_window={config.sliding_window}: the step attends to the whole cache"
+    devices = {p.device for p in model.parameters()}
+    if len(devices) != 1:
+        return f"the model is spread over {sorted(map(str, devices))}; the step needs one device"
+    if next(iter(devices)) == torch.device("meta"):
+        return "the model's weights are not loaded (meta)"
+    return None
+
+
+def build_decoder(model):
+    """The model's FusedDecoder (its projections fused before), or OptimizationNotApplied saying why not."""
+    from runner.backends.pytorch.host_loop import eos_ids
+    from runner.errors import OptimizationNotApplied
+    from runner.fused_decode.decoder import KIND, FusedDecoder
+
+    if (why := why_not(model)) is not None:
+        raise OptimizationNotApplied(f"{KIND}: {why}")
+    return FusedDecoder(model, eos_ids(model.generation_config))

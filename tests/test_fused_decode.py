@@ -1,0 +1,179 @@
+"""convert.fused_decode: the runner's own decode step gives Transformers' greedy tokens (end-of-sequence ids excluded,
+exactly new_tokens of them), through a job and on its own; its Triton kernels compute what the PyTorch reference
+computes (Triton's interpreter on the CPU, the GPU where there is one); runs it cannot serve are refused before
+loading, naming the key."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from runner.backends.pytorch.host_loop import ExactLength
+from runner.convert import fused_projections
+from runner.fused_decode.decoder import FusedDecoder
+from tests.conftest import ROOT
+from tests.test_attention import config_error
+
+
+def tiny_llama(**changes):
+    """A random float32 Llama of two layers with wide logits (tests/test_fused_projections.py's), any field changed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    fields = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=256, initializer_range=0.2)  # fmt: skip
+    config = LlamaConfig(**(fields | changes))
+    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa", dtype=torch.float32).eval()
+
+
+def transformers_greedy(model, ids, new_tokens, eos) -> torch.Tensor:
+    """Transformers' generate as the runner calls it: greedy, exactly new_tokens, the eos ids masked."""
+    return model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False,
+        pad_token_id=0, eos_token_id=eos, logits_processor=[ExactLength(lambda: None, eos)],
+    )  # fmt: skip
+
+
+def fused_greedy(model, ids, new_tokens, eos, ops=None) -> tuple[torch.Tensor, FusedDecoder]:
+    conversion = fused_projections.convert(model)
+    try:
+        decoder = FusedDecoder(model, eos, ops=ops)
+        steps = []
+        output = decoder.generate({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, new_tokens,
+                                  lambda: steps.append(1))  # fmt: skip
+        assert len(steps) == new_tokens
+        return output, decoder
+    finally:
+        conversion.reverse(model)
+
+
+def prompt(length=9, seed=1) -> torch.Tensor:
+    return torch.randint(3, 256, (1, length), generator=torch.Generator().manual_seed(seed))
+
+
+@torch.inference_mode()
+def test_the_fused_step_gives_transformers_greedy_tokens_on_the_cpu():
+    model = tiny_llama()  # grouped queries: 4 query heads on 2 key/value heads
+    ids = prompt()
+    want = transformers_greedy(model, ids, 12, eos=[2])
+    got, decoder = fused_greedy(model, ids, 12, eos=[2])
+    assert torch.equal(got, want), (got, want)
+    assert decoder.record["agreement"]["greedy_share"] == 1.0
+    assert decoder.record["kernels_per_step"] == 5 * 2 + 2
+
+
+@torch.inference_mode()
+def test_end_of_sequence_tokens_are_never_picked_and_the_length_is_exact():
+    model = tiny_llama()
+    ids = prompt()
+    free = transformers_greedy(model, ids, 12, eos=[])[0, 9:]
+    eos = [int(free[3]), int(free[0])]  # tokens the model would pick: now excluded, as ExactLength excludes them
+    want = transformers_greedy(model, ids, 12, eos=eos)
+    got, _ = fused_greedy(model, ids, 12, eos=eos)
+    assert torch.equal(got, want)
+    assert got.shape == (1, 21) and not set(got[0, 9:].tolist()) & set(eos)
+
+
+def test_a_job_decodes_with_the_fused_step_and_records_it(run_job):
+    record = run_job("scenario=generate", "convert.fused_decode=true", "scenario.new_tokens=6")
+    assert record["status"] == "ok", record.get("error")
+    section = record["convert"]
+    assert section["applied"] == ["fused_projections", "fused_decode"]
+    assert section["fused_projections"]["chosen_by"].startswith("automatic: convert.fused_decode=true")
+    fused = section["fused_decode"]
+    assert fused["agreement"]["greedy_share"] == 1.0 and fused["agreement"]["tokens"] == 6
+    assert fused["released"] is True and section["fused_projections"]["reversed"]["state_dict_restored"]
+    assert record["measurements"]["generate"]["per_token_count_per_call"] == [5, 5, 5]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["model=tiny-falcon"], "model_type=falcon"),
+        (["quant=8bit"], "quant=8bit"),
+        (["scenario.batch_size=2"], "scenario.batch_size=2"),
+        (["scenario=forward"], "scenario=forward"),
+        (["convert.compile=true", "hardware=cpu"], "convert.compile=true"),
+        (["convert.fuse_projections=false"], "convert.fuse_projections=false"),
+        (["scenario.padding_ratio=0.3"], "scenario.padding_ratio=0.3"),
+        (["scenario.warmup_runs=0"], "scenario.warmup_runs=0"),
+    ],
+)
+def test_runs_the_step_cannot_serve_are_refused_before_loading(overrides, named):
+    base = ["scenario=generate"] if "scenario=forward" not in overrides else []
+    message = config_error(*base, "convert.fused_decode=true", *overrides)
+    assert named in message and "convert.fused_decode=true" in message
+
+
+def test_a_refusal_is_one_line_and_exit_status_2(cli):
+    done = cli("scenario=generate", "convert.fused_decode=true", "quant=8bit")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "quant=8bit" in done.stderr
+
+
+# The whole decoder with the Triton kernels in Triton's interpreter (a fresh process: TRITON_INTERPRET is read at
+# import), against Transformers' greedy tokens; float32, a partial head group (3 query heads a key/value head).
+INTERPRETED = textwrap.dedent(
+    """
+    import torch
+    from runner.fused_decode import kernels
+    from tests.test_fused_decode import fused_greedy, prompt, tiny_llama, transformers_greedy
+    with torch.inference_mode():
+        model = tiny_llama(num_attention_heads=6, num_key_value_heads=2, hidden_size=96)
+        ids = prompt(7)
+        want = transformers_greedy(model, ids, 10, eos=[2])
+        got, decoder = fused_greedy(model, ids, 10, eos=[2], ops=kernels)
+        print(decoder.record["kernels"], bool(torch.equal(got, want)), got.tolist(), want.tolist())
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed (CPU PyTorch)")
+def test_the_triton_step_gives_transformers_greedy_tokens_in_tritons_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
+    if "only 0-dimensional arrays can be converted to Python scalars" in done.stderr:
+        pytest.skip("Triton's interpreter does not run with this NumPy (triton-lang/triton#9171): numpy<2.4 runs it")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[:2] == ["triton", "True"], done.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_step_on_the_gpu_gives_transformers_greedy_tokens(dtype):
+    model = tiny_llama().to('cuda', dtype)
+    ids = prompt().cuda()
+    with torch.inference_mode():
+        want = transformers_greedy(model, ids, 16, eos=[2])
+        got, decoder = fused_greedy(model, ids, 16, eos=[2])
+    assert decoder.record["kernels"] == "triton" and decoder.record["graph_captures"] == 1
+    if dtype == torch.float32:
+        assert torch.equal(got, want)
+    else:  # bf16 rounds differently in other kernels: every token still the model's greedy pick up to a near-tie
+        assert decoder.record["agreement"]["greedy_share"] >= 0.9, decoder.record["agreement"]
+
+
+@pytest.mark.gpu
+def test_the_kernels_match_the_reference_on_7b_shapes_on_the_gpu():
+    from runner.fused_decode import kernels, reference
+
+    torch.manual_seed(0)
+    dev, dt = torch.device("cuda"), torch.bfloat16
+    for rows, k, glu, norm, residual in [(12288, 4096, False, True, False), (4096, 4096, False, False, True),
+                                         (11008, 4096, True, True, False), (4096, 11008, False, False, True),
+                                         (32000, 4096, False, True, False)]:  # fmt: skip
+        w = (torch.randn(2 * rows if glu else rows, k, device=dev) * k**-0.5).to(dt)
+        x = torch.randn(k, device=dev, dtype=dt)
+        g = (torch.rand(k, device=dev) + 0.5).to(dt) if norm else None
+        r = torch.randn(rows, device=dev, dtype=dt) if residual else None
+        got, want = torch.empty(rows, device=dev, dtype=dt), torch.empty(rows, device=dev, dtype=dt)
+        for ops, y in ((kernels, got), (reference, want)):
+            ops.gemv(x, w, y, kernels.gemv_config(rows, k, glu), norm=g, eps=1e-5, glu=glu, residual=r,
+                     pdl=kernels.pdl_available(dev))  # fmt: skip
+        assert float((got.float() - want.float()).norm() / want.float().norm()) < 0.01, (rows, k, glu)
