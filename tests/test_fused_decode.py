@@ -145,18 +145,31 @@ def test_the_triton_step_gives_transformers_greedy_tokens_in_tritons_interpreter
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_fused_step_on_the_gpu_gives_transformers_greedy_tokens(dtype):
-    model = tiny_llama().to('cuda', dtype)
+def test_the_fused_step_on_the_gpu_gives_transformers_greedy_tokens():
+    model = tiny_llama().cuda()
     ids = prompt().cuda()
     with torch.inference_mode():
         want = transformers_greedy(model, ids, 16, eos=[2])
         got, decoder = fused_greedy(model, ids, 16, eos=[2])
     assert decoder.record["kernels"] == "triton" and decoder.record["graph_captures"] == 1
-    if dtype == torch.float32:
-        assert torch.equal(got, want)
-    else:  # bf16 rounds differently in other kernels: every token still the model's greedy pick up to a near-tie
-        assert decoder.record["agreement"]["greedy_share"] >= 0.9, decoder.record["agreement"]
+    assert torch.equal(got, want)
+
+
+@pytest.mark.gpu
+@torch.inference_mode()
+def test_the_fused_step_in_bf16_is_as_close_to_float32_as_transformers_bf16():
+    """bf16 rounds in other places than Transformers' kernels, so tokens may part at near-ties; the last step's logits
+    must be as close to the float32 model's as Transformers' own bf16 forward is (within 1.5x)."""
+    exact = tiny_llama(num_hidden_layers=4).cuda()
+    model = tiny_llama(num_hidden_layers=4).to("cuda", torch.bfloat16)
+    ids = prompt().cuda()
+    got, decoder = fused_greedy(model, ids, 16, eos=[2])
+    seen = got[:, :-1]  # the last step's logits predicted the last token from these
+    want = exact(input_ids=seen).logits[0, -1]
+    theirs = model(input_ids=seen).logits[0, -1].float()
+    ours = decoder.logits.float()
+    error = lambda x: float((x - want).norm() / want.norm())  # noqa: E731
+    assert error(ours) < 1.5 * error(theirs) + 1e-3, (error(ours), error(theirs))
 
 
 @pytest.mark.gpu

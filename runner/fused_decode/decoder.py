@@ -80,6 +80,7 @@ class FusedDecoder:
             "gate_up": self.ops.gemv_config(self.intermediate, self.hidden, glu=True),
             "down": self.ops.gemv_config(self.hidden, self.intermediate),
             "lm_head": self.ops.gemv_config(self.vocab, self.hidden),
+            "attend": self.ops.attend_config(self.head_dim, self.q_heads // self.kv_heads, self.kv_heads),
         }  # fmt: skip
         self.positions = 0  # the buffers' length; 0: none yet
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -89,7 +90,9 @@ class FusedDecoder:
             "programmatic_dependent_launch": self.pdl,
             "kernels_per_step": 5 * len(self.layers) + 2,
             "layers": len(self.layers),
-            "gemv_configs": {k: list(v) for k, v in self.configs.items()},  # (rows a program, columns a tile, warps)
+            # products: (rows a program, columns a tile, warps); attend: (positions a block, shares of the cache a
+            # head, pipeline stages, warps)
+            "kernel_configs": {k: list(v) for k, v in self.configs.items()},
             "graph_captures": 0,
         }
 
@@ -106,6 +109,9 @@ class FusedDecoder:
         self.logits = new(self.vocab)
         self.ids = new(positions + 1, dtype=torch.long)
         self.pos = new(1, dtype=torch.int32)
+        self.scratch = None if self.ops is reference else self.ops.attend_scratch(
+            self.kv_heads, self.q_heads // self.kv_heads, self.head_dim, self.configs["attend"][1], self.device
+        )  # fmt: skip
         at = torch.arange(positions, device=self.device).unsqueeze(0)
         cos, sin = self.model.model.rotary_emb(self.h.view(1, 1, -1), at)  # the model's own rotary, in its dtype
         self.cos, self.sin = cos[0].contiguous(), sin[0].contiguous()
@@ -120,7 +126,8 @@ class FusedDecoder:
             ops.gemv(self.h, layer.qkv, self.qkv, c.get("qkv"), norm=layer.attention_norm, eps=self.eps, pdl=pdl)
             ops.attend(
                 self.qkv, self.cos, self.sin, self.k_cache[index], self.v_cache[index], self.attended, self.pos,
-                self.scale, self.q_heads, self.kv_heads, self.head_dim, pdl=pdl,
+                self.scale, self.q_heads, self.kv_heads, self.head_dim, pdl=pdl, config=c.get("attend"),
+                scratch=self.scratch,
             )  # fmt: skip
             ops.gemv(self.attended, layer.o, self.h, c.get("o"), residual=self.h, pdl=pdl)
             ops.gemv(self.h, layer.gate_up, self.glu, c.get("gate_up"), norm=layer.mlp_norm, eps=self.eps, glu=True,

@@ -80,11 +80,13 @@ def _gemv(
 
 @triton.jit
 def _attend(
-    qkv_ptr, cos_ptr, sin_ptr, k_cache, v_cache, o_ptr, pos_ptr, scale, stride_head, stride_pos,
+    qkv_ptr, cos_ptr, sin_ptr, k_cache, v_cache, o_ptr, pos_ptr, scale, stride_head, stride_pos, part_m, part_l,
+    part_acc, arrived,
     Q_HEADS: tl.constexpr, KV_HEADS: tl.constexpr, GROUP: tl.constexpr, GROUP_P2: tl.constexpr, D: tl.constexpr,
-    BLOCK_T: tl.constexpr, PDL: tl.constexpr,
+    BLOCK_T: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
     kv = tl.program_id(0)
+    split = tl.program_id(1)
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
         tl.extra.cuda.gdc_wait()
@@ -102,39 +104,63 @@ def _attend(
     q = tl.load(q_at + d[None, :], g_ok[:, None], 0.0).to(tl.float32)
     q_half = tl.load(q_at + swapped[None, :], g_ok[:, None], 0.0).to(tl.float32)
     q = (q * cos[None, :] + sign[None, :] * q_half * sin[None, :]).to(dtype).to(tl.float32)
-    k_at = qkv_ptr + Q_HEADS * D + kv * D
-    v_at = qkv_ptr + (Q_HEADS + KV_HEADS) * D + kv * D
-    k_new = tl.load(k_at + d).to(tl.float32)
-    k_new = (k_new * cos + sign * tl.load(k_at + swapped).to(tl.float32) * sin).to(dtype)
-    v_new = tl.load(v_at + d)
 
+    # this program's share of the cached positions [0, pos): a whole number of blocks
+    share = tl.cdiv(tl.cdiv(pos, SPLITS), BLOCK_T) * BLOCK_T
+    low = split * share
+    high = tl.minimum(low + share, pos)
     best = tl.full([GROUP_P2], float("-inf"), tl.float32)
     total = tl.zeros([GROUP_P2], dtype=tl.float32)
     acc = tl.zeros([GROUP_P2, D], dtype=tl.float32)
     t = tl.arange(0, BLOCK_T)
     cache_at = kv * stride_head + d[None, :]
-    for t0 in range(0, pos, BLOCK_T):
+    for t0 in tl.range(low, high, BLOCK_T, num_stages=STAGES):  # the next blocks' loads in flight (pipelined)
         tt = t0 + t
-        t_ok = tt < pos
+        t_ok = tt < high
         k = tl.load(k_cache + cache_at + tt[:, None] * stride_pos, t_ok[:, None], 0.0).to(tl.float32)
+        v = tl.load(v_cache + cache_at + tt[:, None] * stride_pos, t_ok[:, None], 0.0).to(tl.float32)
         s = tl.sum(q[:, None, :] * k[None, :, :], axis=2) * scale
         s = tl.where(t_ok[None, :], s, float("-inf"))
         top = tl.maximum(best, tl.max(s, axis=1))
         p = tl.exp(s - top[:, None])
         alpha = tl.exp(best - top)
-        v = tl.load(v_cache + cache_at + tt[:, None] * stride_pos, t_ok[:, None], 0.0).to(tl.float32)
         total = total * alpha + tl.sum(p, axis=1)
         acc = acc * alpha[:, None] + tl.sum(p[:, :, None] * v[None, :, :], axis=1)
         best = top
-    s_new = tl.sum(q * k_new.to(tl.float32)[None, :], axis=1) * scale
-    top = tl.maximum(best, s_new)
-    p_new = tl.exp(s_new - top)
-    alpha = tl.exp(best - top)
-    total = total * alpha + p_new
-    acc = acc * alpha[:, None] + p_new[:, None] * v_new.to(tl.float32)[None, :]
-    tl.store(o_ptr + (kv * GROUP + g)[:, None] * D + d[None, :], (acc / total[:, None]).to(dtype), g_ok[:, None])
-    tl.store(k_cache + kv * stride_head + pos * stride_pos + d, k_new)
-    tl.store(v_cache + kv * stride_head + pos * stride_pos + d, v_new)
+    if split == SPLITS - 1:  # the last share also holds the new token, which it rotates and caches
+        k_at = qkv_ptr + Q_HEADS * D + kv * D
+        v_at = qkv_ptr + (Q_HEADS + KV_HEADS) * D + kv * D
+        k_new = tl.load(k_at + d).to(tl.float32)
+        k_new = (k_new * cos + sign * tl.load(k_at + swapped).to(tl.float32) * sin).to(dtype)
+        v_new = tl.load(v_at + d)
+        s_new = tl.sum(q * k_new.to(tl.float32)[None, :], axis=1) * scale
+        top = tl.maximum(best, s_new)
+        p_new = tl.exp(s_new - top)
+        alpha = tl.exp(best - top)
+        total = total * alpha + p_new
+        acc = acc * alpha[:, None] + p_new[:, None] * v_new.to(tl.float32)[None, :]
+        best = top
+        tl.store(k_cache + kv * stride_head + pos * stride_pos + d, k_new)
+        tl.store(v_cache + kv * stride_head + pos * stride_pos + d, v_new)
+    out_at = o_ptr + (kv * GROUP + g)[:, None] * D + d[None, :]
+    if SPLITS == 1:
+        tl.store(out_at, (acc / total[:, None]).to(dtype), g_ok[:, None])
+    else:  # each share's (max, sum, weighted values) to scratch; the last program of the head to arrive merges them
+        at = (kv * SPLITS + split) * GROUP_P2 + g
+        tl.store(part_m + at, best)
+        tl.store(part_l + at, total)
+        tl.store(part_acc + at[:, None] * D + d[None, :], acc)
+        tl.debug_barrier()
+        if tl.atomic_add(arrived + kv, 1, sem="acq_rel") == SPLITS - 1:
+            parts = (kv * SPLITS + tl.arange(0, SPLITS))[:, None] * GROUP_P2 + g[None, :]  # (SPLITS, GROUP_P2)
+            m = tl.load(part_m + parts, cache_modifier=".cg")
+            top = tl.max(m, axis=0)
+            weight = tl.exp(m - top[None, :])
+            total = tl.sum(weight * tl.load(part_l + parts, cache_modifier=".cg"), axis=0)
+            accs = tl.load(part_acc + parts[:, :, None] * D + d[None, None, :], cache_modifier=".cg")
+            acc = tl.sum(weight[:, :, None] * accs, axis=0)
+            tl.store(out_at, (acc / total[:, None]).to(dtype), g_ok[:, None])
+            tl.store(arrived + kv, 0)  # ready for the next layer
 
 
 @triton.jit
@@ -183,15 +209,36 @@ def gemv(x, w, y, config, *, norm=None, eps=0.0, glu=False, residual=None, pdl=F
     )  # fmt: skip
 
 
-def attend(qkv, cos, sin, k_cache, v_cache, out, pos, scale, q_heads, kv_heads, head_dim, pdl=False) -> None:
+def attend(qkv, cos, sin, k_cache, v_cache, out, pos, scale, q_heads, kv_heads, head_dim, pdl=False, config=None,
+           scratch=None) -> None:  # fmt: skip
     """out (q_heads * head_dim) = attention of the token whose q, k and v are in qkv, at position pos[0], over
-    k_cache / v_cache (kv_heads, positions, head_dim) up to that position; the new key and value are cached."""
+    k_cache / v_cache (kv_heads, positions, head_dim) up to that position; the new key and value are cached.
+    config: (positions a block, shares of the cache a head, pipeline stages, warps), attend_config's by default;
+    scratch: attend_scratch's buffers for that many shares (made here when not given)."""
     group = q_heads // kv_heads
-    _attend[(kv_heads,)](
-        qkv, cos, sin, k_cache, v_cache, out, pos, scale, k_cache.stride(0), k_cache.stride(1), Q_HEADS=q_heads,
-        KV_HEADS=kv_heads, GROUP=group, GROUP_P2=triton.next_power_of_2(group), D=head_dim,
-        BLOCK_T=max(16, 4096 // (head_dim * triton.next_power_of_2(group))), PDL=pdl, num_warps=4, **_launch(pdl),
+    block_t, splits, stages, warps = config or attend_config(head_dim, group, kv_heads)
+    part_m, part_l, part_acc, arrived = scratch or attend_scratch(kv_heads, group, head_dim, splits, qkv.device)
+    _attend[(kv_heads, splits)](
+        qkv, cos, sin, k_cache, v_cache, out, pos, scale, k_cache.stride(0), k_cache.stride(1), part_m, part_l,
+        part_acc, arrived, Q_HEADS=q_heads, KV_HEADS=kv_heads, GROUP=group, GROUP_P2=triton.next_power_of_2(group),
+        D=head_dim, BLOCK_T=block_t, SPLITS=splits, STAGES=stages, PDL=pdl, num_warps=warps, **_launch(pdl),
     )  # fmt: skip
+
+
+def attend_config(head_dim: int, group: int, kv_heads: int) -> tuple[int, int, int, int]:
+    """(positions a block, shares of the cache a head, pipeline stages, warps): blocks of 4096 key elements a query
+    head, and about 128 programs in all (the H200 has 132 SMs), at most 16 shares a head."""
+    splits = min(16, triton.next_power_of_2(max(1, 128 // kv_heads)))
+    return (max(16, 4096 // (head_dim * triton.next_power_of_2(group))), splits, 2, 4)
+
+
+def attend_scratch(kv_heads: int, group: int, head_dim: int, splits: int, device) -> tuple[torch.Tensor, ...]:
+    """The shares' partial results (max, sum, weighted values) and each head's count of arrived shares (zeros: the
+    kernel leaves them at zero)."""
+    rows = kv_heads * splits * triton.next_power_of_2(group)
+    f32 = {"dtype": torch.float32, "device": device}
+    return (torch.empty(rows, **f32), torch.empty(rows, **f32), torch.empty(rows, head_dim, **f32),
+            torch.zeros(kv_heads, dtype=torch.int32, device=device))  # fmt: skip
 
 
 def pick(logits, eos, n_eos, embed, h, ids, pos, pdl=False) -> None:

@@ -28,7 +28,8 @@ def _rotated(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Ten
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
 
-def attend(qkv, cos, sin, k_cache, v_cache, out, pos, scale, q_heads, kv_heads, head_dim, pdl=False) -> None:
+def attend(qkv, cos, sin, k_cache, v_cache, out, pos, scale, q_heads, kv_heads, head_dim, pdl=False, config=None,
+           scratch=None) -> None:  # fmt: skip
     at = int(pos[0])
     dtype = k_cache.dtype
     c, s = cos[at].float(), sin[at].float()

@@ -4,7 +4,10 @@ random bf16 weights, a 128-token prompt, the step captured as a CUDA graph as a 
 4.8 TB/s (the weights a token reads, plus its KV cache), and each kernel's mean time per step and share of the
 bandwidth, from torch.profiler over replays (CUPTI sees the kernels inside the graph).
 
-    python scripts/gpu/fused_decode_profile.py --out fused_decode_profile.json [--no-pdl] [--layers 32]
+    python scripts/gpu/fused_decode_profile.py --out fused_decode_profile.json [--no-pdl] [--layers 32] [--tune]
+
+--tune first times each kernel's candidate configs alone (32 calls, one per layer's weights, as one CUDA graph) and
+runs the step with the fastest of each.
 """
 
 from __future__ import annotations
@@ -17,6 +20,77 @@ from pathlib import Path
 
 import torch
 
+from runner.measure.timer import replayed_seconds
+
+STEP_ORDER = ("qkv", "attend", "o", "gate_up", "down")  # a layer's kernels in launch order; then lm_head, pick
+
+
+def gemv_candidates(k: int, glu: bool) -> list[tuple[int, int, int]]:
+    whole = 1 << (k - 1).bit_length()
+    tiles = sorted({512, 1024, 2048, min(whole, 4096)})
+    return [
+        (n, bk, w) for n in (1, 2, 4, 8) for bk in tiles for w in (4, 8)
+        if bk <= whole and n * bk * (2 if glu else 1) <= 16384 and n * bk >= 32 * w
+    ]  # fmt: skip
+
+
+def tune(decoder, rounds: int) -> dict:
+    """Per kernel, each candidate config's microseconds a call (32 calls over the layers' own weights)."""
+    from runner.fused_decode import kernels
+
+    d, dev, pdl = decoder, decoder.device, decoder.pdl
+    products = {
+        "qkv": (lambda L: L.qkv, d.h, d.qkv, {"norm": "attention_norm"}, False),
+        "o": (lambda L: L.o, d.attended, d.h, {"residual": True}, False),
+        "gate_up": (lambda L: L.gate_up, d.h, d.glu, {"norm": "mlp_norm", "glu": True}, True),
+        "down": (lambda L: L.down, d.glu, d.h, {"residual": True}, False),
+    }
+    found = {}
+    for name, (weight, x, y, extra, glu) in products.items():
+        timings = {}
+        for config in gemv_candidates(weight(d.layers[0]).shape[1], glu):
+
+            def run(config=config, weight=weight, x=x, y=y, extra=extra):
+                for layer in d.layers:
+                    kernels.gemv(
+                        x, weight(layer), y, config, norm=getattr(layer, extra["norm"]) if "norm" in extra else None,
+                        eps=d.eps, glu=extra.get("glu", False), residual=y if extra.get("residual") else None, pdl=pdl,
+                    )  # fmt: skip
+
+            try:
+                timings[config] = replayed_seconds(run, rounds, dev, repeats=5) / len(d.layers) * 1e6
+            except Exception as error:  # a config that does not compile is skipped
+                print(f"{name} {config}: {type(error).__name__}", file=sys.stderr)
+        best = min(timings, key=timings.get)
+        found[name] = {"config": list(best), "us": round(timings[best], 2),
+                       "all": sorted((round(t, 2), list(c)) for c, t in timings.items())[:6]}  # fmt: skip
+        d.configs[name] = best
+        print(f"{name}: {best} {timings[best]:.2f} us", file=sys.stderr, flush=True)
+    d.pos.fill_(192)
+    timings = {}
+    group = d.q_heads // d.kv_heads
+    for config in [(bt, sp, st, 4) for bt in (16, 32, 64) for sp in (1, 2, 4, 8) for st in (1, 2, 3)]:
+        scratch = kernels.attend_scratch(d.kv_heads, group, d.head_dim, config[1], dev)
+
+        def run(config=config, scratch=scratch):
+            for index in range(len(d.layers)):
+                kernels.attend(d.qkv, d.cos, d.sin, d.k_cache[index], d.v_cache[index], d.attended, d.pos, d.scale,
+                               d.q_heads, d.kv_heads, d.head_dim, pdl=pdl, config=config, scratch=scratch)  # fmt: skip
+
+        try:
+            timings[config] = replayed_seconds(run, rounds, dev, repeats=5) / len(d.layers) * 1e6
+        except Exception as error:
+            print(f"attend {config}: {type(error).__name__}", file=sys.stderr)
+    best = min(timings, key=timings.get)
+    found["attend"] = {"config": list(best), "us": round(timings[best], 2), "at_position": 192,
+                       "all": sorted((round(t, 2), list(c)) for c, t in timings.items())[:8]}  # fmt: skip
+    d.configs["attend"] = best
+    d.scratch = kernels.attend_scratch(d.kv_heads, group, d.head_dim, best[1], dev)
+    print(f"attend: {best} {timings[best]:.2f} us", file=sys.stderr, flush=True)
+    d.graph = None
+    d.record["kernel_configs"] = {k: list(v) for k, v in d.configs.items()}
+    return found
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -25,6 +99,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-pdl", action="store_true", help="launch every kernel without PDL")
+    parser.add_argument("--tune", action="store_true", help="time each kernel's candidate configs first")
     parser.add_argument("--out")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -50,6 +125,9 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "pdl": decoder.pdl}
     with torch.inference_mode():
         decoder.generate(inputs, args.tokens, lambda: None)  # kernels compiled, graph captured, agreement checked
+        if args.tune:
+            results["tuned"] = tune(decoder, args.rounds)
+            decoder.generate(inputs, args.tokens, lambda: None)  # captured again with the picks
         results["record"] = decoder.record
         per_round = []
         for _ in range(args.rounds):
@@ -78,13 +156,19 @@ def main() -> None:
             for _ in range(steps):
                 decoder.graph.replay()
             torch.cuda.synchronize()
+    # each kernel by its place in the step: a layer's five in launch order, then lm_head and the pick
+    order = [*STEP_ORDER * args.layers, "lm_head", "pick"]
+    events = sorted(
+        (e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA and e.name.startswith("_")),
+        key=lambda e: e.time_range.start,
+    )
     kernels = defaultdict(lambda: [0.0, 0])
-    for event in prof.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            kernels[event.name][0] += event.device_time_total
-            kernels[event.name][1] += 1
+    for index, event in enumerate(events):
+        kernels[order[index % len(order)]][0] += event.device_time_total
+        kernels[order[index % len(order)]][1] += 1
+    results["kernel_events"] = len(events)
     results["kernels_per_step_us"] = {
-        name: {"us_per_step": round(total / steps, 2), "calls_per_step": count / steps}
+        name: {"us_per_step": round(total / steps, 2), "us_per_call": round(total / count, 2)}
         for name, (total, count) in sorted(kernels.items(), key=lambda kv: -kv[1][0])
     }
     results["kernel_sum_us_per_step"] = round(sum(t for t, _ in kernels.values()) / steps, 1)
