@@ -41,9 +41,11 @@ def _cached(past, index: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FusedDecoder:
-    def __init__(self, model, eos_ids: list[int], ops=None) -> None:
+    def __init__(self, model, eos_ids: list[int], ops=None, pdl: bool = False) -> None:
         """ops: the module of the step's operations; by default the Triton kernels on CUDA, reference on the CPU
-        (tests pass the kernels on the CPU, under Triton's interpreter)."""
+        (tests pass the kernels on the CPU, under Triton's interpreter). pdl: launch the kernels with programmatic
+        dependent launch (Hopper): off, as the step ran 4 % slower with it on the H200 (3.944 against 3.794 ms a
+        token, docs/benchmarks.md §6s), where the Linear layers alone read faster with it (§6r)."""
         config = model.config
         self.model = model
         self.device = model.lm_head.weight.device
@@ -73,13 +75,13 @@ class FusedDecoder:
         if ops is None and self.cuda:
             from runner.fused_decode import kernels as ops
         self.ops = ops or reference
-        self.pdl = self.ops is not reference and self.cuda and self.ops.pdl_available(self.device)
+        self.pdl = pdl and self.ops is not reference and self.cuda and self.ops.pdl_available(self.device)
         self.configs = {} if self.ops is reference else {
-            "qkv": self.ops.gemv_config(self.layers[0].qkv.shape[0], self.hidden),
-            "o": self.ops.gemv_config(self.hidden, self.q_heads * self.head_dim),
-            "gate_up": self.ops.gemv_config(self.intermediate, self.hidden, glu=True),
-            "down": self.ops.gemv_config(self.hidden, self.intermediate),
-            "lm_head": self.ops.gemv_config(self.vocab, self.hidden),
+            "qkv": self.ops.gemv_config(self.hidden, norm=True),
+            "o": self.ops.gemv_config(self.q_heads * self.head_dim),
+            "gate_up": self.ops.gemv_config(self.hidden, glu=True, norm=True),
+            "down": self.ops.gemv_config(self.intermediate),
+            "lm_head": self.ops.gemv_config(self.hidden, norm=True),
             "attend": self.ops.attend_config(self.head_dim, self.q_heads // self.kv_heads, self.kv_heads),
         }  # fmt: skip
         self.positions = 0  # the buffers' length; 0: none yet

@@ -226,10 +226,11 @@ def attend(qkv, cos, sin, k_cache, v_cache, out, pos, scale, q_heads, kv_heads, 
 
 
 def attend_config(head_dim: int, group: int, kv_heads: int) -> tuple[int, int, int, int]:
-    """(positions a block, shares of the cache a head, pipeline stages, warps): blocks of 4096 key elements a query
-    head, and about 128 programs in all (the H200 has 132 SMs), at most 16 shares a head."""
+    """(positions a block, shares of the cache a head, pipeline stages, warps): about 128 programs in all (the H200
+    has 132 SMs), at most 16 shares a head, 16 positions a block for 128-wide heads, three stages (the H200's pick
+    for the 7B shapes at position 192: (16, 4, 3, 4), 6.4 us a layer against 9.9 unsplit, docs/benchmarks.md §6s)."""
     splits = min(16, triton.next_power_of_2(max(1, 128 // kv_heads)))
-    return (max(16, 4096 // (head_dim * triton.next_power_of_2(group))), splits, 2, 4)
+    return (max(16, 2048 // (head_dim * triton.next_power_of_2(group))), splits, 3, 4)
 
 
 def attend_scratch(kv_heads: int, group: int, head_dim: int, splits: int, device) -> tuple[torch.Tensor, ...]:
@@ -250,17 +251,17 @@ def pick(logits, eos, n_eos, embed, h, ids, pos, pdl=False) -> None:
     )  # fmt: skip
 
 
-def gemv_config(rows: int, k: int, glu: bool = False) -> tuple[int, int, int]:
-    """(BLOCK_N, BLOCK_K, warps) for a product of `rows` outputs over `k` inputs: the H200 probe's picks for the 7B
-    shapes (docs/benchmarks.md §6r, calls 36-37 and C/F: q/k/v (2, 4096, 4), o_proj (2, 2048, 8), gate/up with SiLU
-    in the epilogue one output a program over 4096 with 8 warps, down (8, 1024, 4)); whole-input tiles up to 4096
-    columns elsewhere."""
-    if k > 4096:
-        return (8, 1024, 4)
-    block_k = triton.next_power_of_2(k)
+def gemv_config(k: int, glu: bool = False, norm: bool = False) -> tuple[int, int, int]:
+    """(BLOCK_N, BLOCK_K, warps) for a product over `k` inputs: the picks of `fused_decode_profile.py --tune` on the
+    H200 for the 7B shapes inside the step (docs/benchmarks.md §6s): q/k/v and lm_head with the norm (4, 512, 4),
+    gate/up with the norm and SiLU * up (2, 512, 4), o_proj and down with the residual (8, 1024, 4). Smaller inputs
+    take tiles of their whole width."""
+    tile = lambda most: min(most, triton.next_power_of_2(k))  # noqa: E731
     if glu:
-        return (1, block_k, 8 if block_k >= 4096 else 4)
-    return (2, block_k, 4 if rows > k else 8) if block_k >= 2048 else (2, block_k, 4)
+        return (2, tile(512), 4)
+    if norm:
+        return (4, tile(512), 4)
+    return (8, tile(1024), 4)
 
 
 def pdl_available(device: torch.device) -> bool:

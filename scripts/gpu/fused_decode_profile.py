@@ -4,7 +4,7 @@ random bf16 weights, a 128-token prompt, the step captured as a CUDA graph as a 
 4.8 TB/s (the weights a token reads, plus its KV cache), and each kernel's mean time per step and share of the
 bandwidth, from torch.profiler over replays (CUPTI sees the kernels inside the graph).
 
-    python scripts/gpu/fused_decode_profile.py --out fused_decode_profile.json [--no-pdl] [--layers 32] [--tune]
+    python scripts/gpu/fused_decode_profile.py --out fused_decode_profile.json [--pdl] [--layers 32] [--tune]
 
 --tune first times each kernel's candidate configs alone (32 calls, one per layer's weights, as one CUDA graph) and
 runs the step with the fastest of each.
@@ -40,10 +40,11 @@ def tune(decoder, rounds: int) -> dict:
 
     d, dev, pdl = decoder, decoder.device, decoder.pdl
     products = {
-        "qkv": (lambda L: L.qkv, d.h, d.qkv, {"norm": "attention_norm"}, False),
+        "qkv": (lambda L: L.qkv, d.h, d.qkv, {"norm": lambda L: L.attention_norm}, False),
         "o": (lambda L: L.o, d.attended, d.h, {"residual": True}, False),
-        "gate_up": (lambda L: L.gate_up, d.h, d.glu, {"norm": "mlp_norm", "glu": True}, True),
+        "gate_up": (lambda L: L.gate_up, d.h, d.glu, {"norm": lambda L: L.mlp_norm, "glu": True}, True),
         "down": (lambda L: L.down, d.glu, d.h, {"residual": True}, False),
+        "lm_head": (lambda L: d.lm_head, d.h, d.logits, {"norm": lambda L: d.final_norm}, False),
     }
     found = {}
     for name, (weight, x, y, extra, glu) in products.items():
@@ -53,7 +54,7 @@ def tune(decoder, rounds: int) -> dict:
             def run(config=config, weight=weight, x=x, y=y, extra=extra):
                 for layer in d.layers:
                     kernels.gemv(
-                        x, weight(layer), y, config, norm=getattr(layer, extra["norm"]) if "norm" in extra else None,
+                        x, weight(layer), y, config, norm=extra["norm"](layer) if "norm" in extra else None,
                         eps=d.eps, glu=extra.get("glu", False), residual=y if extra.get("residual") else None, pdl=pdl,
                     )  # fmt: skip
 
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=128)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--no-pdl", action="store_true", help="launch every kernel without PDL")
+    parser.add_argument("--pdl", action="store_true", help="launch every kernel with PDL (the decoder's default: off)")
     parser.add_argument("--tune", action="store_true", help="time each kernel's candidate configs first")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -117,9 +118,7 @@ def main() -> None:
     with torch.device("cuda"):
         model = LlamaForCausalLM._from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa").eval()
     fused_projections.convert(model)
-    decoder = FusedDecoder(model, [2])
-    if args.no_pdl:
-        decoder.pdl = False
+    decoder = FusedDecoder(model, [2], pdl=args.pdl)
     ids = torch.randint(3, 32000, (1, args.prompt), device="cuda")
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "pdl": decoder.pdl}
