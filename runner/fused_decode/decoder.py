@@ -33,7 +33,8 @@ class _Layer:
 
 
 def _cached(past, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layer `index`'s keys and values, (batch, kv heads, positions, head dim), from a Transformers cache."""
+    """Layer `index`'s keys and values, (batch, kv heads, positions, head dim), from a Transformers cache (the output's
+    `cache` since transformers 5.2x, `past_key_values` before: the GPU host's 5.17)."""
     layers = getattr(past, "layers", None)
     if layers is not None:
         return layers[index].keys, layers[index].values
@@ -158,7 +159,7 @@ class FusedDecoder:
         length = ids.shape[1]
         out = self.model(**inputs, use_cache=True, logits_to_keep=1)
         for index in range(len(self.layers)):
-            keys, values = _cached(out.past_key_values, index)
+            keys, values = _cached(out["cache"] if "cache" in out else out["past_key_values"], index)
             self.k_cache[index, :, :length] = keys[0]
             self.v_cache[index, :, :length] = values[0]
         self.ids[:length] = ids[0]
