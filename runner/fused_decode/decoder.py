@@ -50,11 +50,17 @@ class FusedDecoder:
         config = model.config
         self.model = model
         self.device = model.lm_head.weight.device
-        self.dtype = model.lm_head.weight.dtype
+        self.dtype = model.get_input_embeddings().weight.dtype
+        self.cuda = self.device.type == "cuda"
+        if ops is None and self.cuda:
+            from runner.fused_decode import kernels as ops
+        self.ops = ops or reference
+        prepare = self.ops.prepare
         self.layers = [
             _Layer(
-                layer.self_attn.qkv_proj.weight, layer.self_attn.o_proj.weight, layer.mlp.gate_up_proj.weight,
-                layer.mlp.down_proj.weight, layer.input_layernorm.weight, layer.post_attention_layernorm.weight,
+                prepare(layer.self_attn.qkv_proj.weight), prepare(layer.self_attn.o_proj.weight),
+                prepare(layer.mlp.gate_up_proj.weight, glu=True), prepare(layer.mlp.down_proj.weight),
+                layer.input_layernorm.weight, layer.post_attention_layernorm.weight,
             )  # fmt: skip
             for layer in model.model.layers
         ]
@@ -65,17 +71,13 @@ class FusedDecoder:
         self.scale = float(attention.scaling)
         self.eps = float(model.model.layers[0].input_layernorm.variance_epsilon)
         self.hidden = config.hidden_size
-        self.intermediate = self.layers[0].down.shape[1]
+        self.intermediate = config.intermediate_size
         self.embed = model.get_input_embeddings().weight
         self.final_norm = model.model.norm.weight
-        self.lm_head = model.lm_head.weight
-        self.vocab = self.lm_head.shape[0]
+        self.lm_head = prepare(model.lm_head.weight)
+        self.vocab = config.vocab_size
         self.eos = torch.tensor(eos_ids or [-1], dtype=torch.long, device=self.device)  # never empty: a pointer
         self.n_eos = len(eos_ids)
-        self.cuda = self.device.type == "cuda"
-        if ops is None and self.cuda:
-            from runner.fused_decode import kernels as ops
-        self.ops = ops or reference
         self.pdl = pdl and self.ops is not reference and self.cuda and self.ops.pdl_available(self.device)
         self.configs = {} if self.ops is reference else {
             "qkv": self.ops.gemv_config(self.hidden, norm=True),
@@ -87,9 +89,14 @@ class FusedDecoder:
         }  # fmt: skip
         self.positions = 0  # the buffers' length; 0: none yet
         self.graph: torch.cuda.CUDAGraph | None = None
+        weight = model.model.layers[0].self_attn.qkv_proj.weight
+        packed = {"TritonInt4Tensor": 4, "TritonInt8Tensor": 8}.get(type(getattr(weight, "data", weight)).__name__)
         self.record: dict[str, Any] = {
             "kind": KIND,
             "kernels": "pytorch (runner/fused_decode/reference.py)" if self.ops is reference else "triton",
+            # the layers' products: the model's weights as they are, or the runner's int4/int8 words read by the
+            # kernels of runner/quant/triton_gemv.py (their own configs: kernel_configs lists the bf16 kernels')
+            "products": f"int{packed} words (runner/quant/triton_gemv.py)" if packed else str(self.dtype),
             "programmatic_dependent_launch": self.pdl,
             "kernels_per_step": 5 * len(self.layers) + 2,
             "layers": len(self.layers),
@@ -106,7 +113,7 @@ class FusedDecoder:
         self.k_cache = new(layers, self.kv_heads, positions, self.head_dim)
         self.v_cache = new(layers, self.kv_heads, positions, self.head_dim)
         self.h = new(self.hidden)
-        self.qkv = new(self.layers[0].qkv.shape[0])
+        self.qkv = new((self.q_heads + 2 * self.kv_heads) * self.head_dim)
         self.attended = new(self.q_heads * self.head_dim)
         self.glu = new(self.intermediate)
         self.logits = new(self.vocab)

@@ -21,6 +21,8 @@ Importing this module needs Triton; TRITON_INTERPRET=1 runs the kernels on the C
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
@@ -196,10 +198,53 @@ def _launch(pdl: bool) -> dict:
     return {"launch_pdl": True} if pdl else {}
 
 
+@dataclass(frozen=True)
+class Packed:
+    """A weight in the runner's int4 or int8 word layout (runner/quant/triton_weights.py): its packed tensors, for
+    the kernels of runner/quant/triton_gemv.py; a gate/up weight's rows interleaved (gate_i, up_i) by `prepare`."""
+
+    bits: int
+    tensors: tuple
+    group_size: int | None = None
+
+
+def _interleaved(t: torch.Tensor) -> torch.Tensor:
+    """Rows [gate rows; up rows] -> gate_0, up_0, gate_1, up_1, ... (a copy)."""
+    half = t.shape[0] // 2
+    return torch.stack([t[:half], t[half:]], dim=1).reshape(t.shape)
+
+
+def prepare(weight: torch.Tensor, glu: bool = False):
+    """What `gemv` takes for a model's weight: a plain tensor as it is (gate rows then up rows for glu), a runner
+    int4/int8 weight as Packed (for glu its rows interleaved, a copy: the quantized kernels pair rows in their
+    epilogue)."""
+    from runner.quant.triton_weights import KernelWeight, TritonInt4Tensor
+
+    data = weight.data if isinstance(weight, torch.nn.Parameter) else weight
+    if not isinstance(data, KernelWeight):
+        return data
+    tensors, attributes = data._parts()
+    if glu:
+        tensors = [_interleaved(t) for t in tensors]
+    if isinstance(data, TritonInt4Tensor):
+        return Packed(4, tuple(tensors), attributes[0])
+    return Packed(8, tuple(tensors))
+
+
 def gemv(x, w, y, config, *, norm=None, eps=0.0, glu=False, residual=None, pdl=False) -> None:
     """y = W x (rows of W: y's length; with glu, W holds 2 * len(y) rows, gate then up, and y = SiLU(gate) * up);
     norm: the RMS norm's weight applied to x first; residual: added to the product. config: (BLOCK_N, BLOCK_K,
-    warps)."""
+    warps). A Packed weight runs runner/quant/triton_gemv.py's int4 or int8 kernel with the same options (its own
+    configs, pinned or autotuned; no PDL)."""
+    if isinstance(w, Packed):
+        from runner.quant import triton_gemv
+
+        options = {"norm": norm, "eps": eps, "residual": residual, "glu": glu}
+        if w.bits == 4:
+            triton_gemv.int4_gemv_into(x, *w.tensors, w.group_size, y, **options)
+        else:
+            triton_gemv.int8_gemv_into(x, *w.tensors, y, **options)
+        return
     n = y.shape[0]
     block_n, block_k, warps = config
     _gemv[(triton.cdiv(n, block_n),)](

@@ -7,6 +7,15 @@ from __future__ import annotations
 import torch
 
 
+def prepare(weight: torch.Tensor, glu: bool = False) -> torch.Tensor:
+    """A plain tensor as it is; a runner int4/int8 weight dequantized once (what Transformers' forward multiplies by
+    on the CPU)."""
+    from runner.quant.triton_weights import KernelWeight
+
+    data = weight.data if isinstance(weight, torch.nn.Parameter) else weight
+    return data.dequantize() if isinstance(data, KernelWeight) else data
+
+
 def gemv(x, w, y, config=None, *, norm=None, eps=0.0, glu=False, residual=None, pdl=False) -> None:
     n = y.shape[0]
     x = x.float()

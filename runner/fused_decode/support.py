@@ -12,7 +12,7 @@ ROPE_TYPES = ("default", "linear", "llama3")  # a table of cos/sin by position: 
 
 def refusal(cfg: RunConfig) -> str | None:
     """Why convert.fused_decode=true cannot apply to this run, before loading; None when it can."""
-    from runner.quant import is_quantized
+    from runner.quant import QUANT_METHODS, is_quantized, method_of
 
     key = "convert.fused_decode=true"
     model, convert, scenario = cfg.model, cfg.convert, cfg.scenario
@@ -28,8 +28,13 @@ def refusal(cfg: RunConfig) -> str | None:
         return f"{key} computes SiLU(gate) * up; model={model.name} sets hidden_act={model.architecture['hidden_act']}"
     if not cfg.backend.runs_torch_modules:
         return f"{key} replaces PyTorch's decode loop; backend={cfg.backend.name} runs none"
-    if is_quantized(cfg.quant):
-        return f"{key} reads plain weights; quant={cfg.quant.name} quantizes them: use quant=none"
+    if is_quantized(cfg.quant) and not method_of(cfg.quant).fused_decode_reads:
+        methods = [n for n in QUANT_METHODS.names() if QUANT_METHODS.get(n).fused_decode_reads]
+        return (
+            f"{key} reads plain weights or the runner's int4/int8 words; quant={cfg.quant.name} (method "
+            f"{cfg.quant.method}) holds weights its kernels do not read: use quant=none or a quant of method "
+            f"{', '.join(methods)} (quant=int4wo_triton, int8wo_triton)"
+        )
     if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
         return f"{key} needs the model on one device; hardware={cfg.hardware.name} splits it: use hardware=cuda or cpu"
     if scenario.name != "generate":

@@ -34,6 +34,8 @@ class QuantMethod:
     weights_join_rows: ClassVar[bool] = False
     # its kernels read one fused matrix faster than the parts, so convert.fuse_projections=null (automatic) fuses
     prefers_fused_projections: ClassVar[bool] = False
+    # convert.fused_decode's kernels read its weights (runner/fused_decode/kernels.py prepares them)
+    fused_decode_reads: ClassVar[bool] = False
 
     def quantizes(self, quant: QuantConfig) -> bool:
         return True

@@ -150,6 +150,30 @@ def _step(
     return c < words_per_row, words, upcoming, x_at
 
 
+@triton.jit
+def _finish(
+    y, squares, K, eps, r_ptr, out_ptr, rows, row_ok, N, BLOCK_N: tl.constexpr, NORM: tl.constexpr,
+    RESIDUAL: tl.constexpr, GLU: tl.constexpr,
+):  # fmt: skip
+    """Store the rows' dot products. The fused decode step's options (runner/fused_decode/): NORM, the inputs were x *
+    g and `squares` holds x**2 summed over the K inputs, so y is scaled by 1 / rms(x) (RMS norm); RESIDUAL, plus
+    r[rows]; GLU, the rows alternate gate and up (an interleaved gate/up weight) and out[row / 2] = SiLU(gate) * up.
+    Each product is rounded to the output's dtype before the residual or SiLU, as Transformers' forward rounds it."""
+    out = out_ptr.dtype.element_ty
+    if NORM:
+        y = y * tl.rsqrt(tl.sum(squares, axis=0) / K + eps)
+    if GLU:
+        gate, up = tl.split(tl.reshape(y, [BLOCK_N // 2, 2]))
+        gate = gate.to(out).to(tl.float32)
+        silu = (gate * tl.sigmoid(gate)).to(out).to(tl.float32)
+        half = tl.program_id(0) * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
+        tl.store(out_ptr + half, (silu * up.to(out).to(tl.float32)).to(out), half < N // 2)
+    else:
+        if RESIDUAL:
+            y = y.to(out).to(tl.float32) + tl.load(r_ptr + rows, row_ok, 0.0).to(tl.float32)
+        tl.store(out_ptr + rows, y.to(out), row_ok)
+
+
 @triton.autotune(
     configs=configs(),
     key=["N", "words_per_row", "GROUP"],
@@ -160,13 +184,17 @@ def _step(
 def _int4_gemv(
     x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, N, words_per_row, groups, one, stride_xm, stride_wn, stride_sn, stride_ym,
     GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr, EVEN_N: tl.constexpr,
+    g_ptr=None, r_ptr=None, eps=0.0, NORM: tl.constexpr = False, RESIDUAL: tl.constexpr = False,
+    GLU: tl.constexpr = False,
 ):  # fmt: skip
     """y[m, rows] for BLOCK_N rows, BLOCK_W words (BLOCK_W / (GROUP / 8) groups) of each row per loop step.
-    PREFETCH: load the next step's words before reducing this step's, so the loads stay in flight."""
+    PREFETCH: load the next step's words before reducing this step's, so the loads stay in flight. NORM, RESIDUAL,
+    GLU: the fused decode step's prologue and epilogues (_finish)."""
     PER: tl.constexpr = GROUP // 8  # words per group
     GPS: tl.constexpr = BLOCK_W // PER  # groups per step
     rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W, EVEN_N)
     acc = tl.zeros([BLOCK_N, GPS], dtype=tl.float32)
+    squares = tl.zeros([BLOCK_W], dtype=tl.float32)
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
         # word c holds inputs x_at + i * PER, i = 0..7 (nibble i)
@@ -179,6 +207,10 @@ def _int4_gemv(
             bits = _shifted(words, 15 - 8 * pair)
             x_low = tl.load(x_row + x_at + (2 * pair) * PER, c_ok, 0.0).to(tl.float32)
             x_high = tl.load(x_row + x_at + (2 * pair + 1) * PER, c_ok, 0.0).to(tl.float32)
+            if NORM:
+                squares += x_low * x_low + x_high * x_high
+                x_low = x_low * tl.load(g_ptr + x_at + (2 * pair) * PER, c_ok, 0.0).to(tl.float32)
+                x_high = x_high * tl.load(g_ptr + x_at + (2 * pair + 1) * PER, c_ok, 0.0).to(tl.float32)
             part += _as_float(bits, INT4_LOW, one) * (x_low * 256.0)[None, :]
             part += _as_float(bits, INT4_HIGH, one) * (x_high * 16.0)[None, :]
             x_low_sum += x_low
@@ -195,7 +227,8 @@ def _int4_gemv(
         low = tl.load(z_ptr + rows[:, None] * stride_sn + g[None, :], ok, 0.0).to(tl.float32)
         acc += scale * (part_g - scaled_g[None, :]) + low * x_g[None, :]
     y = tl.sum(acc, axis=1)
-    tl.store(y_ptr + tl.program_id(1) * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
+    _finish(y, squares, words_per_row * 8, eps, r_ptr, y_ptr + tl.program_id(1) * stride_ym, rows, row_ok, N, BLOCK_N,
+            NORM, RESIDUAL, GLU)  # fmt: skip
 
 
 @triton.autotune(configs=configs(), key=["N", "words_per_row"])
@@ -204,12 +237,16 @@ def _int4_gemv(
 def _int8_gemv(
     x_ptr, w_ptr, s_ptr, y_ptr, N, words_per_row, one, stride_xm, stride_wn, stride_ym,
     CHUNK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr, EVEN_N: tl.constexpr,
+    g_ptr=None, r_ptr=None, eps=0.0, NORM: tl.constexpr = False, RESIDUAL: tl.constexpr = False,
+    GLU: tl.constexpr = False,
 ):  # fmt: skip
-    """y[m, rows] for BLOCK_N rows, BLOCK_W words of each row per loop step (PREFETCH: as _int4_gemv)."""
+    """y[m, rows] for BLOCK_N rows, BLOCK_W words of each row per loop step (PREFETCH, NORM, RESIDUAL, GLU: as
+    _int4_gemv)."""
     PER: tl.constexpr = CHUNK // 4  # words per chunk
     rows, row_ok, cols, x_row, w_at = _program(x_ptr, w_ptr, N, stride_xm, stride_wn, BLOCK_N, BLOCK_W, EVEN_N)
     acc = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
     x_total = tl.zeros([BLOCK_W], dtype=tl.float32)
+    squares = tl.zeros([BLOCK_W], dtype=tl.float32)
     upcoming = _first_words(w_at, row_ok, cols, words_per_row, BLOCK_N, BLOCK_W, PREFETCH)
     for w0 in range(0, words_per_row, BLOCK_W):
         step = _step(w_at, w0, upcoming, row_ok, cols, words_per_row, PER, CHUNK, BLOCK_W, PREFETCH)
@@ -221,6 +258,12 @@ def _int8_gemv(
         x1 = tl.load(x_row + x_at + PER, c_ok, 0.0).to(tl.float32)
         x2 = tl.load(x_row + x_at + 2 * PER, c_ok, 0.0).to(tl.float32)
         x3 = tl.load(x_row + x_at + 3 * PER, c_ok, 0.0).to(tl.float32)
+        if NORM:
+            squares += x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3
+            x0 = x0 * tl.load(g_ptr + x_at, c_ok, 0.0).to(tl.float32)
+            x1 = x1 * tl.load(g_ptr + x_at + PER, c_ok, 0.0).to(tl.float32)
+            x2 = x2 * tl.load(g_ptr + x_at + 2 * PER, c_ok, 0.0).to(tl.float32)
+            x3 = x3 * tl.load(g_ptr + x_at + 3 * PER, c_ok, 0.0).to(tl.float32)
         part = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32) - (65536.0 * (x0 + x2) + 256.0 * (x1 + x3))[None, :]
         low01, low23 = _shifted(words, 7), _shifted(words, -9)
         part += _as_float(low01, INT8_LOW, one) * (x0 * 65536.0)[None, :]
@@ -232,7 +275,8 @@ def _int8_gemv(
     # acc: the sum of stored * x, stored = level + 128
     dot = tl.sum(acc, axis=1) - 128.0 * tl.sum(x_total, axis=0)
     y = dot * tl.load(s_ptr + rows, row_ok, 0.0).to(tl.float32)
-    tl.store(y_ptr + tl.program_id(1) * stride_ym + rows, y.to(y_ptr.dtype.element_ty), row_ok)
+    _finish(y, squares, words_per_row * 4, eps, r_ptr, y_ptr + tl.program_id(1) * stride_ym, rows, row_ok, N, BLOCK_N,
+            NORM, RESIDUAL, GLU)  # fmt: skip
 
 
 def _launch_shapes(x: torch.Tensor, n: int):
@@ -275,3 +319,24 @@ def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
         x2, words, scale, y, n, words.shape[1], ONE_BITS, x2.stride(0), words.stride(0), y.stride(0), CHUNK=INT8_CHUNK
     )
     return y.reshape(*x.shape[:-1], n)
+
+
+def int4_gemv_into(x, words, scale, low, group_size, y, *, norm=None, eps=0.0, residual=None, glu=False) -> None:
+    """The fused decode step's call (runner/fused_decode/): one row x (in,) into y, with the RMS norm's weight
+    `norm` applied to x first, `residual` added, or (glu) words whose rows alternate gate and up giving
+    y = SiLU(gate) * up of len(words) / 2."""
+    n = words.shape[0]
+    _int4_gemv[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), 1)](
+        x, words, scale, low, y, n, words.shape[1], scale.shape[1], ONE_BITS, 0, words.stride(0), scale.stride(0), 0,
+        GROUP=group_size, g_ptr=norm, r_ptr=residual, eps=eps, NORM=norm is not None, RESIDUAL=residual is not None,
+        GLU=glu,
+    )  # fmt: skip
+
+
+def int8_gemv_into(x, words, scale, y, *, norm=None, eps=0.0, residual=None, glu=False) -> None:
+    """int4_gemv_into for int8 words."""
+    n = words.shape[0]
+    _int8_gemv[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), 1)](
+        x, words, scale, y, n, words.shape[1], ONE_BITS, 0, words.stride(0), 0, CHUNK=INT8_CHUNK, g_ptr=norm,
+        r_ptr=residual, eps=eps, NORM=norm is not None, RESIDUAL=residual is not None, GLU=glu,
+    )  # fmt: skip

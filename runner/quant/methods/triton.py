@@ -25,6 +25,7 @@ from runner.quant.methods.torchao import TorchAo, int_weight_problems, int_weigh
 class Triton(TorchAo):
     weights_join_rows = True  # runner/quant/dequantizing_weight.py: q/k/v and gate/up fuse into one kernel each
     prefers_fused_projections = True  # fused, int4 decodes 1.13x and int8 1.21x faster on the H200 (§6k)
+    fused_decode_reads = True  # its int4/int8 kernels take the fused decode step's norm, residual and SiLU * up
     nothing_quantized_hint = (
         "Check quant.modules_to_not_convert, and that Linear input sizes are multiples of quant.group_size (int4) "
         "or of 32 (int8)"
