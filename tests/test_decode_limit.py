@@ -26,6 +26,16 @@ def test_the_study_composes_for_the_gpu_host():
     assert isolate_choice(cfg.isolate) is not False
 
 
+@pytest.mark.parametrize("quant", ["none", "int4wo_triton", "int8wo_triton"])
+def test_the_fused_study_composes_and_passes_the_checks_for_each_weight(quant):
+    from runner.config.load import to_run_config
+
+    cfg = compose_config(["experiment=decode_fused", f"quant={quant}", "hardware=cpu"])  # no GPU here
+    run = to_run_config(cfg)  # the checks: convert.fused_decode refuses what its kernels cannot read
+    assert run.convert.fused_decode and not run.convert.compile and run.scenario.batch_size == 1
+    assert (run.model.name, run.scenario.sequence_length, run.scenario.new_tokens) == ("llama", 128, 128)
+
+
 def test_chart_of_a_sweep(run_job, tmp_path):
     import decode_limit_chart as chart
 

@@ -1,5 +1,8 @@
 """The Triton kernels of the fused decode step (runner/fused_decode/decoder.py): five a layer, two a token after the
-last layer, every one launched with Hopper's programmatic dependent launch (PDL) where the GPU has it.
+last layer. Each can be launched with Hopper's programmatic dependent launch (PDL); the decoder does not by default,
+as the step ran 4 % slower with it on the H200 (docs/benchmarks.md §6s). A layer's products over the runner's int4 or
+int8 words (`Packed`, quant=int4wo_triton / int8wo_triton) run runner/quant/triton_gemv.py's kernels with the same
+norm, residual and SiLU * up options.
 
 - `_gemv`: y = W x for one row of x, BLOCK_N rows of W a program. NORM: x is RMS-normalized on the way in (x * g in
   the loop, the sum of squares beside it, 1 / rms applied to the finished dot products: no second pass over x);
