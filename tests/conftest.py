@@ -23,6 +23,19 @@ CONF = ROOT / "conf"
 register_configs()
 
 
+def interpreted(code: str, timeout: int = 600) -> str:
+    """Run `code` in a fresh Python under Triton's interpreter (TRITON_INTERPRET is read when triton is imported) and
+    return its standard output; skip where the interpreter cannot run, fail with its error output otherwise."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    if "only 0-dimensional arrays can be converted to Python scalars" in done.stderr:
+        # the interpreter itself, before any kernel's arithmetic: Triton 3.6's runs a loop bound through int() of a
+        # one-element array, which NumPy 2.4 refuses (triton-lang/triton#9171, fixed upstream by #9172)
+        pytest.skip("Triton's interpreter does not run with this NumPy (triton-lang/triton#9171): numpy<2.4 runs it")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 # a job through the compiled decode on the GPU (`run_job(*COMPILED_ON_GPU, ..., fast=False)`): two warmups, so that
 # compilation and CUDA-graph capture stay out of the measured calls
 COMPILED_ON_GPU = ("hardware=cuda", "scenario=generate", "scenario.warmup_runs=2", "convert.compile=true")

@@ -6,9 +6,6 @@ loading, naming the key."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -17,7 +14,7 @@ import torch
 from runner.backends.pytorch.host_loop import ExactLength
 from runner.convert import fused_projections
 from runner.fused_decode.decoder import FusedDecoder
-from tests.conftest import ROOT
+from tests.conftest import interpreted
 from tests.test_attention import config_error
 
 
@@ -138,12 +135,8 @@ INTERPRETED = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed (CPU PyTorch)")
 def test_the_triton_step_gives_transformers_greedy_tokens_in_tritons_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-    done = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
-    if "only 0-dimensional arrays can be converted to Python scalars" in done.stderr:
-        pytest.skip("Triton's interpreter does not run with this NumPy (triton-lang/triton#9171): numpy<2.4 runs it")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[:2] == ["triton", "True"], done.stdout
+    stdout = interpreted(INTERPRETED)
+    assert stdout.split()[:2] == ["triton", "True"], stdout
 
 
 # The same with the runner's int4 and int8 weights (quant=int4wo_triton, int8wo_triton): runner/quant/triton_gemv.py's
@@ -177,14 +170,8 @@ INTERPRETED_QUANT = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed (CPU PyTorch)")
 def test_the_quantized_triton_step_gives_transformers_greedy_tokens_in_tritons_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-    done = subprocess.run(
-        [sys.executable, "-c", INTERPRETED_QUANT], env=env, capture_output=True, text=True, timeout=900
-    )
-    if "only 0-dimensional arrays can be converted to Python scalars" in done.stderr:
-        pytest.skip("Triton's interpreter does not run with this NumPy (triton-lang/triton#9171): numpy<2.4 runs it")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-4:] == ["int4", "True", "int8", "True"], done.stdout
+    stdout = interpreted(INTERPRETED_QUANT, timeout=900)
+    assert stdout.split()[-4:] == ["int4", "True", "int8", "True"], stdout
 
 
 def test_a_job_decodes_int8_weights_with_the_fused_step(run_job):

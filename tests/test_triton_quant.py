@@ -8,8 +8,6 @@ ship it), and on a GPU under `pytest -m gpu`."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 import textwrap
 
@@ -24,7 +22,7 @@ from runner.errors import ConfigError
 from runner.quant import method_of
 from runner.quant.int4_grid import levels
 from runner.quant.word_packing import int4_weight, int8_weight, pack_int4, pack_int8
-from tests.conftest import COMPILED_ON_GPU, ROOT, compose_config
+from tests.conftest import COMPILED_ON_GPU, compose_config, interpreted
 
 pytest.importorskip("torchao")
 
@@ -194,16 +192,10 @@ INTERPRETED = textwrap.dedent(
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed (CPU PyTorch)")
 def test_the_kernels_match_the_dequantized_product_in_tritons_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-    done = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
-    if "only 0-dimensional arrays can be converted to Python scalars" in done.stderr:
-        # the interpreter itself, before any of the kernels' arithmetic: Triton 3.6's runs a loop bound through int()
-        # of a one-element array, which NumPy 2.4 refuses (triton-lang/triton#9171, fixed upstream by #9172)
-        pytest.skip("Triton's interpreter does not run with this NumPy (triton-lang/triton#9171): numpy<2.4 runs it")
-    assert done.returncode == 0, done.stderr[-2000:]
+    stdout = interpreted(INTERPRETED)
     # float32 sums against float64, inputs of mean 1: 8.5e-5 for both here; int8's offsets subtracted once per row
     # instead of once per loop step gave 5.9e-3 (5ea930d's kernel, checked), bfloat16's own rounding 4e-3
-    int4, int8 = (float(v) for v in done.stdout.split()[-2:])
+    int4, int8 = (float(v) for v in stdout.split()[-2:])
     assert int4 < 3e-4 and int8 < 3e-4, (int4, int8)
 
 
