@@ -67,6 +67,12 @@ def why_not(model) -> str | None:
     for layer in layers:
         if not (hasattr(layer.self_attn, "qkv_proj") and hasattr(layer.mlp, "gate_up_proj")):
             return "a decoder layer's q/k/v or gate/up projections are not fused"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"hidden_act={config.hidden_act}: the step computes SiLU(gate) * up"
+    head_dim = model.model.layers[0].self_attn.head_dim
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    if on_gpu and head_dim & (head_dim - 1):
+        return f"head_dim={head_dim}: the step's attention kernel takes power-of-two head sizes (64, 128, ...)"
     rope = (getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}).get(
         "rope_type", "default"
     )

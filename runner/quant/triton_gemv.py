@@ -174,10 +174,13 @@ def _finish(
         tl.store(out_ptr + rows, y.to(out), row_ok)
 
 
+# restore_value: the fused decode step adds its residual in place (y is the residual), so each timed run of a config
+# starts from the same y; the key holds its options, so its variants tune apart from the plain product
 @triton.autotune(
     configs=configs(),
-    key=["N", "words_per_row", "GROUP"],
+    key=["N", "words_per_row", "GROUP", "NORM", "RESIDUAL", "GLU"],
     prune_configs_by={"early_config_prune": pinned(PINNED_INT4, ("N", "words_per_row", "GROUP"))},
+    restore_value=["y_ptr"],
 )
 @WHOLE_BLOCKS
 @triton.jit
@@ -231,7 +234,7 @@ def _int4_gemv(
             NORM, RESIDUAL, GLU)  # fmt: skip
 
 
-@triton.autotune(configs=configs(), key=["N", "words_per_row"])
+@triton.autotune(configs=configs(), key=["N", "words_per_row", "NORM", "RESIDUAL", "GLU"], restore_value=["y_ptr"])
 @WHOLE_BLOCKS
 @triton.jit
 def _int8_gemv(
@@ -321,10 +324,16 @@ def int8_gemv(x: torch.Tensor, words: torch.Tensor, scale: torch.Tensor):
     return y.reshape(*x.shape[:-1], n)
 
 
+def _one_epilogue(glu: bool, residual) -> None:
+    if glu and residual is not None:
+        raise ValueError("the kernels' SiLU * up epilogue takes no residual (the decode step never adds one there)")
+
+
 def int4_gemv_into(x, words, scale, low, group_size, y, *, norm=None, eps=0.0, residual=None, glu=False) -> None:
     """The fused decode step's call (runner/fused_decode/): one row x (in,) into y, with the RMS norm's weight
     `norm` applied to x first, `residual` added, or (glu) words whose rows alternate gate and up giving
-    y = SiLU(gate) * up of len(words) / 2."""
+    y = SiLU(gate) * up of len(words) / 2 (no residual then)."""
+    _one_epilogue(glu, residual)
     n = words.shape[0]
     _int4_gemv[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), 1)](
         x, words, scale, low, y, n, words.shape[1], scale.shape[1], ONE_BITS, 0, words.stride(0), scale.stride(0), 0,
@@ -335,6 +344,7 @@ def int4_gemv_into(x, words, scale, low, group_size, y, *, norm=None, eps=0.0, r
 
 def int8_gemv_into(x, words, scale, y, *, norm=None, eps=0.0, residual=None, glu=False) -> None:
     """int4_gemv_into for int8 words."""
+    _one_epilogue(glu, residual)
     n = words.shape[0]
     _int8_gemv[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), 1)](
         x, words, scale, y, n, words.shape[1], ONE_BITS, 0, words.stride(0), 0, CHUNK=INT8_CHUNK, g_ptr=norm,
