@@ -78,7 +78,7 @@ class FusedDecoder:
         self.embed = model.get_input_embeddings().weight
         self.final_norm = model.model.norm.weight
         self.lm_head = prepare(model.lm_head.weight)
-        self.vocab = config.vocab_size
+        self.vocab = model.lm_head.weight.shape[0]  # its rows (a checkpoint may pad them past config.vocab_size)
         self.eos = torch.tensor(eos_ids or [-1], dtype=torch.long, device=self.device)  # never empty: a pointer
         self.n_eos = len(eos_ids)
         self.pdl = pdl and self.ops is not reference and self.cuda and self.ops.pdl_available(self.device)
