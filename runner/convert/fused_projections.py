@@ -40,31 +40,32 @@ ATTENTION = ("q_proj", "k_proj", "v_proj")  # in the order of Phi3's qkv_proj
 MLP = ("gate_proj", "up_proj")  # in the order of Phi3's gate_up_proj
 
 
-def refusal(cfg: RunConfig) -> str | None:
-    """Why convert.fuse_projections=true cannot apply to this run, before anything loads; None when it can."""
+def refusal(cfg: RunConfig, key: str = "convert.fuse_projections=true") -> str | None:
+    """Why convert.fuse_projections=true cannot apply to this run, before anything loads; None when it can. `key`:
+    the option the message names (convert.fused_decode=true fuses too, and refuses what this refuses)."""
     from runner.quant import QUANT_METHODS, is_quantized, method_of
 
     model = cfg.model
     if model.model_type not in MODEL_TYPES:
         return (
-            f"convert.fuse_projections=true fuses the projections of Llama-architecture models; model={model.name} "
+            f"{key} fuses the projections of Llama-architecture models; model={model.name} "
             f"is model_type={model.model_type}: use a llama model (llama, smollm2, tiny-llama) or drop the option"
         )
-    biased = [key for key in ("attention_bias", "mlp_bias") if model.architecture.get(key)]
+    biased = [name for name in ("attention_bias", "mlp_bias") if model.architecture.get(name)]
     if biased:
-        return f"convert.fuse_projections=true fuses projections without a bias; model={model.name} sets {biased[0]}"
+        return f"{key} fuses projections without a bias; model={model.name} sets {biased[0]}"
     if not cfg.backend.runs_torch_modules:
-        return f"convert.fuse_projections=true changes PyTorch modules; backend={cfg.backend.name} runs none"
+        return f"{key} changes PyTorch modules; backend={cfg.backend.name} runs none"
     if is_quantized(cfg.quant) and not method_of(cfg.quant).weights_join_rows:
         joining = [name for name in QUANT_METHODS.names() if QUANT_METHODS.get(name).weights_join_rows]
         return (
-            f"convert.fuse_projections=true concatenates weight matrices; quant={cfg.quant.name} "
+            f"{key} concatenates weight matrices; quant={cfg.quant.name} "
             f"(method {cfg.quant.method}) holds quantized layers that this conversion does not join: use quant=none "
             f"or a quant whose method joins its weights by rows ({', '.join(joining)}: quant=int4wo_triton, ...)"
         )
     if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
         return (
-            f"convert.fuse_projections=true needs the model on one device; hardware={cfg.hardware.name} splits it "
+            f"{key} needs the model on one device; hardware={cfg.hardware.name} splits it "
             "(tensor parallelism shards q, k and v by their own names): use hardware=cuda or cpu"
         )
     return None

@@ -3,31 +3,19 @@ loaded model must look like (`why_not`)."""
 
 from __future__ import annotations
 
-from runner.config.hardware import DeviceKind
 from runner.config.run import RunConfig
 
-MODEL_TYPES = ("llama",)  # Transformers' LlamaForCausalLM: llama, smollm2, tiny-llama
 ROPE_TYPES = ("default", "linear", "llama3")  # a table of cos/sin by position: no rescaling by sequence length
 
 
 def refusal(cfg: RunConfig) -> str | None:
-    """Why convert.fused_decode=true cannot apply to this run, before loading; None when it can."""
+    """Why convert.fused_decode=true cannot apply to this run, before loading; None when it can. It fuses the
+    projections first, so what convert.fuse_projections refuses (model type, bias, backend, placement) it refuses."""
+    from runner.convert import fused_projections
     from runner.quant import QUANT_METHODS, is_quantized, method_of
 
     key = "convert.fused_decode=true"
     model, convert, scenario = cfg.model, cfg.convert, cfg.scenario
-    if model.model_type not in MODEL_TYPES:
-        return (
-            f"{key} runs the decode step of Llama-architecture models; model={model.name} is "
-            f"model_type={model.model_type}: use a llama model (llama, smollm2, tiny-llama) or drop the option"
-        )
-    biased = [k for k in ("attention_bias", "mlp_bias") if model.architecture.get(k)]
-    if biased:
-        return f"{key} has no bias in its products; model={model.name} sets {biased[0]}"
-    if model.architecture.get("hidden_act", "silu") != "silu":
-        return f"{key} computes SiLU(gate) * up; model={model.name} sets hidden_act={model.architecture['hidden_act']}"
-    if not cfg.backend.runs_torch_modules:
-        return f"{key} replaces PyTorch's decode loop; backend={cfg.backend.name} runs none"
     if is_quantized(cfg.quant) and not method_of(cfg.quant).fused_decode_reads:
         methods = [n for n in QUANT_METHODS.names() if QUANT_METHODS.get(n).fused_decode_reads]
         return (
@@ -35,8 +23,10 @@ def refusal(cfg: RunConfig) -> str | None:
             f"{cfg.quant.method}) holds weights its kernels do not read: use quant=none or a quant of method "
             f"{', '.join(methods)} (quant=int4wo_triton, int8wo_triton)"
         )
-    if cfg.hardware.kind in (DeviceKind.tp, DeviceKind.multi_gpu):
-        return f"{key} needs the model on one device; hardware={cfg.hardware.name} splits it: use hardware=cuda or cpu"
+    if (why := fused_projections.refusal(cfg, key=key)) is not None:
+        return why
+    if model.architecture.get("hidden_act", "silu") != "silu":
+        return f"{key} computes SiLU(gate) * up; model={model.name} sets hidden_act={model.architecture['hidden_act']}"
     if scenario.name != "generate":
         return f"{key} replaces generate's decode loop; scenario={scenario.name} has none: use scenario=generate"
     if scenario.batch_size != 1:
