@@ -19,7 +19,7 @@ from runner.measure.derived import check_plausible, energy
 from runner.measure.memory import MemoryTracker
 from runner.measure.nvml import NvmlMonitor
 from runner.measure.stats import summarize
-from runner.measure.timer import DeviceClock, replayed_seconds
+from runner.measure.timer import DeviceClock, replayed_candidates, replayed_seconds
 from runner.record import Record
 from runner.report.collect import flatten
 
@@ -405,3 +405,20 @@ def test_replayed_seconds_gives_one_calls_time_after_three_warm_up_calls():
     seconds = replayed_seconds(run, rounds=3, device=torch.device("cpu"), repeats=4)
     assert len(calls) == 3 + 3 * 4
     assert 0.002 <= seconds < 0.006  # one call's 2 ms, not a round's 8
+
+
+def test_replayed_candidates_times_each_candidate_and_leaves_out_those_that_fail():
+    """The probes' config search: each candidate's own run timed, one that raises reported and left out."""
+    failed = []
+
+    def run_for(pause):
+        if pause is None:
+            raise RuntimeError("does not compile")
+        return lambda: time.sleep(pause)
+
+    timings = replayed_candidates([0.001, None, 0.004], run_for, rounds=2, device=torch.device("cpu"),
+                                  on_error=lambda c, e: failed.append((c, str(e))))  # fmt: skip
+    assert list(timings) == [0.001, 0.004] and failed == [(None, "does not compile")]
+    assert timings[0.001] < timings[0.004] and 0.004 <= timings[0.004] < 0.012
+    with pytest.raises(RuntimeError):  # without on_error, a failure is not hidden
+        replayed_candidates([None], run_for, rounds=1, device=torch.device("cpu"))

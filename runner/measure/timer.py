@@ -71,3 +71,21 @@ def replayed_seconds(run: Callable[[], object], rounds: int, device: torch.devic
             run()
         times.append(clock.seconds(start, clock.mark()) / repeats)
     return statistics.median(times)
+
+
+def replayed_candidates(
+    candidates, run_for: Callable[[object], Callable[[], object]], rounds: int, device: torch.device, repeats: int = 1,
+    on_error: Callable[[object, Exception], None] | None = None,
+) -> dict:  # fmt: skip
+    """{candidate: replayed_seconds of run_for(candidate)} for the probes' config searches (scripts/gpu/). A candidate
+    whose run raises (a kernel config that does not compile: registers, shared memory) is left out and passed to
+    `on_error`."""
+    timings = {}
+    for candidate in candidates:
+        try:
+            timings[candidate] = replayed_seconds(run_for(candidate), rounds, device, repeats)
+        except Exception as error:
+            if on_error is None:
+                raise
+            on_error(candidate, error)
+    return timings

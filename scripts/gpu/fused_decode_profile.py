@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from runner.measure.timer import replayed_seconds
+from runner.measure.timer import replayed_candidates
 
 STEP_ORDER = ("qkv", "attend", "o", "gate_up", "down")  # a layer's kernels in launch order; then lm_head, pick
 
@@ -35,10 +35,26 @@ def gemv_candidates(k: int, glu: bool) -> list[tuple[int, int, int]]:
 
 
 def tune(decoder, rounds: int) -> dict:
-    """Per kernel, each candidate config's microseconds a call (32 calls over the layers' own weights)."""
+    """Per kernel, each candidate config's microseconds a call (32 calls over the layers' own weights); the decoder
+    takes the fastest of each."""
     from runner.fused_decode import kernels
 
     d, dev, pdl = decoder, decoder.device, decoder.pdl
+    found = {}
+
+    def fastest(name, configs, run_for, keep=6, **note):
+        seconds = replayed_candidates(
+            configs, run_for, rounds, dev, repeats=5,
+            on_error=lambda c, e: print(f"{name} {c}: {type(e).__name__}", file=sys.stderr),
+        )  # fmt: skip
+        us = {config: s / len(d.layers) * 1e6 for config, s in seconds.items()}
+        best = min(us, key=us.get)
+        found[name] = {"config": list(best), "us": round(us[best], 2), **note,
+                       "all": sorted((round(t, 2), list(c)) for c, t in us.items())[:keep]}  # fmt: skip
+        d.configs[name] = best
+        print(f"{name}: {best} {us[best]:.2f} us", file=sys.stderr, flush=True)
+        return best
+
     products = {
         "qkv": (lambda L: L.qkv, d.h, d.qkv, {"norm": lambda L: L.attention_norm}, False),
         "o": (lambda L: L.o, d.attended, d.h, {"residual": True}, False),
@@ -46,48 +62,35 @@ def tune(decoder, rounds: int) -> dict:
         "down": (lambda L: L.down, d.glu, d.h, {"residual": True}, False),
         "lm_head": (lambda L: d.lm_head, d.h, d.logits, {"norm": lambda L: d.final_norm}, False),
     }
-    found = {}
     for name, (weight, x, y, extra, glu) in products.items():
-        timings = {}
-        for config in gemv_candidates(weight(d.layers[0]).shape[1], glu):
 
-            def run(config=config, weight=weight, x=x, y=y, extra=extra):
+        def run_for(config, weight=weight, x=x, y=y, extra=extra):
+            def run():
                 for layer in d.layers:
                     kernels.gemv(
                         x, weight(layer), y, config, norm=extra["norm"](layer) if "norm" in extra else None,
                         eps=d.eps, glu=extra.get("glu", False), residual=y if extra.get("residual") else None, pdl=pdl,
                     )  # fmt: skip
 
-            try:
-                timings[config] = replayed_seconds(run, rounds, dev, repeats=5) / len(d.layers) * 1e6
-            except Exception as error:  # a config that does not compile is skipped
-                print(f"{name} {config}: {type(error).__name__}", file=sys.stderr)
-        best = min(timings, key=timings.get)
-        found[name] = {"config": list(best), "us": round(timings[best], 2),
-                       "all": sorted((round(t, 2), list(c)) for c, t in timings.items())[:6]}  # fmt: skip
-        d.configs[name] = best
-        print(f"{name}: {best} {timings[best]:.2f} us", file=sys.stderr, flush=True)
+            return run
+
+        fastest(name, gemv_candidates(weight(d.layers[0]).shape[1], glu), run_for)
     d.pos.fill_(192)
-    timings = {}
     group = d.q_heads // d.kv_heads
-    for config in [(bt, sp, st, 4) for bt in (16, 32, 64) for sp in (1, 2, 4, 8) for st in (1, 2, 3)]:
+
+    def attend_for(config):
         scratch = kernels.attend_scratch(d.kv_heads, group, d.head_dim, config[1], dev)
 
-        def run(config=config, scratch=scratch):
+        def run():
             for index in range(len(d.layers)):
                 kernels.attend(d.qkv, d.cos, d.sin, d.k_cache[index], d.v_cache[index], d.attended, d.pos, d.scale,
                                d.q_heads, d.kv_heads, d.head_dim, pdl=pdl, config=config, scratch=scratch)  # fmt: skip
 
-        try:
-            timings[config] = replayed_seconds(run, rounds, dev, repeats=5) / len(d.layers) * 1e6
-        except Exception as error:
-            print(f"attend {config}: {type(error).__name__}", file=sys.stderr)
-    best = min(timings, key=timings.get)
-    found["attend"] = {"config": list(best), "us": round(timings[best], 2), "at_position": 192,
-                       "all": sorted((round(t, 2), list(c)) for c, t in timings.items())[:8]}  # fmt: skip
-    d.configs["attend"] = best
+        return run
+
+    configs = [(bt, sp, st, 4) for bt in (16, 32, 64) for sp in (1, 2, 4, 8) for st in (1, 2, 3)]
+    best = fastest("attend", configs, attend_for, keep=8, at_position=192)
     d.scratch = kernels.attend_scratch(d.kv_heads, group, d.head_dim, best[1], dev)
-    print(f"attend: {best} {timings[best]:.2f} us", file=sys.stderr, flush=True)
     d.graph = None
     d.record["kernel_configs"] = {k: list(v) for k, v in d.configs.items()}
     return found

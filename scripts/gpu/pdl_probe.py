@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from runner.measure.timer import replayed_seconds
+from runner.measure.timer import replayed_candidates, replayed_seconds
 
 try:
     import triton
@@ -154,13 +154,13 @@ def pick_configs(stack, x_for, pdl: bool, rounds: int, glu_out: bool = False) ->
         x, residual, glu = x_for(name)
         out_glu = glu_out and name == "gate_up"
         glu = glu and not glu_out
-        timings = {}
-        for config in candidates(k, rows=(2, 4, 8) if out_glu else (1, 2, 4, 8)):
-            run = partial(each_layer, stack, index, x, config, residual, glu, pdl, out_glu)
-            try:
-                timings[config] = graph_ms(run, rounds, 5) / LAYERS * 1e3
-            except Exception as error:  # a config that does not compile (registers, shared memory) is skipped
-                print(f"{name} {config}: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)
+        seconds = replayed_candidates(
+            candidates(k, rows=(2, 4, 8) if out_glu else (1, 2, 4, 8)),
+            lambda config: partial(each_layer, stack, index, x, config, residual, glu, pdl, out_glu),  # noqa: B023
+            rounds, torch.device("cuda"), repeats=5,
+            on_error=lambda c, e: print(f"{name} {c}: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr),  # noqa: B023
+        )  # fmt: skip
+        timings = {config: s / LAYERS * 1e6 for config, s in seconds.items()}  # us a call
         best = min(timings, key=timings.get)
         size = 2 * n * k
         picked[name] = {
